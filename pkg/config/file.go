@@ -1,0 +1,78 @@
+package config
+
+import "time"
+
+// Pos is a position in the route file, for errors that point at the line and column.
+type Pos struct {
+	Line int `json:"line"`
+	Col  int `json:"col"`
+}
+
+// RouteFile is the route file (YAML or JSON) after loading and validation: every default filled
+// in, every `%SETTING%` reference resolved, every consumer a route names defined.
+type RouteFile struct {
+	Path      string
+	Consumers []Consumer
+	Routes    []Route
+	Warnings  []string // "FILE:LINE:COL: message" lines that do not stop start-up
+}
+
+// Consumer is one downstream consumer and its delivery policy.
+type Consumer struct {
+	Name           string        // unique; letters, digits, '-'
+	Type           string        // "http" or "servicebus"
+	Format         string        // "row" (default), "raw" or "cloudevent"
+	Timeout        time.Duration // per attempt; default 10s
+	Retry          Retry
+	Breaker        Breaker
+	MaxConcurrency int // default 16
+
+	// http
+	URL           string
+	Method        string            // default POST
+	Headers       map[string]string // `%SETTING%` values already resolved
+	SigningSecret string            // resolved; empty means unsigned
+
+	// servicebus
+	Namespace  string // fully qualified namespace, managed identity
+	Connection string // resolved connection string
+	Queue      string
+	Topic      string
+	SessionKey string // "" or "recordId"
+
+	Pos Pos
+}
+
+// Retry is a consumer's retry policy: exponential backoff with full jitter.
+type Retry struct {
+	Attempts     int           // total attempts, first included; default 4
+	InitialDelay time.Duration // default 1s
+	MaxDelay     time.Duration // default 30s
+}
+
+// Breaker is a consumer's circuit breaker policy.
+type Breaker struct {
+	FailureRatio     float64       // default 0.5
+	MinRequests      uint32        // default 10
+	OpenFor          time.Duration // default 30s
+	HalfOpenRequests uint32        // default 1
+}
+
+// Route is one route as written in the file; package route compiles it.
+type Route struct {
+	Name                string
+	Table               string   // logical name or "*"
+	Messages            []string // empty means any
+	Stage               int      // 0 means any; else 10, 20 or 40
+	Mode                string   // "" means any; else "sync" or "async"
+	FilteringAttributes []string
+	Changed             []string
+	Filter              string
+	FilterPos           Pos // where the filter string starts, for errors inside it
+	Conditions          []string
+	ConditionPos        []Pos
+	Select              []string
+	Exclude             []string
+	Consumers           []string
+	Pos                 Pos
+}

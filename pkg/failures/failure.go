@@ -1,0 +1,50 @@
+// Package failures is the failure store: every (event, consumer) delivery that still failed
+// after its retries, and every queue message that could not be decoded, kept in Azure Table
+// Storage until support staff replay or discard it.
+package failures
+
+import "time"
+
+// Kind says why a failure was recorded.
+type Kind string
+
+const (
+	KindDelivery    Kind = "delivery"     // the consumer failed after every retry
+	KindBreakerOpen Kind = "breaker-open" // the consumer's circuit breaker refused the delivery
+	KindPoison      Kind = "poison"       // a queue message that could not be decoded
+)
+
+// Status is where a failure stands in its handling by support staff.
+type Status string
+
+const (
+	StatusPending   Status = "pending"
+	StatusReplayed  Status = "replayed"
+	StatusDiscarded Status = "discarded"
+)
+
+// Failure is one failed (event, consumer) delivery, or one poison message (Consumer empty).
+type Failure struct {
+	ID             string    `json:"id"` // public id; encodes the table keys, set by the store
+	EventID        string    `json:"eventId"`
+	Consumer       string    `json:"consumer"`
+	Route          string    `json:"route"`
+	Table          string    `json:"table"`
+	Message        string    `json:"message"`
+	RecordID       string    `json:"recordId"`
+	CorrelationID  string    `json:"correlationId"`
+	MessageID      string    `json:"messageId,omitempty"` // Service Bus MessageId (poison)
+	Kind           Kind      `json:"kind"`
+	Status         Status    `json:"status"`
+	Attempts       int       `json:"attempts"`
+	OccurredAt     time.Time `json:"occurredAt"` // the event's time (OperationCreatedOn, or enqueue time for poison); keys derive from it
+	FirstFailedAt  time.Time `json:"firstFailedAt"`
+	LastFailedAt   time.Time `json:"lastFailedAt"`
+	LastError      string    `json:"lastError"`
+	LastStatusCode int       `json:"lastStatusCode"`
+	UpdatedBy      string    `json:"updatedBy"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+
+	// Payload is the raw RemoteExecutionContext bytes (or the poison message body), byte-exact.
+	Payload []byte `json:"-"`
+}

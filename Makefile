@@ -1,0 +1,58 @@
+# dvrouter: `make run` serves locally on Azurite, `make test` runs every test.
+# Both install what they need (Node packages through npm ci) on a fresh machine.
+
+GO        ?= go
+PORT      ?= 7071
+FUZZTIME  ?= 5s
+export GOFLAGS := -buildvcs=false
+
+# Fuzz targets: package and name. `make test` runs each for $(FUZZTIME); `make fuzz` for longer.
+FUZZ_TARGETS := \
+	./pkg/dataverse:FuzzDecode \
+	./pkg/odata:FuzzCompile \
+	./pkg/wdl:FuzzCompile \
+	./pkg/config:FuzzLoadRoutes \
+	./pkg/customhandler:FuzzServiceBusMessage
+
+.PHONY: run test vet unit fuzz-short fuzz bench faults package build tools clean
+
+build:
+	$(GO) build -o dvrouter .
+
+tools: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: tools build
+	PORT=$(PORT) ./scripts/run-local.sh
+
+test: tools vet unit fuzz-short
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -p 2 -timeout 20m ./...
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg || exit 1; done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=2m
+
+bench: tools
+	./scripts/bench.sh
+
+faults: tools
+	./scripts/faults.sh
+
+package:
+	./scripts/package.sh
+
+clean:
+	rm -rf dist dvrouter .run

@@ -1,0 +1,30 @@
+// Package handlers translates HTTP requests and Azure Functions envelopes into calls on the
+// packages under pkg/, and their results back into responses. It holds no business rules.
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// apiError is the body of every rejection: what is wrong, and the detail that helps fix it.
+type apiError struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal error","detail":"response could not be encoded"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg, detail string) {
+	writeJSON(w, status, apiError{Error: msg, Detail: detail})
+}

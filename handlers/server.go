@@ -1,0 +1,89 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
+)
+
+// Deps is what the handlers need from the rest of the program, wired in main.
+type Deps struct {
+	Settings   *config.Settings
+	Dispatcher Dispatcher
+	Queue      Enqueuer     // nil in direct mode
+	Failures   http.Handler // the failures API; nil when no failure store is configured
+	Health     Health
+	Log        zerolog.Logger
+}
+
+// New returns the HTTP handler for every path the Functions host forwards or invokes:
+//
+//	GET  /                       the host's start-up probe
+//	GET  /api/health             Health (anonymous)
+//	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
+//	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
+//	     /api/failures...        Failures API
+func New(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", ping)
+	mux.Handle("GET /api/health", healthHandler(d.Health))
+	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, log: d.Log})
+	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, log: d.Log})
+	failures := d.Failures
+	if failures == nil {
+		failures = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "no failure store configured", "set DVROUTER_TABLES or DVROUTER_TABLES__tableServiceUri")
+		})
+	}
+	mux.Handle("/api/failures", failures)
+	mux.Handle("/api/failures/", failures)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
+	})
+	return recoverer(d.Log, accessLog(d.Log, mux))
+}
+
+// recoverer turns a panic into a 500 JSON answer and a log line instead of a dropped
+// connection. Nothing should panic; this keeps one bug from looking like a network fault.
+func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")
+				writeError(w, http.StatusInternalServerError, "internal error", "the request could not be handled; see the logs")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// accessLog logs each request at debug, and at warn when it was refused or failed.
+func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := zerolog.DebugLevel
+		if rec.status >= 400 {
+			level = zerolog.WarnLevel
+		}
+		log.WithLevel(level).Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
+			Dur("took", time.Since(start)).Str("invocationId", r.Header.Get("X-Azure-Functions-InvocationId")).Msg("request")
+	})
+}

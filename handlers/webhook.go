@@ -1,0 +1,137 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/dispatch"
+)
+
+// Dispatcher processes a decoded event and keeps poison messages; *dispatch.Dispatcher is one.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, ev *dataverse.Event) (dispatch.Result, error)
+	RecordPoison(ctx context.Context, p dispatch.Poison) error
+}
+
+// Enqueuer puts an accepted event on the ingress queue (queued mode).
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ev *dataverse.Event) error
+}
+
+// webhook is POST /api/dataverse/webhook: authenticate, bound, decode, then enqueue (queued
+// mode) or dispatch inline (direct mode). It never answers 2xx before the event is durable.
+type webhook struct {
+	settings   *config.Settings
+	dispatcher Dispatcher
+	queue      Enqueuer // nil in direct mode
+	log        zerolog.Logger
+}
+
+func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "the webhook accepts POST only")
+		return
+	}
+	if len(h.settings.WebhookKeys) > 0 && !h.settings.WebhookKeyValid(r.Header.Get("x-dvrouter-key")) {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "header x-dvrouter-key is missing or matches no configured webhook key")
+		return
+	}
+	if msg, ok := jsonContentType(r.Header.Get("Content-Type")); !ok {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported content type", msg)
+		return
+	}
+	body, status, err := readBounded(w, r, h.settings.MaxBody)
+	if err != nil {
+		writeError(w, status, http.StatusText(status), err.Error())
+		return
+	}
+	ev, err := dataverse.Decode(body)
+	if err != nil {
+		status, msg := decodeStatus(err)
+		writeError(w, status, msg, err.Error())
+		return
+	}
+	if r.Header.Get("x-ms-dynamics-msg-size-exceeded") != "" {
+		ev.SizeExceeded = true
+	}
+	if len(h.settings.AllowedOrgs) > 0 && !h.settings.AllowedOrgs[strings.ToLower(ev.OrganizationID)] {
+		writeError(w, http.StatusForbidden, "organization not allowed",
+			fmt.Sprintf("organization %q is not in DVROUTER_ALLOWED_ORGS", ev.OrganizationID))
+		return
+	}
+	log := h.log.With().Str("eventId", ev.ID).Str("message", ev.Message).Str("table", ev.Table).
+		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID).Logger()
+
+	if h.queue != nil {
+		if err := h.queue.Enqueue(r.Context(), ev); err != nil {
+			log.Error().Err(err).Msg("enqueue failed")
+			// 503: Dataverse retries 502/503/504 once, and the event is not ours yet.
+			writeError(w, http.StatusServiceUnavailable, "event could not be queued", err.Error())
+			return
+		}
+		log.Info().Msg("event queued")
+		writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID, "queued": true})
+		return
+	}
+	res, err := h.dispatcher.Dispatch(r.Context(), ev)
+	if err != nil {
+		log.Error().Err(err).Msg("outcome not durable")
+		writeError(w, http.StatusServiceUnavailable, "delivery outcome could not be recorded", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// jsonContentType accepts application/json, text/json and any +json type, with parameters.
+func jsonContentType(v string) (string, bool) {
+	if v == "" {
+		return "Content-Type is missing; send application/json", false
+	}
+	mt, _, err := mime.ParseMediaType(v)
+	if err != nil {
+		return fmt.Sprintf("Content-Type %q cannot be parsed", v), false
+	}
+	if mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json") {
+		return "", true
+	}
+	return fmt.Sprintf("Content-Type %q is not JSON; send application/json", mt), false
+}
+
+// readBounded reads the whole body, refusing anything over max without reading past it.
+func readBounded(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int, error) {
+	if r.ContentLength > max {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the limit of %d bytes (DVROUTER_MAX_BODY)", r.ContentLength, max)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the limit of %d bytes (DVROUTER_MAX_BODY)", max)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("reading the body: %w", err)
+	}
+	if len(body) == 0 {
+		return nil, http.StatusBadRequest, errors.New("the body is empty")
+	}
+	return body, 0, nil
+}
+
+// decodeStatus maps a decode error to its status: 400 for bytes that are not valid JSON,
+// 422 for valid JSON that is not a RemoteExecutionContext.
+func decodeStatus(err error) (int, string) {
+	var shape *dataverse.ShapeError
+	if errors.As(err, &shape) {
+		return http.StatusUnprocessableEntity, "not a Dataverse RemoteExecutionContext"
+	}
+	return http.StatusBadRequest, "malformed JSON"
+}

@@ -1,0 +1,313 @@
+// Command dvrouter routes Microsoft Dataverse plugin events to downstream consumers. It runs as an
+// Azure Functions custom handler (`dvrouter serve`, started by the host) or on its own, and carries
+// the tools that go with it: inspect, validate, match, import-flow and failures.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/handlers"
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/queue"
+	"github.com/dvrouter/dvrouter/pkg/route"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `dvrouter routes Dataverse plugin events to consumers.
+
+Usage:
+  dvrouter serve [--routes FILE]            run the service (what the Functions host starts)
+  dvrouter inspect FILE|-                   print the normalized event of a payload
+  dvrouter validate --routes FILE           check a route file
+  dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
+  dvrouter import-flow FLOW.json            turn a Power Automate flow's trigger into a route
+  dvrouter failures list|show|replay|discard   work with kept failures (see --help)
+  dvrouter version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		// The Functions host passes host.json's arguments; with none, serving is what is wanted.
+		args = []string{"serve"}
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stdout, stderr, getenv)
+	case "inspect":
+		return runInspect(args[1:], stdin, stdout, stderr)
+	case "validate":
+		return runValidate(args[1:], stdout, stderr, getenv)
+	case "match":
+		return runMatch(args[1:], stdin, stdout, stderr, getenv)
+	case "import-flow":
+		return runImportFlow(args[1:], stdout, stderr)
+	case "failures":
+		return runFailures(args[1:], stdout, stderr, getenv)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "dvrouter: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// runServe listens first, so the host's GET / probe is answered within milliseconds, then loads
+// the routes and connects to its stores; requests other than the probe wait for that to finish.
+func runServe(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	routesFlag := ""
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "--routes" && i+1 < len(args):
+			routesFlag = args[i+1]
+			i++
+		case strings.HasPrefix(args[i], "--routes="):
+			routesFlag = strings.TrimPrefix(args[i], "--routes=")
+		default:
+			fmt.Fprintf(stderr, "dvrouter serve: unknown argument %q\n", args[i])
+			return 2
+		}
+	}
+	settings, err := config.LoadSettings(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "dvrouter: invalid settings:\n%v\n", err)
+		return 1
+	}
+	if routesFlag != "" {
+		settings.RoutesPath = routesFlag
+	}
+	log := newLogger(stdout, settings.LogLevel)
+
+	ln, err := net.Listen("tcp", settings.Addr)
+	if err != nil {
+		log.Error().Err(err).Str("addr", settings.Addr).Msg("cannot listen")
+		return 1
+	}
+	gate := newGate()
+	srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Str("mode", settings.Mode()).Msg("listening")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app, err := buildApp(ctx, settings, getenv, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		fmt.Fprintf(stderr, "dvrouter: %v\n", err)
+		_ = srv.Close()
+		return 1
+	}
+	gate.open(app.handler)
+	log.Info().Int("routes", app.routes).Bool("store", settings.Tables.Configured()).Msg("ready")
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		log.Error().Err(err).Msg("server stopped")
+	}
+	// Let in-flight deliveries finish and their failures be recorded before exiting.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), settings.DeliveryBudget+10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	app.close(shutdownCtx)
+	log.Info().Msg("stopped")
+	return 0
+}
+
+type app struct {
+	handler http.Handler
+	routes  int
+	close   func(context.Context)
+}
+
+// buildApp loads the route file and connects the failure store, delivery and the queue.
+func buildApp(ctx context.Context, s *config.Settings, getenv func(string) string, log zerolog.Logger) (*app, error) {
+	file := &config.RouteFile{}
+	if s.RoutesPath == "" {
+		log.Warn().Msg("no route file (set DVROUTER_ROUTES or --routes): every event is accepted and matches nothing")
+	} else {
+		f, err := config.LoadRoutes(s.RoutesPath, lookup(getenv))
+		if err != nil {
+			return nil, fmt.Errorf("route file: %w", err)
+		}
+		file = f
+		for _, w := range f.Warnings {
+			log.Warn().Str("file", s.RoutesPath).Msg(w)
+		}
+	}
+	routes, err := route.Compile(file, route.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("route file: %w", err)
+	}
+
+	var store *failures.Store
+	var recorder deliver.Recorder = noStore{}
+	if s.Tables.Configured() {
+		store, err = openStore(ctx, s.Tables, log)
+		if err != nil {
+			return nil, err
+		}
+		recorder = store
+	} else {
+		log.Warn().Msg("no failure store (set DVROUTER_TABLES): a delivery that fails cannot be kept, so the event is refused with 503 and left to Dataverse or Service Bus to retry")
+	}
+
+	deliverer, err := deliver.New(file.Consumers, recorder, deliver.Options{Budget: s.DeliveryBudget, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("consumers: %w", err)
+	}
+	closers := []func(context.Context){func(ctx context.Context) { _ = deliverer.Close(ctx) }}
+
+	var enqueuer handlers.Enqueuer
+	if s.ServiceBus.Configured() {
+		q, err := queue.Open(ctx, queue.Config{
+			ConnectionString: s.ServiceBus.ConnectionString,
+			Namespace:        s.ServiceBus.Namespace,
+			ClientID:         s.ServiceBus.ClientID,
+			Queue:            s.Queue,
+		}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("service bus queue %s: %w", s.Queue, err)
+		}
+		enqueuer = q
+		closers = append(closers, func(ctx context.Context) { _ = q.Close(ctx) })
+	}
+
+	d := &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log}
+	if store != nil {
+		d.Recorder = store
+	}
+	var failuresAPI http.Handler
+	if store != nil {
+		failuresAPI = handlers.NewFailuresAPI(handlers.FailuresDeps{
+			Settings: s, Store: store, Routes: routes, Sender: deliverer, Dispatcher: d, Log: log,
+		})
+	} else if len(s.AdminKeys) > 0 {
+		log.Warn().Msg("DVROUTER_ADMIN_KEYS is set but no failure store is: the failures API answers 503")
+	}
+	h := handlers.New(handlers.Deps{
+		Settings:   s,
+		Dispatcher: d,
+		Queue:      enqueuer,
+		Failures:   failuresAPI,
+		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
+		Log:        log,
+	})
+	return &app{handler: h, routes: routes.Len(), close: func(ctx context.Context) {
+		for _, c := range closers {
+			c(ctx)
+		}
+	}}, nil
+}
+
+// openStore connects the failure store, retrying for a while: under `make run` or after a
+// deployment, storage may come up a moment after we do.
+func openStore(ctx context.Context, t config.Tables, log zerolog.Logger) (*failures.Store, error) {
+	cfg := failures.Config{ConnectionString: t.ConnectionString, ServiceURI: t.ServiceURI, ClientID: t.ClientID, Table: t.Table}
+	deadline := time.Now().Add(30 * time.Second)
+	for delay := 250 * time.Millisecond; ; delay = min(delay*2, 4*time.Second) {
+		openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		store, err := failures.Open(openCtx, cfg)
+		cancel()
+		if err == nil {
+			return store, nil
+		}
+		if time.Now().Add(delay).After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("failure store (table %s): %w", t.Table, err)
+		}
+		log.Warn().Err(err).Dur("retryIn", delay).Msg("failure store not reachable yet")
+		time.Sleep(delay)
+	}
+}
+
+// noStore stands in for the failure store when none is configured: every failure is reported
+// as not durable, so the event is not acknowledged and its sender retries.
+type noStore struct{}
+
+func (noStore) Record(context.Context, failures.Failure) (failures.Failure, error) {
+	return failures.Failure{}, dispatch.ErrNoStore
+}
+
+func queueName(s *config.Settings) string {
+	if s.ServiceBus.Configured() {
+		return s.Queue
+	}
+	return ""
+}
+
+func lookup(getenv func(string) string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	}
+}
+
+func newLogger(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// gate answers the host's probe while the service starts, and holds other requests until the
+// service is ready (or their client gives up).
+type gate struct {
+	ready   chan struct{}
+	handler atomic.Pointer[http.Handler]
+}
+
+func newGate() *gate { return &gate{ready: make(chan struct{})} }
+
+func (g *gate) open(h http.Handler) {
+	g.handler.Store(&h)
+	close(g.ready)
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := g.handler.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.Path == "/" {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"starting"}`+"\n")
+		return
+	}
+	select {
+	case <-g.ready:
+		(*g.handler.Load()).ServeHTTP(w, r)
+	case <-r.Context().Done():
+	case <-time.After(30 * time.Second):
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":"starting","detail":"dvrouter is still starting"}`+"\n")
+	}
+}

@@ -1,0 +1,260 @@
+// Package config holds dvrouter's configuration: the app settings read from the environment
+// (Settings) and the route file (RouteFile). Both are read and validated once, at start-up, into
+// typed values; nothing below main reads the environment.
+package config
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Settings are the app settings, as Azure Functions passes them (environment variables).
+type Settings struct {
+	Addr           string // listen address: 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, else $PORT, else 7071
+	RoutesPath     string // DVROUTER_ROUTES
+	MaxBody        int64  // DVROUTER_MAX_BODY, bytes; default 1 MiB
+	WebhookKeys    []string
+	AllowedOrgs    map[string]bool // lower-case organization ids; empty allows every organization
+	Queue          string          // DVROUTER_QUEUE, default dataverse-events
+	ServiceBus     ServiceBus      // set means queued mode
+	Tables         Tables          // the failure store; unset means failures cannot be kept
+	DeliveryBudget time.Duration   // DVROUTER_DELIVERY_BUDGET, default 20s
+	AdminKeys      []AdminKey      // DVROUTER_ADMIN_KEYS
+	LogLevel       string          // DVROUTER_LOG_LEVEL, default info
+	// UnderFunctionsHost is true when the Functions host started us (it sets
+	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
+	UnderFunctionsHost bool
+}
+
+// ServiceBus is the connection to the ingress queue, as the Functions Service Bus extension
+// names it (ServiceBusConnection): a connection string, or a namespace with managed identity.
+type ServiceBus struct {
+	ConnectionString string // ServiceBusConnection
+	Namespace        string // ServiceBusConnection__fullyQualifiedNamespace
+	ClientID         string // ServiceBusConnection__clientId (user-assigned identity)
+}
+
+// Configured reports whether a Service Bus connection is set, which selects queued mode.
+func (s ServiceBus) Configured() bool { return s.ConnectionString != "" || s.Namespace != "" }
+
+// Tables is the connection to Table Storage for the failure store.
+type Tables struct {
+	ConnectionString string // DVROUTER_TABLES
+	ServiceURI       string // DVROUTER_TABLES__tableServiceUri
+	ClientID         string // DVROUTER_TABLES__clientId
+	Table            string // DVROUTER_FAILURES_TABLE, default DeliveryFailures
+}
+
+// Configured reports whether a failure store is set.
+func (t Tables) Configured() bool { return t.ConnectionString != "" || t.ServiceURI != "" }
+
+// AdminKey is one named key for the failures API when dvrouter runs standalone.
+type AdminKey struct {
+	Name string
+	Key  string
+}
+
+// Mode is "queued" when a Service Bus connection is configured, else "direct".
+func (s *Settings) Mode() string {
+	if s.ServiceBus.Configured() {
+		return "queued"
+	}
+	return "direct"
+}
+
+// WebhookKeyValid reports whether key matches one of the webhook keys, comparing in constant
+// time and checking every key, so the answer's timing says nothing about which key is close.
+func (s *Settings) WebhookKeyValid(key string) bool {
+	ok := 0
+	for _, k := range s.WebhookKeys {
+		ok |= subtle.ConstantTimeCompare([]byte(k), []byte(key))
+	}
+	return ok == 1
+}
+
+// AdminKeyName returns the name of the admin key that matches key, compared in constant time.
+func (s *Settings) AdminKeyName(key string) (string, bool) {
+	name := ""
+	for _, k := range s.AdminKeys {
+		if subtle.ConstantTimeCompare([]byte(k.Key), []byte(key)) == 1 {
+			name = k.Name
+		}
+	}
+	return name, name != ""
+}
+
+// Names of the settings, in one place so the README, the sample settings and the Bicep
+// template can be checked against them.
+const (
+	EnvCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	EnvPort              = "PORT"
+	EnvRoutes            = "DVROUTER_ROUTES"
+	EnvMaxBody           = "DVROUTER_MAX_BODY"
+	EnvWebhookKeys       = "DVROUTER_WEBHOOK_KEYS"
+	EnvAllowedOrgs       = "DVROUTER_ALLOWED_ORGS"
+	EnvQueue             = "DVROUTER_QUEUE"
+	EnvServiceBus        = "ServiceBusConnection"
+	EnvServiceBusNS      = "ServiceBusConnection__fullyQualifiedNamespace"
+	EnvServiceBusClient  = "ServiceBusConnection__clientId"
+	EnvTables            = "DVROUTER_TABLES"
+	EnvTablesURI         = "DVROUTER_TABLES__tableServiceUri"
+	EnvTablesClient      = "DVROUTER_TABLES__clientId"
+	EnvFailuresTable     = "DVROUTER_FAILURES_TABLE"
+	EnvDeliveryBudget    = "DVROUTER_DELIVERY_BUDGET"
+	EnvAdminKeys         = "DVROUTER_ADMIN_KEYS"
+	EnvLogLevel          = "DVROUTER_LOG_LEVEL"
+)
+
+// DevelopmentStorage is what `UseDevelopmentStorage=true` means (the Functions convention, which
+// aztables does not expand itself): Azurite's table endpoint on its default port, with the
+// emulator's fixed, publicly documented account name and key. It is not a secret and reaches
+// nothing but a local emulator.
+const DevelopmentStorage = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;" +
+	"AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
+	"TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+
+// LoadSettings reads the settings through getenv and validates them. Every problem is
+// reported, each naming its setting.
+func LoadSettings(getenv func(string) string) (*Settings, error) {
+	s := &Settings{
+		RoutesPath: strings.TrimSpace(getenv(EnvRoutes)),
+		Queue:      orDefault(getenv(EnvQueue), "dataverse-events"),
+		LogLevel:   strings.ToLower(orDefault(getenv(EnvLogLevel), "info")),
+		ServiceBus: ServiceBus{
+			ConnectionString: strings.TrimSpace(getenv(EnvServiceBus)),
+			Namespace:        strings.TrimSpace(getenv(EnvServiceBusNS)),
+			ClientID:         strings.TrimSpace(getenv(EnvServiceBusClient)),
+		},
+		Tables: Tables{
+			ConnectionString: strings.TrimSpace(getenv(EnvTables)),
+			ServiceURI:       strings.TrimSpace(getenv(EnvTablesURI)),
+			ClientID:         strings.TrimSpace(getenv(EnvTablesClient)),
+			Table:            orDefault(getenv(EnvFailuresTable), "DeliveryFailures"),
+		},
+	}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("setting %s: "+format, append([]any{name}, args...)...))
+	}
+
+	port := strings.TrimSpace(getenv(EnvCustomHandlerPort))
+	s.UnderFunctionsHost = port != ""
+	if port == "" {
+		port = orDefault(getenv(EnvPort), "7071")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad(EnvPort, "%q is not a port number", port)
+	}
+	s.Addr = "127.0.0.1:" + port
+
+	s.MaxBody = 1 << 20
+	if v := strings.TrimSpace(getenv(EnvMaxBody)); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 || n > 64<<20 {
+			bad(EnvMaxBody, "%q must be a byte count from 1024 to 67108864", v)
+		}
+		s.MaxBody = n
+	}
+
+	s.DeliveryBudget = 20 * time.Second
+	if v := strings.TrimSpace(getenv(EnvDeliveryBudget)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 55*time.Second {
+			// Dataverse waits 60 s for a webhook; the budget must leave room to answer.
+			bad(EnvDeliveryBudget, "%q must be a duration above 0 and at most 55s", v)
+		}
+		s.DeliveryBudget = d
+	}
+
+	for _, k := range splitList(getenv(EnvWebhookKeys)) {
+		if len(k) < 16 {
+			bad(EnvWebhookKeys, "a key is shorter than 16 characters")
+			continue
+		}
+		s.WebhookKeys = append(s.WebhookKeys, k)
+	}
+
+	s.AllowedOrgs = map[string]bool{}
+	for _, o := range splitList(getenv(EnvAllowedOrgs)) {
+		if !isGUID(o) {
+			bad(EnvAllowedOrgs, "%q is not an organization id (a GUID)", o)
+			continue
+		}
+		s.AllowedOrgs[strings.ToLower(o)] = true
+	}
+
+	for _, pair := range splitList(getenv(EnvAdminKeys)) {
+		name, key, ok := strings.Cut(pair, "=")
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		switch {
+		case !ok || name == "":
+			bad(EnvAdminKeys, "each entry must be name=key")
+		case len(key) < 16:
+			bad(EnvAdminKeys, "the key named %q is shorter than 16 characters", name)
+		default:
+			s.AdminKeys = append(s.AdminKeys, AdminKey{Name: name, Key: key})
+		}
+	}
+
+	if strings.EqualFold(s.Tables.ConnectionString, "UseDevelopmentStorage=true") {
+		s.Tables.ConnectionString = DevelopmentStorage
+	}
+	if s.ServiceBus.ConnectionString != "" && s.ServiceBus.Namespace != "" {
+		bad(EnvServiceBus, "set either %s or %s, not both", EnvServiceBus, EnvServiceBusNS)
+	}
+	if s.Tables.ConnectionString != "" && s.Tables.ServiceURI != "" {
+		bad(EnvTables, "set either %s or %s, not both", EnvTables, EnvTablesURI)
+	}
+	if s.Tables.ServiceURI != "" && !strings.HasPrefix(s.Tables.ServiceURI, "https://") && !strings.HasPrefix(s.Tables.ServiceURI, "http://127.0.0.1") {
+		bad(EnvTablesURI, "%q must be an https URL", s.Tables.ServiceURI)
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad(EnvLogLevel, "%q must be debug, info, warn or error", s.LogLevel)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+func orDefault(v, def string) string {
+	if v = strings.TrimSpace(v); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

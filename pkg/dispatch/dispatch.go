@@ -1,0 +1,121 @@
+// Package dispatch runs one decoded event through the rest of the flow: it matches the routes,
+// turns the matches into one delivery per consumer, and hands them to delivery, which records
+// what fails. It also records queue messages that can never be decoded (poison).
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/route"
+)
+
+// Deliverer is the part of delivery dispatch uses.
+type Deliverer interface {
+	Deliver(ctx context.Context, ev *dataverse.Event, targets []deliver.Target) (deliver.Outcome, error)
+}
+
+// Dispatcher matches and delivers events.
+type Dispatcher struct {
+	Routes   *route.Set
+	Deliver  Deliverer
+	Recorder deliver.Recorder // for poison messages; may be nil when no store is configured
+	Log      zerolog.Logger
+}
+
+// Result is what happened to one event.
+type Result struct {
+	ID        string   `json:"id"`
+	Matched   []string `json:"matched"`
+	Delivered []string `json:"delivered"`
+	Failed    []string `json:"failed"`
+}
+
+// ErrNoStore means a failure had to be kept but no failure store is configured.
+var ErrNoStore = errors.New("no failure store configured (set DVROUTER_TABLES)")
+
+// Dispatch matches ev against the routes and delivers it to every matched consumer. The error is
+// non-nil only when an outcome could not be made durable (a failure that could not be recorded);
+// the caller must then not acknowledge the event.
+func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result, error) {
+	res := Result{ID: ev.ID, Matched: []string{}, Delivered: []string{}, Failed: []string{}}
+	matched := d.Routes.Match(ev)
+	targets := Targets(matched)
+	for _, r := range matched {
+		res.Matched = append(res.Matched, r.Name)
+	}
+	log := d.Log.With().Str("eventId", ev.ID).Str("message", ev.Message).Str("table", ev.Table).
+		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID).Logger()
+	if len(targets) == 0 {
+		log.Debug().Msg("no route matched")
+		return res, nil
+	}
+	out, err := d.Deliver.Deliver(ctx, ev, targets)
+	for _, r := range out.Delivered {
+		res.Delivered = append(res.Delivered, r.Consumer)
+	}
+	for _, r := range out.Failed {
+		res.Failed = append(res.Failed, r.Consumer)
+	}
+	log.Info().Strs("routes", res.Matched).Strs("delivered", res.Delivered).Strs("failed", res.Failed).Msg("event dispatched")
+	return res, err
+}
+
+// Targets turns matched routes into one delivery per consumer. A consumer fed by several matched
+// routes gets the event once, shaped by the first of them in file order: consumers deduplicate
+// by event id anyway, and sending one event twice to one consumer would only cost them work.
+func Targets(matched []*route.Route) []deliver.Target {
+	var targets []deliver.Target
+	seen := map[string]bool{}
+	for _, r := range matched {
+		for _, c := range r.Consumers {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			targets = append(targets, deliver.Target{Route: r.Name, Consumer: c, Select: r.Select, Exclude: r.Exclude})
+		}
+	}
+	return targets
+}
+
+// Poison is a queue message that can never be decoded.
+type Poison struct {
+	Body         []byte
+	MessageID    string
+	EnqueuedTime time.Time
+	Reason       error
+}
+
+// RecordPoison keeps a message that cannot be decoded, so it is neither lost nor redelivered
+// forever. The caller acknowledges the message only when this returns nil.
+func (d *Dispatcher) RecordPoison(ctx context.Context, p Poison) error {
+	if d.Recorder == nil {
+		return ErrNoStore
+	}
+	at := p.EnqueuedTime
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	f := failures.Failure{
+		MessageID:  p.MessageID,
+		Kind:       failures.KindPoison,
+		Attempts:   1,
+		OccurredAt: at,
+		LastError:  p.Reason.Error(),
+		Payload:    p.Body,
+	}
+	if _, err := d.Recorder.Record(ctx, f); err != nil {
+		return fmt.Errorf("record poison message %q: %w", p.MessageID, err)
+	}
+	d.Log.Error().Str("messageId", p.MessageID).Str("kind", string(failures.KindPoison)).
+		Str("error", p.Reason.Error()).Msg("failure recorded")
+	return nil
+}

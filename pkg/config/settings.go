@@ -120,6 +120,8 @@ const DevelopmentStorage = "DefaultEndpointsProtocol=http;AccountName=devstoreac
 // LoadSettings reads the settings through getenv and validates them. Every problem is
 // reported, each naming its setting.
 func LoadSettings(getenv func(string) string) (*Settings, error) {
+	var errs []error
+	getenv = refuseUnresolved(getenv, &errs)
 	s := &Settings{
 		RoutesPath: strings.TrimSpace(getenv(EnvRoutes)),
 		Queue:      orDefault(getenv(EnvQueue), "dataverse-events"),
@@ -136,7 +138,6 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 			Table:            orDefault(getenv(EnvFailuresTable), "DeliveryFailures"),
 		},
 	}
-	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("setting %s: "+format, append([]any{name}, args...)...))
 	}
@@ -221,6 +222,25 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// refuseUnresolved wraps getenv so that a Key Vault reference App Service could not resolve
+// (it then passes the reference text itself) is reported instead of being used as a value:
+// such text would otherwise pass as a 16-character key.
+func refuseUnresolved(getenv func(string) string, errs *[]error) func(string) string {
+	return func(name string) string {
+		v := getenv(name)
+		if IsUnresolvedReference(v) {
+			*errs = append(*errs, fmt.Errorf("setting %s: the Key Vault reference was not resolved; check the secret exists and the app's identity may read it", name))
+			return ""
+		}
+		return v
+	}
+}
+
+// IsUnresolvedReference reports whether v is a Key Vault reference left as text.
+func IsUnresolvedReference(v string) bool {
+	return strings.HasPrefix(strings.TrimSpace(v), "@Microsoft.KeyVault(")
 }
 
 func orDefault(v, def string) string {

@@ -1,0 +1,266 @@
+// Alerts that tell devops when events are not getting through, sent to one action group (email):
+//   - a delivery failure was recorded (dvrouter's structured log line "failure recorded");
+//   - messages were dead-lettered on the ingress queue (Service Bus metric);
+//   - a consumer's circuit breaker opened (log line "breaker state changed" with "to":"open");
+//   - function invocations failed (Application Insights requests and exceptions).
+// dvrouter writes one JSON object per line to stdout; the Functions host forwards each line to
+// Application Insights as a trace whose message is that line, so the log alerts match on the
+// message text and read fields with parse_json when the line is JSON.
+
+@description('Azure region of the log alert rules (the Application Insights region).')
+param location string
+
+@description('Prefix for the alert rule names.')
+param namePrefix string
+
+@description('Application Insights component the log alerts query.')
+param appInsightsName string
+
+@description('Service Bus namespace whose dead-letter count is watched.')
+param serviceBusNamespaceName string
+
+@description('Ingress queue name.')
+param queueName string
+
+@description('Email address the alerts go to.')
+param alertEmail string
+
+@description('Failed invocations in 15 minutes above which the function-errors alert fires.')
+@minValue(0)
+param functionErrorThreshold int = 5
+
+param tags object = {}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
+  name: serviceBusNamespaceName
+}
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: '${namePrefix}-alerts'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: take(replace(namePrefix, '-', ''), 12)
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'devops'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+resource failuresRecorded 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-failures-recorded'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dvrouter: delivery failures recorded'
+    description: 'A delivery to a consumer failed after its retries (or its breaker was open) and was kept in the failure store. Review and replay with the failures API.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+traces
+| where message has "recorded" and message contains "failure recorded"
+| extend entry = parse_json(message)
+| extend consumer = iff(isempty(tostring(entry.consumer)), "(none)", tostring(entry.consumer))
+| summarize failures = count() by consumer
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'failures'
+          dimensions: [
+            {
+              name: 'consumer'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource breakerOpened 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-breaker-opened'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dvrouter: consumer circuit breaker opened'
+    description: 'A consumer failed repeatedly and its circuit breaker opened: deliveries to it are failing fast and being recorded until it recovers.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+traces
+| where message has "breaker" and message contains "breaker state changed"
+| extend entry = parse_json(message)
+| where tostring(entry.to) == "open" or message contains '"to":"open"'
+| extend consumer = iff(isempty(tostring(entry.consumer)), "(none)", tostring(entry.consumer))
+| summarize opened = count() by consumer
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'opened'
+          dimensions: [
+            {
+              name: 'consumer'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource functionErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-function-errors'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dvrouter: function invocations failing'
+    description: 'Function invocations failed or threw. For DataverseQueue this means messages are going back to the queue (and, after 10 deliveries, to its dead-letter queue).'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+union
+    (requests | where success == false | project operation_Name),
+    (exceptions | project operation_Name)
+| summarize errors = count() by operation_Name
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'errors'
+          dimensions: [
+            {
+              name: 'operation_Name'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: functionErrorThreshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource deadLettered 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-dead-lettered'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Messages are in the dead-letter queue of the ingress queue: they failed 10 deliveries or expired. Inspect them with Service Bus Explorer; dvrouter does not read the dead-letter queue.'
+    severity: 1
+    enabled: true
+    scopes: [
+      namespace.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'deadlettered'
+          metricNamespace: 'Microsoft.ServiceBus/namespaces'
+          metricName: 'DeadletteredMessages'
+          dimensions: [
+            {
+              name: 'EntityName'
+              operator: 'Include'
+              values: [
+                queueName
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Maximum'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      {
+        actionGroupId: actionGroup.id
+      }
+    ]
+  }
+}
+
+output actionGroupId string = actionGroup.id

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func getenvOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadSettings_Defaults(t *testing.T) {
+	s, err := LoadSettings(getenvOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr != "127.0.0.1:7071" || s.MaxBody != 1<<20 || s.Queue != "dataverse-events" ||
+		s.Tables.Table != "DeliveryFailures" || s.DeliveryBudget != 20*time.Second || s.Mode() != "direct" || s.UnderFunctionsHost {
+		t.Fatalf("defaults = %+v", s)
+	}
+}
+
+func TestLoadSettings_PortPrecedence(t *testing.T) {
+	s, err := LoadSettings(getenvOf(map[string]string{EnvCustomHandlerPort: "4000", EnvPort: "5000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr != "127.0.0.1:4000" || !s.UnderFunctionsHost {
+		t.Fatalf("Addr = %s, under host %v", s.Addr, s.UnderFunctionsHost)
+	}
+	s, _ = LoadSettings(getenvOf(map[string]string{EnvPort: "5000"}))
+	if s.Addr != "127.0.0.1:5000" {
+		t.Fatalf("Addr = %s", s.Addr)
+	}
+}
+
+func TestLoadSettings_QueuedModeAndStores(t *testing.T) {
+	s, err := LoadSettings(getenvOf(map[string]string{
+		EnvServiceBusNS: "dvr.servicebus.windows.net", EnvServiceBusClient: "id-1",
+		EnvTablesURI: "https://acct.table.core.windows.net", EnvTablesClient: "id-1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Mode() != "queued" || !s.Tables.Configured() || s.Tables.ClientID != "id-1" {
+		t.Fatalf("settings = %+v", s)
+	}
+	s, _ = LoadSettings(getenvOf(map[string]string{EnvTables: "UseDevelopmentStorage=true"}))
+	if !strings.Contains(s.Tables.ConnectionString, "TableEndpoint=http://127.0.0.1:10002/") {
+		t.Fatalf("UseDevelopmentStorage not expanded: %q", s.Tables.ConnectionString)
+	}
+}
+
+func TestLoadSettings_Keys(t *testing.T) {
+	s, err := LoadSettings(getenvOf(map[string]string{
+		EnvWebhookKeys: "0123456789abcdef-old, 0123456789abcdef-new",
+		EnvAdminKeys:   "alice=alice-key-0123456789,bob=bob-key-0123456789",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"0123456789abcdef-old", "0123456789abcdef-new"} {
+		if !s.WebhookKeyValid(k) {
+			t.Errorf("key %q refused", k)
+		}
+	}
+	for _, k := range []string{"", "0123456789abcdef", "0123456789abcdef-ol", "0123456789abcdef-oldx"} {
+		if s.WebhookKeyValid(k) {
+			t.Errorf("key %q accepted", k)
+		}
+	}
+	if name, ok := s.AdminKeyName("bob-key-0123456789"); !ok || name != "bob" {
+		t.Errorf("AdminKeyName = %q, %v", name, ok)
+	}
+	if _, ok := s.AdminKeyName("alice"); ok {
+		t.Error("a key name must not work as a key")
+	}
+}
+
+func TestLoadSettings_ErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{EnvPort: "http"}, EnvPort},
+		{map[string]string{EnvMaxBody: "12"}, EnvMaxBody},
+		{map[string]string{EnvDeliveryBudget: "90s"}, EnvDeliveryBudget},
+		{map[string]string{EnvDeliveryBudget: "soon"}, EnvDeliveryBudget},
+		{map[string]string{EnvWebhookKeys: "short"}, EnvWebhookKeys},
+		{map[string]string{EnvAllowedOrgs: "contoso"}, EnvAllowedOrgs},
+		{map[string]string{EnvAdminKeys: "no-equals-sign-here"}, EnvAdminKeys},
+		{map[string]string{EnvServiceBus: "Endpoint=sb://x/", EnvServiceBusNS: "x.servicebus.windows.net"}, EnvServiceBus},
+		{map[string]string{EnvTablesURI: "ftp://x"}, EnvTablesURI},
+		{map[string]string{EnvLogLevel: "loud"}, EnvLogLevel},
+		{map[string]string{EnvWebhookKeys: "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/webhook-keys/)"}, "Key Vault reference was not resolved"},
+	}
+	for _, tt := range tests {
+		_, err := LoadSettings(getenvOf(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("env %v: err = %v, want it to mention %s", tt.env, err, tt.want)
+		}
+	}
+}
+
+func TestLoadSettings_ReportsEveryProblem(t *testing.T) {
+	_, err := LoadSettings(getenvOf(map[string]string{EnvPort: "x", EnvLogLevel: "loud"}))
+	if err == nil || !strings.Contains(err.Error(), EnvPort) || !strings.Contains(err.Error(), EnvLogLevel) {
+		t.Fatalf("err = %v, want both settings named", err)
+	}
+}

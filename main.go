@@ -203,6 +203,9 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		d.Recorder = store
 	}
 	var failuresAPI http.Handler
+	if store != nil && len(s.AdminKeys) == 0 && !s.UnderFunctionsHost {
+		log.Warn().Msg("DVROUTER_ADMIN_KEYS is not set: the failures API refuses every request (403) when dvrouter runs standalone")
+	}
 	if store != nil {
 		failuresAPI = handlers.NewFailuresAPI(handlers.FailuresDeps{
 			Settings: s, Store: store, Routes: routes, Sender: deliverer, Dispatcher: d, Log: log,

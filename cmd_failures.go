@@ -1,0 +1,722 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dvrouter/dvrouter/pkg/failures"
+)
+
+const failuresUsage = `Usage:
+  dvrouter failures list [--consumer NAME] [--status S] [--kind K] [--table T]
+                         [--from TIME] [--to TIME] [--top N] [--all] [--continuation TOKEN]
+  dvrouter failures show ID
+  dvrouter failures replay ID
+  dvrouter failures replay --consumer NAME [--kind K] [--table T] [--from TIME] [--to TIME]
+                           [--max N] [--dry-run]
+  dvrouter failures discard ID --reason TEXT
+
+  status: pending, replaying, replayed, discarded    kind: delivery, breaker-open, poison
+  TIME is RFC 3339, e.g. 2024-05-01T09:30:00Z (from inclusive, to exclusive, on the event's time)
+
+Every command also takes:
+  --endpoint URL   dvrouter's address (default $DVROUTER_ENDPOINT, else http://127.0.0.1:7071)
+  --key KEY        admin key or function key (default $DVROUTER_ADMIN_KEY)
+  --json           print JSON, for scripts
+
+Exit status: 0 done, 1 a request or a replay failed, 2 wrong usage.
+`
+
+const (
+	defaultEndpoint = "http://127.0.0.1:7071"
+	// replayChunk is how many failures one bulk replay request handles: small enough that the
+	// progress line moves and no request nears the front end's time limit.
+	replayChunk = 50
+	// defaultReplayMax is the API's default max for a bulk replay.
+	defaultReplayMax = 1000
+	// errorColumn is how much of a failure's last error a list shows.
+	errorColumn = 60
+	// maxResponse bounds what the CLI reads from the API (a show carries a payload of up to a
+	// few MiB once normalized).
+	maxResponse = 64 << 20
+)
+
+// runFailures is `dvrouter failures ...`: the support tool for kept failures, over the
+// failures API.
+func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, failuresUsage)
+		return 2
+	}
+	sub, args := args[0], args[1:]
+	c := &failuresCmd{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("dvrouter failures "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	endpoint := fs.String("endpoint", orEnv(getenv, "DVROUTER_ENDPOINT", defaultEndpoint), "")
+	key := fs.String("key", getenv("DVROUTER_ADMIN_KEY"), "")
+	fs.BoolVar(&c.json, "json", false, "")
+
+	var run func(pos []string) int
+	switch sub {
+	case "list":
+		f := filterFlags(fs)
+		top := fs.Int("top", 0, "")
+		all := fs.Bool("all", false, "")
+		cont := fs.String("continuation", "", "")
+		run = func(pos []string) int {
+			if len(pos) != 0 {
+				return c.usage("list takes no arguments, only flags")
+			}
+			return c.list(f, *top, *all, *cont)
+		}
+	case "show":
+		run = func(pos []string) int {
+			if len(pos) != 1 {
+				return c.usage("show needs one failure ID")
+			}
+			return c.show(pos[0])
+		}
+	case "replay":
+		f := filterFlags(fs)
+		limit := fs.Int("max", 0, "")
+		dryRun := fs.Bool("dry-run", false, "")
+		run = func(pos []string) int {
+			switch {
+			case len(pos) > 1:
+				return c.usage("replay takes one failure ID, or filter flags")
+			case len(pos) == 1:
+				if f.any() || *limit != 0 || *dryRun {
+					return c.usage("replay ID takes no filter flags; leave the ID out to replay by filter")
+				}
+				return c.replayOne(pos[0])
+			case !f.narrowed():
+				return c.usage("replay needs a failure ID, or a filter such as --consumer NAME")
+			case *limit < 0:
+				return c.usage("--max must be positive")
+			}
+			return c.replayMany(f, *limit, *dryRun)
+		}
+	case "discard":
+		reason := fs.String("reason", "", "")
+		run = func(pos []string) int {
+			switch {
+			case len(pos) != 1:
+				return c.usage("discard needs one failure ID")
+			case strings.TrimSpace(*reason) == "":
+				return c.usage(`discard needs --reason "why it is given up"`)
+			}
+			return c.discard(pos[0], *reason)
+		}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, failuresUsage)
+		return 0
+	default:
+		return c.usage(fmt.Sprintf("unknown failures command %q", sub))
+	}
+
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, failuresUsage)
+		return 0
+	}
+	if err != nil {
+		return c.usage(err.Error())
+	}
+	client, err := newAPIClient(*endpoint, *key)
+	if err != nil {
+		return c.usage(err.Error())
+	}
+	c.api = client
+	return run(pos)
+}
+
+// failuresCmd is one run of `dvrouter failures`.
+type failuresCmd struct {
+	api    *apiClient
+	stdout io.Writer
+	stderr io.Writer
+	json   bool
+}
+
+func (c *failuresCmd) usage(msg string) int {
+	fmt.Fprintf(c.stderr, "dvrouter failures: %s\n\n%s", msg, failuresUsage)
+	return 2
+}
+
+// fail prints an error the way people and scripts read it, and gives the exit status.
+func (c *failuresCmd) fail(err error) int {
+	fmt.Fprintf(c.stderr, "error: %s\n", errorText(err))
+	return 1
+}
+
+// filterOpts are the filter flags list and replay share.
+type filterOpts struct {
+	consumer, status, kind, table, from, to *string
+}
+
+func filterFlags(fs *flag.FlagSet) filterOpts {
+	return filterOpts{
+		consumer: fs.String("consumer", "", ""),
+		status:   fs.String("status", "", ""),
+		kind:     fs.String("kind", "", ""),
+		table:    fs.String("table", "", ""),
+		from:     fs.String("from", "", ""),
+		to:       fs.String("to", "", ""),
+	}
+}
+
+func (f filterOpts) any() bool {
+	return *f.consumer != "" || *f.status != "" || *f.kind != "" || *f.table != "" || *f.from != "" || *f.to != ""
+}
+
+// narrowed reports whether the filter picks some failures rather than every pending one: a bulk
+// replay of everything is what a slip of the keyboard would do, so it must be asked for.
+func (f filterOpts) narrowed() bool {
+	return *f.consumer != "" || *f.kind != "" || *f.table != "" || *f.from != "" || *f.to != ""
+}
+
+func (f filterOpts) query() url.Values {
+	q := url.Values{}
+	for name, v := range map[string]string{"consumer": *f.consumer, "status": *f.status, "kind": *f.kind,
+		"table": *f.table, "from": *f.from, "to": *f.to} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	return q
+}
+
+// listPage is the answer to GET /api/failures.
+type listPage struct {
+	Items        []failures.Failure `json:"items"`
+	Continuation string             `json:"continuation"`
+}
+
+func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
+	q := f.query()
+	if top != 0 {
+		q.Set("top", strconv.Itoa(top))
+	}
+	var items []failures.Failure
+	var tw *tabwriter.Writer
+	if !c.json {
+		tw = tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "EVENT TIME (UTC)\tID\tCONSUMER\tKIND\tSTATUS\tATTEMPTS\tTABLE\tMESSAGE\tLAST ERROR")
+	}
+	shown := 0
+	for {
+		if cont != "" {
+			q.Set("continuation", cont)
+		}
+		var page listPage
+		raw, err := c.api.call(context.Background(), http.MethodGet, "/api/failures", q, nil, &page)
+		if err != nil {
+			return c.fail(err)
+		}
+		if c.json && !all {
+			c.printJSON(raw)
+			return 0
+		}
+		if c.json {
+			items = append(items, page.Items...)
+		} else {
+			for _, it := range page.Items {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", listTime(it.OccurredAt), it.ID,
+					dashIfEmpty(it.Consumer), it.Kind, it.Status, it.Attempts, dashIfEmpty(it.Table), dashIfEmpty(it.Message), lastError(it))
+			}
+			shown += len(page.Items)
+		}
+		cont = page.Continuation
+		if !all || cont == "" {
+			break
+		}
+	}
+	if c.json {
+		if items == nil {
+			items = []failures.Failure{}
+		}
+		b, _ := json.Marshal(listPage{Items: items})
+		c.printJSON(b)
+		return 0
+	}
+	if shown == 0 {
+		fmt.Fprintln(c.stdout, "no failures match")
+		return 0
+	}
+	_ = tw.Flush()
+	if cont != "" {
+		fmt.Fprintf(c.stderr, "more failures match: add --all, or --continuation %s\n", cont)
+	}
+	return 0
+}
+
+// shownFailure is the answer to GET /api/failures/{id}.
+type shownFailure struct {
+	failures.Failure
+	Payload         json.RawMessage `json:"payload"`
+	PayloadEncoding string          `json:"payloadEncoding"`
+	PayloadError    string          `json:"payloadError"`
+}
+
+func (c *failuresCmd) show(id string) int {
+	var f shownFailure
+	raw, err := c.api.call(context.Background(), http.MethodGet, "/api/failures/"+url.PathEscape(id), nil, nil, &f)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		c.printJSON(raw)
+		return 0
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	field := func(name, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", name, safeText(v, false))
+		}
+	}
+	field("id", f.ID)
+	field("status", string(f.Status))
+	field("kind", string(f.Kind))
+	field("consumer", f.Consumer)
+	field("route", f.Route)
+	field("event id", f.EventID)
+	field("table", f.Table)
+	field("message", f.Message)
+	field("record id", f.RecordID)
+	field("correlation id", f.CorrelationID)
+	field("message id", f.MessageID)
+	field("attempts", strconv.Itoa(f.Attempts))
+	field("event time", showTime(f.OccurredAt))
+	field("first failed", showTime(f.FirstFailedAt))
+	field("last failed", showTime(f.LastFailedAt))
+	if f.LastStatusCode != 0 {
+		field("last status", strconv.Itoa(f.LastStatusCode))
+	}
+	field("last error", f.LastError)
+	if f.Status == failures.StatusReplaying {
+		field("claimed", actedBy(f.ClaimedBy, f.ClaimedAt))
+	}
+	field("reason", f.Reason)
+	if f.UpdatedBy != "" || !f.UpdatedAt.IsZero() {
+		field("updated", actedBy(f.UpdatedBy, f.UpdatedAt))
+	}
+	_ = tw.Flush()
+
+	fmt.Fprintf(c.stdout, "\npayload (%d bytes as received", f.PayloadSize)
+	if f.Kind != failures.KindPoison && f.PayloadError == "" {
+		fmt.Fprint(c.stdout, ", shown as the normalized event")
+	}
+	fmt.Fprintln(c.stdout, "):")
+	if f.PayloadError != "" {
+		fmt.Fprintf(c.stdout, "(%s)\n", safeText(f.PayloadError, false))
+	}
+	fmt.Fprintln(c.stdout, payloadText(f.Payload, f.PayloadEncoding))
+	return 0
+}
+
+// payloadText is a payload for reading: JSON indented, text as it is (control characters
+// other than line breaks and tabs shown escaped, so stored bytes cannot drive the terminal).
+func payloadText(p json.RawMessage, encoding string) string {
+	var s string
+	if err := json.Unmarshal(p, &s); err != nil {
+		var out bytes.Buffer
+		if json.Indent(&out, p, "", "  ") != nil {
+			return safeText(string(p), true)
+		}
+		return out.String()
+	}
+	if encoding == "base64" {
+		return "(not UTF-8 text; base64)\n" + s
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, []byte(s), "", "  ") == nil {
+		return out.String()
+	}
+	return safeText(s, true)
+}
+
+// replayAnswer is the answer to POST /api/failures/{id}/replay.
+type replayAnswer struct {
+	ID       string `json:"id"`
+	Result   string `json:"result"`
+	Error    string `json:"error"`
+	Dispatch *struct {
+		Matched   []string `json:"matched"`
+		Delivered []string `json:"delivered"`
+		Failed    []string `json:"failed"`
+	} `json:"dispatch"`
+}
+
+func (c *failuresCmd) replayOne(id string) int {
+	var res replayAnswer
+	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/"+url.PathEscape(id)+"/replay", nil, nil, &res)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		c.printJSON(raw)
+	} else if res.Result == "delivered" {
+		fmt.Fprintf(c.stdout, "delivered %s\n", res.ID)
+		if d := res.Dispatch; d != nil {
+			fmt.Fprintf(c.stdout, "routed: routes %s; delivered to %s; failed %s (recorded as new failures)\n",
+				namesOrNone(d.Matched), namesOrNone(d.Delivered), namesOrNone(d.Failed))
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "failed %s: %s\n", res.ID, safeText(res.Error, false))
+	}
+	if res.Result != "delivered" {
+		return 1
+	}
+	return 0
+}
+
+// bulkAnswer is the answer to POST /api/failures/replay.
+type bulkAnswer struct {
+	Matched      int    `json:"matched"`
+	Delivered    int    `json:"delivered"`
+	Failed       int    `json:"failed"`
+	Skipped      int    `json:"skipped"`
+	DryRun       bool   `json:"dryRun"`
+	StoppedEarly bool   `json:"stoppedEarly"`
+	Reason       string `json:"reason,omitempty"`
+	Continuation string `json:"continuation,omitempty"`
+	Errors       []struct {
+		ID    string `json:"id"`
+		Error string `json:"error"`
+	} `json:"errors,omitempty"`
+}
+
+// replayMany replays by filter in chunks: a dry run first counts what matches (so the progress
+// line has a total), then each request replays the next chunk, continuing where the previous
+// one stopped, so a failure that fails again is not met twice in one run.
+func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
+	body := map[string]any{}
+	for name, v := range f.query() {
+		body[name] = v[0]
+	}
+	if limit > 0 {
+		body["max"] = limit
+	}
+	body["dryRun"] = true
+	var count bulkAnswer
+	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/replay", nil, body, &count)
+	if err != nil {
+		return c.fail(err)
+	}
+	if dryRun {
+		if c.json {
+			c.printJSON(raw)
+			return 0
+		}
+		more := ""
+		if count.Continuation != "" {
+			more = " (more match beyond --max)"
+		}
+		fmt.Fprintf(c.stdout, "dry run: %d failures would be replayed%s; nothing was sent\n", count.Matched, more)
+		return 0
+	}
+	total := count.Matched
+	if total == 0 {
+		if c.json {
+			c.printJSON(raw)
+		} else {
+			fmt.Fprintln(c.stdout, "no pending failures match")
+		}
+		return 0
+	}
+
+	// The count is for the progress line only: failures recorded meanwhile can change what
+	// matches, so the run goes on until the server has nothing more or the limit is reached.
+	if limit == 0 {
+		limit = defaultReplayMax
+	}
+	progress := newProgress(c.stderr)
+	var sum bulkAnswer
+	body["dryRun"] = false
+	cont := ""
+	for sum.Matched < limit {
+		body["max"] = min(replayChunk, limit-sum.Matched)
+		body["continuation"] = cont
+		var chunk bulkAnswer
+		if _, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/replay", nil, body, &chunk); err != nil {
+			progress.done()
+			c.printBulk(sum)
+			return c.fail(err)
+		}
+		sum.Matched += chunk.Matched
+		sum.Delivered += chunk.Delivered
+		sum.Failed += chunk.Failed
+		sum.Skipped += chunk.Skipped
+		for _, e := range chunk.Errors {
+			if len(sum.Errors) < 20 {
+				sum.Errors = append(sum.Errors, e)
+			}
+		}
+		done := sum.Delivered + sum.Failed + sum.Skipped
+		total = max(total, done)
+		progress.show(fmt.Sprintf("replaying  %d/%d  delivered %d  failed %d  skipped %d",
+			done, total, sum.Delivered, sum.Failed, sum.Skipped))
+		if chunk.StoppedEarly {
+			sum.StoppedEarly, sum.Reason = true, chunk.Reason
+			break
+		}
+		cont = chunk.Continuation
+		if cont == "" || chunk.Matched == 0 {
+			break
+		}
+	}
+	progress.done()
+	c.printBulk(sum)
+	if sum.Failed > 0 || sum.StoppedEarly {
+		return 1
+	}
+	return 0
+}
+
+func (c *failuresCmd) printBulk(sum bulkAnswer) {
+	if c.json {
+		b, _ := json.Marshal(sum)
+		c.printJSON(b)
+		return
+	}
+	fmt.Fprintf(c.stdout, "matched %d  delivered %d  failed %d  skipped %d\n", sum.Matched, sum.Delivered, sum.Failed, sum.Skipped)
+	for _, e := range sum.Errors {
+		fmt.Fprintf(c.stdout, "  %s: %s\n", e.ID, clip(safeText(e.Error, false), 200))
+	}
+	if sum.StoppedEarly {
+		fmt.Fprintf(c.stdout, "stopped early: %s\n", safeText(sum.Reason, false))
+	}
+}
+
+func (c *failuresCmd) discard(id, reason string) int {
+	var f failures.Failure
+	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/"+url.PathEscape(id)+"/discard", nil,
+		map[string]string{"reason": reason}, &f)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		c.printJSON(raw)
+		return 0
+	}
+	fmt.Fprintf(c.stdout, "discarded %s (%s)\n", f.ID, actedBy(f.UpdatedBy, f.UpdatedAt))
+	return 0
+}
+
+func (c *failuresCmd) printJSON(raw []byte) {
+	var out bytes.Buffer
+	if json.Indent(&out, bytes.TrimSpace(raw), "", "  ") != nil {
+		out.Reset()
+		out.Write(bytes.TrimSpace(raw))
+	}
+	out.WriteByte('\n')
+	_, _ = c.stdout.Write(out.Bytes())
+}
+
+// progress keeps one status line up to date: rewritten in place on a terminal, one line per
+// update otherwise (a log or a pipe).
+type progress struct {
+	w    io.Writer
+	tty  bool
+	used bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) show(line string) {
+	p.used = true
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *progress) done() {
+	if p.tty && p.used {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// apiClient calls the failures API.
+type apiClient struct {
+	base string
+	key  string
+	hc   *http.Client
+}
+
+func newAPIClient(endpoint, key string) (*apiClient, error) {
+	u, err := url.Parse(strings.TrimSpace(endpoint))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--endpoint %q must be an http or https URL such as %s", endpoint, defaultEndpoint)
+	}
+	// A bulk chunk can take a while: each replay may use a consumer's whole delivery budget.
+	return &apiClient{base: strings.TrimRight(u.String(), "/"), key: key, hc: &http.Client{Timeout: 5 * time.Minute}}, nil
+}
+
+// requestError is a refusal from the API, or an answer that is not one.
+type requestError struct {
+	status        int
+	title, detail string
+}
+
+func (e *requestError) Error() string {
+	if e.detail != "" {
+		return e.detail
+	}
+	return e.title
+}
+
+// call sends one request and decodes a 2xx JSON answer into out, returning the raw answer too.
+func (c *apiClient) call(ctx context.Context, method, path string, q url.Values, in, out any) ([]byte, error) {
+	target := c.base + path
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.key != "" {
+		req.Header.Set("x-functions-key", c.key)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach dvrouter at %s (is it running? see --endpoint): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer from %s: %w", c.base, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := &requestError{status: resp.StatusCode}
+		var body struct{ Error, Detail string }
+		if json.Unmarshal(raw, &body) == nil && body.Error != "" {
+			e.title, e.detail = body.Error, body.Detail
+		} else {
+			e.title = fmt.Sprintf("%s answered HTTP %d %s", c.base, resp.StatusCode, http.StatusText(resp.StatusCode))
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			e.detail = strings.TrimSpace(e.Error() + " (pass --key or set DVROUTER_ADMIN_KEY)")
+		}
+		return nil, e
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return nil, fmt.Errorf("the answer from %s is not what dvrouter sends: %w", c.base, err)
+	}
+	return raw, nil
+}
+
+func errorText(err error) string {
+	return safeText(err.Error(), false)
+}
+
+func orEnv(getenv func(string) string, name, def string) string {
+	if v := strings.TrimSpace(getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// safeText strips what could drive a terminal from text that came from elsewhere (consumer
+// error bodies, payloads): control characters become spaces, keeping line breaks and tabs only
+// when keepLines is set.
+func safeText(s string, keepLines bool) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case keepLines && (r == '\n' || r == '\t'):
+			return r
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError:
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+func lastError(f failures.Failure) string {
+	e := strings.Join(strings.Fields(safeText(f.LastError, false)), " ")
+	if f.LastStatusCode != 0 && !strings.Contains(e, strconv.Itoa(f.LastStatusCode)) {
+		e = fmt.Sprintf("HTTP %d: %s", f.LastStatusCode, e)
+	}
+	if e == "" {
+		return "-"
+	}
+	return clip(e, errorColumn)
+}
+
+func listTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+func showTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func actedBy(who string, at time.Time) string {
+	s := showTime(at)
+	if who != "" {
+		s = strings.TrimSpace(s + " by " + who)
+	}
+	return s
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return safeText(s, false)
+}
+
+func namesOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,875 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/handlers"
+	"github.com/dvrouter/dvrouter/internal/testenv"
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/route"
+)
+
+// The failures API is tested end to end: a real store on Azurite (one Azurite for the whole
+// test, one table per subtest), real deliveries to loopback consumers, real HTTP requests.
+
+const (
+	supportKey = "support-key-0123456789"
+	opsKey     = "ops-key-0123456789abcd"
+)
+
+// apiFixture is one failures API with everything behind it.
+type apiFixture struct {
+	t          *testing.T
+	store      *failures.Store
+	erp, crm   *testenv.Consumer
+	deliverer  *deliver.Deliverer
+	dispatcher *dispatch.Dispatcher
+	srv        *httptest.Server
+	logs       *syncBuffer
+}
+
+type fixtureOptions struct {
+	settings *config.Settings // nil: standalone with the support and ops keys
+	breaker  config.Breaker   // of consumer erp; zero: one that does not open in a test
+}
+
+var tableSeq atomic.Int64
+
+func newAPIFixture(t *testing.T, az *testenv.Azurite, opts fixtureOptions) *apiFixture {
+	t.Helper()
+	ctx := context.Background()
+	table := fmt.Sprintf("Failures%d%d", time.Now().UnixNano()%1e6, tableSeq.Add(1))
+	store, err := failures.Open(ctx, failures.Config{ConnectionString: az.ConnectionString(), Table: table})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	fx := &apiFixture{t: t, store: store, erp: testenv.StartConsumer(t), crm: testenv.StartConsumer(t), logs: &syncBuffer{}}
+	log := zerolog.New(fx.logs)
+
+	erpBreaker := opts.breaker
+	if erpBreaker == (config.Breaker{}) {
+		erpBreaker = config.Breaker{FailureRatio: 0.5, MinRequests: 1000, OpenFor: time.Minute, HalfOpenRequests: 1}
+	}
+	file := &config.RouteFile{
+		Consumers: []config.Consumer{
+			httpConsumer("erp", fx.erp.URL, erpBreaker),
+			httpConsumer("crm", fx.crm.URL, config.Breaker{FailureRatio: 0.5, MinRequests: 1000, OpenFor: time.Minute, HalfOpenRequests: 1}),
+		},
+		Routes: []config.Route{
+			// Contacts carry personal data the ERP must not get.
+			{Name: "contacts-to-erp", Table: "contact", Consumers: []string{"erp"}, Exclude: []string{"emailaddress1"}},
+			{Name: "accounts-to-crm", Table: "account", Consumers: []string{"crm"}},
+		},
+	}
+	routes, err := route.Compile(file, route.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("compile routes: %v", err)
+	}
+	fx.deliverer, err = deliver.New(file.Consumers, store, deliver.Options{Budget: 5 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatalf("deliverer: %v", err)
+	}
+	t.Cleanup(func() { _ = fx.deliverer.Close(context.Background()) })
+	fx.dispatcher = &dispatch.Dispatcher{Routes: routes, Deliver: fx.deliverer, Recorder: store, Log: log}
+
+	settings := opts.settings
+	if settings == nil {
+		settings = &config.Settings{AdminKeys: []config.AdminKey{{Name: "support", Key: supportKey}, {Name: "ops", Key: opsKey}}}
+	}
+	settings.DeliveryBudget = 5 * time.Second
+	api := handlers.NewFailuresAPI(handlers.FailuresDeps{
+		Settings: settings, Store: store, Routes: routes, Sender: fx.deliverer, Dispatcher: fx.dispatcher, Log: log,
+	})
+	fx.srv = httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Dispatcher: fx.dispatcher, Failures: api, Log: log}))
+	t.Cleanup(fx.srv.Close)
+	return fx
+}
+
+func httpConsumer(name, url string, b config.Breaker) config.Consumer {
+	return config.Consumer{
+		Name: name, Type: "http", Format: "row", Timeout: 3 * time.Second, MaxConcurrency: 16,
+		Retry:   config.Retry{Attempts: 1, InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
+		Breaker: b, URL: url, Method: http.MethodPost,
+	}
+}
+
+// contactEvent is the i-th Dataverse Create of a contact (a RemoteExecutionContext as a webhook
+// or the queue carries it), i minutes after a fixed time, so later i sort first.
+func contactEvent(i int) []byte {
+	return dataverseCreate(i, "contact", fmt.Sprintf(`{"key":"firstname","value":"Ada%d"},{"key":"emailaddress1","value":"ada%d@example.com"}`, i, i))
+}
+
+func accountEvent(i int) []byte {
+	return dataverseCreate(i, "account", fmt.Sprintf(`{"key":"name","value":"Engines %d"}`, i))
+}
+
+func dataverseCreate(i int, table, attrs string) []byte {
+	at := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute).UnixMilli()
+	id := fmt.Sprintf("%08x-1b3c-4d5e-8f60-%012x", i, i)
+	return fmt.Appendf(nil, `{"BusinessUnitId":"7e2d4c19-3a1b-ef11-8409-000d3a1b2c3d","CorrelationId":"%[1]s",
+"Depth":1,"InitiatingUserId":"9b3f1e77-3a1b-ef11-8409-000d3a1b2c3d",
+"InputParameters":[{"key":"Target","value":{"__type":"Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts",
+"Attributes":[{"key":"%[2]sid","value":"%[1]s"},%[3]s],"EntityState":null,"FormattedValues":[],"Id":"%[1]s",
+"KeyAttributes":[],"LogicalName":"%[2]s","RelatedEntities":[],"RowVersion":null}}],
+"IsExecutingOffline":false,"IsInTransaction":false,"IsOfflinePlayback":false,"IsolationMode":1,"MessageName":"Create",
+"Mode":1,"OperationCreatedOn":"\/Date(%[4]d)\/","OperationId":"%[1]s","OrganizationId":"4ef5b371-e89e-e711-8122-000d3aa2331c",
+"OrganizationName":"contoso","OutputParameters":[{"key":"id","value":"%[1]s"}],
+"OwningExtension":{"Id":"75417616-4ea2-e711-8122-000d3aa2331c","KeyAttributes":[],"LogicalName":"sdkmessageprocessingstep","Name":null,"RowVersion":null},
+"ParentContext":null,"PostEntityImages":[],"PreEntityImages":[],"PrimaryEntityId":"%[1]s","PrimaryEntityName":"%[2]s",
+"RequestId":null,"SecondaryEntityName":"none","SharedVariables":[],"Stage":40,"UserId":"9b3f1e77-3a1b-ef11-8409-000d3a1b2c3d"}`,
+		id, table, attrs, at)
+}
+
+// keep records a delivery failure of raw to consumer the way delivery does.
+func (fx *apiFixture) keep(raw []byte, consumer, routeName string, kind failures.Kind) failures.Failure {
+	fx.t.Helper()
+	ev, err := dataverse.Decode(raw)
+	if err != nil {
+		fx.t.Fatalf("decode test event: %v", err)
+	}
+	occurred, err := time.Parse(time.RFC3339Nano, ev.OperationCreatedOn)
+	if err != nil {
+		fx.t.Fatalf("operationCreatedOn %q: %v", ev.OperationCreatedOn, err)
+	}
+	now := time.Now().UTC()
+	f, err := fx.store.Record(context.Background(), failures.Failure{
+		EventID: ev.ID, Consumer: consumer, Route: routeName, Table: ev.Table, Message: ev.Message,
+		RecordID: ev.RecordID, CorrelationID: ev.CorrelationID, Kind: kind, Status: failures.StatusPending,
+		Attempts: 4, OccurredAt: occurred, FirstFailedAt: now, LastFailedAt: now,
+		LastError: "consumer answered 503 Service Unavailable", LastStatusCode: 503, Payload: raw,
+	})
+	if err != nil {
+		fx.t.Fatalf("record failure: %v", err)
+	}
+	return f
+}
+
+func (fx *apiFixture) get(id string) failures.Failure {
+	fx.t.Helper()
+	f, _, err := fx.store.Get(context.Background(), id)
+	if err != nil {
+		fx.t.Fatalf("get %s: %v", id, err)
+	}
+	return f
+}
+
+// call makes one request to the API with the support key (unless headers say otherwise) and
+// decodes the JSON answer into out (when not nil).
+func (fx *apiFixture) call(method, path, body string, out any, headers ...string) int {
+	fx.t.Helper()
+	status, raw := fx.raw(method, path, body, headers...)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			fx.t.Fatalf("%s %s: answer %d is not JSON: %v: %s", method, path, status, err, raw)
+		}
+	}
+	return status
+}
+
+func (fx *apiFixture) raw(method, path, body string, headers ...string) (int, []byte) {
+	fx.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, fx.srv.URL+path, rd)
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	req.Header.Set("x-functions-key", supportKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fx.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		fx.t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
+	}
+	return resp.StatusCode, raw
+}
+
+type listAnswer struct {
+	Items        []map[string]any `json:"items"`
+	Continuation string           `json:"continuation"`
+}
+
+type errorAnswer struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail"`
+}
+
+type replayAnswer struct {
+	ID       string           `json:"id"`
+	Result   string           `json:"result"`
+	Error    string           `json:"error"`
+	Dispatch *dispatch.Result `json:"dispatch"`
+}
+
+type bulkAnswer struct {
+	Matched      int    `json:"matched"`
+	Delivered    int    `json:"delivered"`
+	Failed       int    `json:"failed"`
+	Skipped      int    `json:"skipped"`
+	DryRun       bool   `json:"dryRun"`
+	StoppedEarly bool   `json:"stoppedEarly"`
+	Reason       string `json:"reason"`
+	Continuation string `json:"continuation"`
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the JSON log lines whose msg is msg.
+func (b *syncBuffer) lines(msg string) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range bytes.Split(b.buf.Bytes(), []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(l, &m) == nil && m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestFailuresAPI(t *testing.T) {
+	az := testenv.StartAzurite(t)
+
+	t.Run("List_PagesNewestFirstEveryItemOnce", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		for i := range 5 {
+			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+		}
+		for i := 5; i < 7; i++ {
+			fx.keep(accountEvent(i), "crm", "accounts-to-crm", failures.KindDelivery)
+		}
+		var ids []string
+		var times []string
+		cont := ""
+		for pages := 0; ; pages++ {
+			if pages > 10 {
+				t.Fatal("paging does not end")
+			}
+			var page listAnswer
+			if st := fx.call("GET", "/api/failures?top=3&continuation="+cont, "", &page); st != 200 {
+				t.Fatalf("list: status %d", st)
+			}
+			if len(page.Items) > 3 {
+				t.Fatalf("page of %d items with top=3", len(page.Items))
+			}
+			for _, it := range page.Items {
+				if _, ok := it["payload"]; ok {
+					t.Errorf("list item carries its payload")
+				}
+				ids = append(ids, it["id"].(string))
+				times = append(times, it["occurredAt"].(string))
+			}
+			if cont = page.Continuation; cont == "" {
+				break
+			}
+		}
+		if len(ids) != 7 || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != 7 {
+			t.Fatalf("listed %d ids (%v), want 7 distinct", len(ids), ids)
+		}
+		if !slices.IsSortedFunc(times, func(a, b string) int { return strings.Compare(b, a) }) {
+			t.Errorf("not newest first: %v", times)
+		}
+	})
+
+	t.Run("List_Filters", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		for i := range 4 {
+			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+		}
+		fx.keep(contactEvent(4), "erp", "contacts-to-erp", failures.KindBreakerOpen)
+		fx.keep(accountEvent(5), "crm", "accounts-to-crm", failures.KindDelivery)
+		tests := []struct {
+			query string
+			want  int
+		}{
+			{"consumer=crm", 1},
+			{"consumer=erp", 5},
+			{"table=contact", 5},
+			{"kind=breaker-open", 1},
+			{"status=pending", 6},
+			{"status=discarded", 0},
+			// Events 1, 2 and 3 happened in [09:01, 09:04).
+			{"from=2024-05-01T09:01:00Z&to=2024-05-01T09:04:00Z", 3},
+			{"consumer=erp&kind=delivery&from=2024-05-01T09:02:00Z", 2},
+		}
+		for _, tc := range tests {
+			var page listAnswer
+			if st := fx.call("GET", "/api/failures?"+tc.query, "", &page); st != 200 {
+				t.Errorf("%s: status %d", tc.query, st)
+				continue
+			}
+			if len(page.Items) != tc.want {
+				t.Errorf("%s: %d items, want %d", tc.query, len(page.Items), tc.want)
+			}
+		}
+	})
+
+	t.Run("List_RejectsBadQueryNamingTheParameter", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		tests := []struct{ query, names string }{
+			{"status=lost", "status"},
+			{"kind=timeout", "kind"},
+			{"from=yesterday", "from"},
+			{"to=2024-13-01T00:00:00Z", "to"},
+			{"from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z", "to"},
+			{"top=0", "top"},
+			{"top=1001", "top"},
+			{"top=ten", "top"},
+			{"consumr=erp", "consumr"},
+			{"consumer=erp&consumer=crm", "consumer"},
+			{"continuation=not-ours", "continuation"},
+		}
+		for _, tc := range tests {
+			var e errorAnswer
+			st := fx.call("GET", "/api/failures?"+tc.query, "", &e)
+			if st != 400 || !strings.Contains(e.Detail, tc.names) {
+				t.Errorf("%s: status %d, detail %q; want 400 naming %q", tc.query, st, e.Detail, tc.names)
+			}
+		}
+	})
+
+	t.Run("Show_DeliveryFailureWithNormalizedEvent", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		var got struct {
+			ID       string          `json:"id"`
+			Status   string          `json:"status"`
+			Attempts int             `json:"attempts"`
+			Payload  dataverse.Event `json:"payload"`
+		}
+		if st := fx.call("GET", "/api/failures/"+f.ID, "", &got); st != 200 {
+			t.Fatalf("show: status %d", st)
+		}
+		if got.ID != f.ID || got.Status != "pending" || got.Attempts != 4 {
+			t.Errorf("show: id %s status %s attempts %d", got.ID, got.Status, got.Attempts)
+		}
+		if got.Payload.ID != f.EventID || got.Payload.Table != "contact" || got.Payload.Row["firstname"] != "Ada1" {
+			t.Errorf("payload is not the normalized event: %+v", got.Payload)
+		}
+	})
+
+	t.Run("Show_UnknownOrMalformedIDIs404", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		absent := f.ID[:len(f.ID)-4] + "0000"
+		if absent == f.ID {
+			absent = f.ID[:len(f.ID)-4] + "1111"
+		}
+		for _, path := range []string{"/api/failures/" + absent, "/api/failures/nope", "/api/failures/0a-123", "/api/failures/" + absent + "/replay"} {
+			method := "GET"
+			if strings.HasSuffix(path, "/replay") {
+				method = "POST"
+			}
+			var e errorAnswer
+			if st := fx.call(method, path, "", &e); st != 404 || e.Error == "" {
+				t.Errorf("%s %s: status %d %+v, want 404 with an error", method, path, st, e)
+			}
+		}
+	})
+
+	t.Run("Replay_DeliversShapedByTheRouteAsItIsNow", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		var res replayAnswer
+		if st := fx.call("POST", "/api/failures/"+f.ID+"/replay", "", &res); st != 200 {
+			t.Fatalf("replay: status %d", st)
+		}
+		if res.ID != f.ID || res.Result != "delivered" || res.Error != "" {
+			t.Fatalf("replay: %+v", res)
+		}
+		reqs := fx.erp.Requests()
+		if len(reqs) != 1 {
+			t.Fatalf("consumer received %d requests, want 1", len(reqs))
+		}
+		var sent dataverse.Event
+		if err := json.Unmarshal(reqs[0].Body, &sent); err != nil {
+			t.Fatalf("consumer got %s: %v", reqs[0].Body, err)
+		}
+		if sent.ID != f.EventID || sent.Row["firstname"] != "Ada1" {
+			t.Errorf("consumer got event %s row %v", sent.ID, sent.Row)
+		}
+		if _, ok := sent.Row["emailaddress1"]; ok {
+			t.Errorf("the route excludes emailaddress1, but the replay sent it")
+		}
+		got := fx.get(f.ID)
+		if got.Status != failures.StatusReplayed || got.UpdatedBy != "support" || time.Since(got.UpdatedAt) > time.Minute {
+			t.Errorf("after replay: status %s by %q at %s", got.Status, got.UpdatedBy, got.UpdatedAt)
+		}
+		logged := fx.logs.lines("failure replayed")
+		if len(logged) != 1 || logged[0]["who"] != "support" || logged[0]["id"] != f.ID || logged[0]["result"] != "delivered" {
+			t.Errorf("log lines: %v", logged)
+		}
+	})
+
+	t.Run("Replay_FailedAgainRaisesAttempts", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		fx.erp.Otherwise(testenv.Reply{Status: 500, Body: "database locked"})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		var res replayAnswer
+		if st := fx.call("POST", "/api/failures/"+f.ID+"/replay", "", &res); st != 200 {
+			t.Fatalf("replay: status %d", st)
+		}
+		if res.Result != "failed" || !strings.Contains(res.Error, "500") {
+			t.Errorf("replay: %+v, want failed with the consumer's 500", res)
+		}
+		got := fx.get(f.ID)
+		if got.Status != failures.StatusPending || got.Attempts != f.Attempts+1 || got.LastStatusCode != 500 || got.LastError != res.Error {
+			t.Errorf("after failed replay: status %s attempts %d (was %d) code %d error %q",
+				got.Status, got.Attempts, f.Attempts, got.LastStatusCode, got.LastError)
+		}
+	})
+
+	t.Run("Replay_ConcurrentReplaysOnlyOneWins", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		fx.erp.Otherwise(testenv.ReplyStall(300 * time.Millisecond))
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		statuses := make([]int, 2)
+		results := make([]replayAnswer, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				var raw json.RawMessage
+				statuses[i] = fx.call("POST", "/api/failures/"+f.ID+"/replay", "", &raw)
+				_ = json.Unmarshal(raw, &results[i])
+			})
+		}
+		wg.Wait()
+		slices.Sort(statuses)
+		if statuses[0] != 200 || statuses[1] != 409 {
+			t.Fatalf("statuses %v, want one 200 and one 409", statuses)
+		}
+		if results[0].Result != "delivered" && results[1].Result != "delivered" {
+			t.Errorf("no replay delivered: %+v", results)
+		}
+		if n := fx.erp.Count(); n != 1 {
+			t.Errorf("consumer received %d requests, want exactly 1", n)
+		}
+		if got := fx.get(f.ID); got.Status != failures.StatusReplayed {
+			t.Errorf("status %s, want replayed", got.Status)
+		}
+	})
+
+	t.Run("Replay_OfReplayedOrDiscardedIsConflict", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		replayed := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		discarded := fx.keep(contactEvent(2), "erp", "contacts-to-erp", failures.KindDelivery)
+		if st := fx.call("POST", "/api/failures/"+replayed.ID+"/replay", "", nil); st != 200 {
+			t.Fatalf("first replay: %d", st)
+		}
+		if st := fx.call("POST", "/api/failures/"+discarded.ID+"/discard", `{"reason":"sent by hand"}`, nil); st != 200 {
+			t.Fatalf("discard: %d", st)
+		}
+		for id, status := range map[string]string{replayed.ID: "replayed", discarded.ID: "discarded"} {
+			var e errorAnswer
+			if st := fx.call("POST", "/api/failures/"+id+"/replay", "", &e); st != 409 || !strings.Contains(e.Error+e.Detail, status) {
+				t.Errorf("replay of a %s failure: %d %+v, want 409 saying %s", status, st, e, status)
+			}
+		}
+		if n := fx.erp.Count(); n != 1 {
+			t.Errorf("consumer received %d requests, want 1", n)
+		}
+	})
+
+	t.Run("Replay_RouteGoneIsRefusedNotSentUnshaped", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "retired-route", failures.KindDelivery)
+		var e errorAnswer
+		if st := fx.call("POST", "/api/failures/"+f.ID+"/replay", "", &e); st != 422 || !strings.Contains(e.Detail, "retired-route") {
+			t.Errorf("replay: %d %+v, want 422 naming the route", st, e)
+		}
+		if n := fx.erp.Count(); n != 0 {
+			t.Errorf("consumer received %d requests, want none", n)
+		}
+		if got := fx.get(f.ID); got.Status != failures.StatusPending || got.Attempts != f.Attempts {
+			t.Errorf("after refusal: status %s attempts %d, want it untouched", got.Status, got.Attempts)
+		}
+	})
+
+	t.Run("Discard_RecordsReasonAndWho", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		var got failures.Failure
+		st := fx.call("POST", "/api/failures/"+f.ID+"/discard", `{"reason":"customer re-entered the order by hand"}`, &got,
+			"x-ms-client-principal-name", "alice@contoso.com")
+		if st != 200 {
+			t.Fatalf("discard: status %d", st)
+		}
+		if got.ID != f.ID || got.Status != failures.StatusDiscarded || got.Reason != "customer re-entered the order by hand" || got.UpdatedBy != "alice@contoso.com" {
+			t.Errorf("discard answered %+v", got)
+		}
+		if stored := fx.get(f.ID); stored.Status != failures.StatusDiscarded || stored.UpdatedBy != "alice@contoso.com" {
+			t.Errorf("stored: status %s by %s", stored.Status, stored.UpdatedBy)
+		}
+		logged := fx.logs.lines("failure discarded")
+		if len(logged) != 1 || logged[0]["who"] != "alice@contoso.com" || logged[0]["key"] != "support" || logged[0]["reason"] == nil {
+			t.Errorf("log lines: %v", logged)
+		}
+	})
+
+	t.Run("Discard_OfDiscardedIsConflict", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		if st := fx.call("POST", "/api/failures/"+f.ID+"/discard", `{"reason":"duplicate"}`, nil); st != 200 {
+			t.Fatalf("first discard: %d", st)
+		}
+		var e errorAnswer
+		if st := fx.call("POST", "/api/failures/"+f.ID+"/discard", `{"reason":"again"}`, &e); st != 409 || !strings.Contains(e.Error, "discarded") {
+			t.Errorf("second discard: %d %+v, want 409", st, e)
+		}
+		if got := fx.get(f.ID); got.Reason != "duplicate" {
+			t.Errorf("reason %q, want the first one kept", got.Reason)
+		}
+	})
+
+	t.Run("Bodies_AreCheckedStrictly", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		discard := "/api/failures/" + f.ID + "/discard"
+		tests := []struct {
+			name, path, body, contentType string
+			want                          int
+			detail                        string
+		}{
+			{"no body", discard, "", "", 400, "JSON"},
+			{"empty reason", discard, `{"reason":"  "}`, "application/json", 400, "reason"},
+			{"text body", discard, `{"reason":"x"}`, "text/plain", 415, "text/plain"},
+			{"unknown field", discard, `{"reason":"x","force":true}`, "application/json", 400, "force"},
+			{"malformed", discard, `{"reason":"x"`, "application/json", 400, "ends early"},
+			{"bad syntax", discard, `{"reason" "x"}`, "application/json", 400, "offset"},
+			{"wrong type", discard, `{"reason":7}`, "application/json", 400, "reason"},
+			{"trailing data", discard, `{"reason":"x"} {}`, "application/json", 400, "after"},
+			{"too large", discard, `{"reason":"` + strings.Repeat("x", 70<<10) + `"}`, "application/json", 413, "limit"},
+			{"bulk unknown field", "/api/failures/replay", `{"consumer":"erp","maximum":5}`, "application/json", 400, "maximum"},
+			{"bulk bad max", "/api/failures/replay", `{"consumer":"erp","max":100001}`, "application/json", 400, "max"},
+			{"bulk bad status", "/api/failures/replay", `{"consumer":"erp","status":"discarded"}`, "application/json", 400, "status"},
+			{"bulk bad time", "/api/failures/replay", `{"consumer":"erp","from":"monday"}`, "application/json", 400, "from"},
+			{"bulk no body", "/api/failures/replay", "", "", 400, "JSON"},
+		}
+		for _, tc := range tests {
+			var e errorAnswer
+			st := fx.call("POST", tc.path, tc.body, &e, "Content-Type", tc.contentType)
+			if st != tc.want || !strings.Contains(e.Detail, tc.detail) {
+				t.Errorf("%s: %d %+v, want %d with %q in the detail", tc.name, st, e, tc.want, tc.detail)
+			}
+		}
+		if got := fx.get(f.ID); got.Status != failures.StatusPending {
+			t.Errorf("a refused request changed the failure: status %s", got.Status)
+		}
+		var e errorAnswer
+		if st := fx.call("DELETE", "/api/failures/"+f.ID, "", &e); st != 405 {
+			t.Errorf("DELETE: %d, want 405", st)
+		}
+	})
+
+	t.Run("Bulk_DryRunCountsAndSendsNothing", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		for i := range 5 {
+			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+		}
+		fx.keep(accountEvent(9), "crm", "accounts-to-crm", failures.KindDelivery)
+		var res bulkAnswer
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp","dryRun":true}`, &res); st != 200 {
+			t.Fatalf("dry run: %d", st)
+		}
+		if res.Matched != 5 || !res.DryRun || res.Delivered+res.Failed+res.Skipped != 0 || res.StoppedEarly {
+			t.Errorf("dry run: %+v", res)
+		}
+		if n := fx.erp.Count() + fx.crm.Count(); n != 0 {
+			t.Errorf("a dry run sent %d requests", n)
+		}
+		var page listAnswer
+		fx.call("GET", "/api/failures?status=pending", "", &page)
+		if len(page.Items) != 6 {
+			t.Errorf("%d pending after a dry run, want 6", len(page.Items))
+		}
+	})
+
+	t.Run("Bulk_ReplaysMatchingOnly", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		for i := range 12 {
+			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+		}
+		fx.keep(accountEvent(20), "crm", "accounts-to-crm", failures.KindDelivery)
+		var res bulkAnswer
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp"}`, &res); st != 200 {
+			t.Fatalf("bulk: %d", st)
+		}
+		if res.Matched != 12 || res.Delivered != 12 || res.Failed != 0 || res.Skipped != 0 || res.StoppedEarly || res.Continuation != "" {
+			t.Errorf("bulk: %+v", res)
+		}
+		if n := fx.erp.Count(); n != 12 {
+			t.Errorf("erp received %d requests, want 12", n)
+		}
+		if n := fx.crm.Count(); n != 0 {
+			t.Errorf("crm received %d requests, want 0", n)
+		}
+		if m := fx.erp.MaxInFlight(); m > 8 {
+			t.Errorf("%d replays in flight at once, want at most 8", m)
+		}
+	})
+
+	t.Run("Bulk_ContinuationResumesWithoutRepeats", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		fx.erp.Otherwise(testenv.ReplyStatus(500)) // everything fails again and stays pending
+		for i := range 5 {
+			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+		}
+		total, cont := 0, ""
+		for range 5 {
+			var res bulkAnswer
+			body := fmt.Sprintf(`{"consumer":"erp","max":2,"continuation":%q}`, cont)
+			if st := fx.call("POST", "/api/failures/replay", body, &res); st != 200 {
+				t.Fatalf("bulk: %d", st)
+			}
+			total += res.Failed
+			if cont = res.Continuation; cont == "" {
+				break
+			}
+		}
+		if total != 5 || fx.erp.Count() != 5 {
+			t.Errorf("failed %d, consumer got %d requests; want each of the 5 tried once", total, fx.erp.Count())
+		}
+	})
+
+	t.Run("Bulk_StopsEarlyWhenTheBreakerOpens", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{
+			breaker: config.Breaker{FailureRatio: 0.5, MinRequests: 2, OpenFor: time.Minute, HalfOpenRequests: 1},
+		})
+		fx.erp.Otherwise(testenv.ReplyStatus(503))
+		const n = 40
+		for i := range n {
+			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+		}
+		var res bulkAnswer
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp"}`, &res); st != 200 {
+			t.Fatalf("bulk: %d", st)
+		}
+		if !res.StoppedEarly || !strings.Contains(res.Reason, "breaker") || res.Continuation != "" {
+			t.Errorf("bulk: %+v, want stopped early because of the breaker", res)
+		}
+		if res.Delivered != 0 || res.Failed < 2 || res.Delivered+res.Failed+res.Skipped >= n || res.Matched > n {
+			t.Errorf("bulk counts: %+v", res)
+		}
+		if got := fx.erp.Count(); got >= n/2 {
+			t.Errorf("consumer received %d requests after its breaker opened early", got)
+		}
+		var page listAnswer
+		fx.call("GET", "/api/failures?status=pending&top=100", "", &page)
+		if len(page.Items) != n {
+			t.Errorf("%d failures pending, want all %d", len(page.Items), n)
+		}
+		// A single replay now is refused without counting an attempt.
+		id := page.Items[len(page.Items)-1]["id"].(string)
+		before := fx.get(id).Attempts
+		var e errorAnswer
+		if st := fx.call("POST", "/api/failures/"+id+"/replay", "", &e); st != 503 || !strings.Contains(e.Detail, "breaker") {
+			t.Errorf("single replay with the breaker open: %d %+v", st, e)
+		}
+		if after := fx.get(id).Attempts; after != before {
+			t.Errorf("attempts %d -> %d for a replay that was not tried", before, after)
+		}
+	})
+
+	t.Run("Replay_DeliversEventsKeptWhileTheConsumerWasDown", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		fx.erp.Otherwise(testenv.ReplyStatus(503))
+		ctx := context.Background()
+		for i := range 6 {
+			ev, err := dataverse.Decode(contactEvent(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := fx.dispatcher.Dispatch(ctx, ev)
+			if err != nil || len(res.Failed) != 1 {
+				t.Fatalf("dispatch while down: %+v %v", res, err)
+			}
+		}
+		fx.erp.Otherwise(testenv.Reply{})
+		var res bulkAnswer
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp"}`, &res); st != 200 {
+			t.Fatalf("bulk: %d", st)
+		}
+		if res.Matched != 6 || res.Delivered != 6 {
+			t.Errorf("bulk: %+v", res)
+		}
+		ids := map[string]bool{}
+		for _, r := range fx.erp.Requests()[6:] {
+			ids[r.Header.Get("Idempotency-Key")] = true
+		}
+		if len(ids) != 6 {
+			t.Errorf("the consumer got %d distinct events after recovering, want 6", len(ids))
+		}
+	})
+
+	t.Run("Poison_ThatDecodesNowIsRouted", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		// A JSON event resubmitted from the dead-letter queue by a tool that labelled it
+		// application/xml: the queue refused it on its content type and kept it as poison.
+		body := contactEvent(3)
+		err := fx.dispatcher.RecordPoison(context.Background(), dispatch.Poison{
+			Body: body, MessageID: "msg-3", EnqueuedTime: time.Now().UTC(),
+			Reason: fmt.Errorf("message is in Dataverse's XML format; set the service endpoint's message format to JSON"),
+		})
+		if err != nil {
+			t.Fatalf("record poison: %v", err)
+		}
+		var page listAnswer
+		fx.call("GET", "/api/failures?kind=poison", "", &page)
+		if len(page.Items) != 1 {
+			t.Fatalf("%d poison failures listed, want 1", len(page.Items))
+		}
+		id := page.Items[0]["id"].(string)
+		var shown struct {
+			Payload string `json:"payload"`
+		}
+		if st := fx.call("GET", "/api/failures/"+id, "", &shown); st != 200 || shown.Payload != string(body) {
+			t.Errorf("show poison: %d, payload is not the raw text", st)
+		}
+		var res replayAnswer
+		if st := fx.call("POST", "/api/failures/"+id+"/replay", "", &res); st != 200 {
+			t.Fatalf("replay poison: %d", st)
+		}
+		if res.Result != "delivered" || res.Dispatch == nil || !slices.Equal(res.Dispatch.Matched, []string{"contacts-to-erp"}) ||
+			!slices.Equal(res.Dispatch.Delivered, []string{"erp"}) {
+			t.Errorf("replay poison: %+v %+v", res, res.Dispatch)
+		}
+		if n := fx.erp.Count(); n != 1 {
+			t.Errorf("erp received %d requests, want 1", n)
+		}
+		if got := fx.get(id); got.Status != failures.StatusReplayed {
+			t.Errorf("poison status %s, want replayed", got.Status)
+		}
+	})
+
+	t.Run("Poison_ThatStillFailsRaisesAttempts", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		// The start of a .NET binary XML message (messageformat 1): never JSON.
+		body := []byte{0x40, 0x19, 'R', 'e', 'm', 'o', 't', 'e', 0x09, 0x01, 0xff, 0xfe, 0x99}
+		err := fx.dispatcher.RecordPoison(context.Background(), dispatch.Poison{
+			Body: body, MessageID: "msg-bin", Reason: fmt.Errorf("message is in Dataverse's binary XML format (application/msbin1)"),
+		})
+		if err != nil {
+			t.Fatalf("record poison: %v", err)
+		}
+		var page listAnswer
+		fx.call("GET", "/api/failures?kind=poison", "", &page)
+		if len(page.Items) != 1 {
+			t.Fatalf("%d poison failures listed, want 1", len(page.Items))
+		}
+		id := page.Items[0]["id"].(string)
+		var shown struct {
+			Payload  string `json:"payload"`
+			Encoding string `json:"payloadEncoding"`
+		}
+		if st := fx.call("GET", "/api/failures/"+id, "", &shown); st != 200 || shown.Encoding != "base64" {
+			t.Errorf("show binary poison: %d %+v", st, shown)
+		}
+		var res replayAnswer
+		if st := fx.call("POST", "/api/failures/"+id+"/replay", "", &res); st != 200 || res.Result != "failed" || res.Error == "" {
+			t.Errorf("replay: %d %+v, want result failed with the decode error", st, res)
+		}
+		if got := fx.get(id); got.Status != failures.StatusPending || got.Attempts != 2 || got.LastError != res.Error {
+			t.Errorf("after replay: status %s attempts %d error %q", got.Status, got.Attempts, got.LastError)
+		}
+	})
+}
+
+func TestFailuresAPI_Auth(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	keys := []config.AdminKey{{Name: "support", Key: supportKey}}
+	tests := []struct {
+		name     string
+		settings *config.Settings
+		headers  []string
+		want     int
+		detail   string
+	}{
+		{"standalone without admin keys", &config.Settings{}, nil, 403, config.EnvAdminKeys},
+		{"standalone with a wrong key", &config.Settings{AdminKeys: keys}, []string{"x-functions-key", "support-key-0123456780"}, 401, "x-functions-key"},
+		{"standalone without a key", &config.Settings{AdminKeys: keys}, []string{"x-functions-key", ""}, 401, "x-functions-key"},
+		{"standalone with a key", &config.Settings{AdminKeys: keys}, nil, 200, ""},
+		{"under the Functions host, the host checks", &config.Settings{UnderFunctionsHost: true}, []string{"x-functions-key", "a-function-key"}, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newAPIFixture(t, az, fixtureOptions{settings: tc.settings})
+			var e errorAnswer
+			st := fx.call("GET", "/api/failures", "", &e, tc.headers...)
+			if st != tc.want || !strings.Contains(e.Detail, tc.detail) {
+				t.Errorf("status %d %+v, want %d mentioning %q", st, e, tc.want, tc.detail)
+			}
+		})
+	}
+}
+
+func TestFailuresAPI_WhoIsRecorded(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	tests := []struct {
+		name     string
+		host     bool
+		headers  []string
+		wantWho  string
+		wantCode int
+	}{
+		{"signed-in user from App Service authentication", true, []string{"x-ms-client-principal-name", "bob@contoso.com", "x-functions-key", ""}, "bob@contoso.com", 200},
+		{"admin key name under the host", true, []string{"x-functions-key", opsKey}, "ops", 200},
+		{"function key under the host", true, []string{"x-functions-key", "some-function-key"}, "functions-key", 200},
+		{"admin key name standalone", false, []string{"x-functions-key", opsKey}, "ops", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &config.Settings{UnderFunctionsHost: tc.host, AdminKeys: []config.AdminKey{{Name: "support", Key: supportKey}, {Name: "ops", Key: opsKey}}}
+			fx := newAPIFixture(t, az, fixtureOptions{settings: s})
+			f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+			if st := fx.call("POST", "/api/failures/"+f.ID+"/replay", "", nil, tc.headers...); st != tc.wantCode {
+				t.Fatalf("replay: %d", st)
+			}
+			if got := fx.get(f.ID); got.UpdatedBy != tc.wantWho {
+				t.Errorf("updatedBy %q, want %q", got.UpdatedBy, tc.wantWho)
+			}
+		})
+	}
+}

@@ -270,4 +270,3 @@ func TestQueueInvocation_Contract(t *testing.T) {
 		}
 	})
 }
-

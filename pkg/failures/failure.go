@@ -1,6 +1,3 @@
-// Package failures is the failure store: every (event, consumer) delivery that still failed
-// after its retries, and every queue message that could not be decoded, kept in Azure Table
-// Storage until support staff replay or discard it.
 package failures
 
 import "time"
@@ -21,6 +18,9 @@ const (
 	StatusPending   Status = "pending"
 	StatusReplayed  Status = "replayed"
 	StatusDiscarded Status = "discarded"
+	// StatusReplaying marks a failure claimed by one replay (Store.Claim) so that a concurrent
+	// replay cannot deliver it too. A claim older than Config.ClaimTimeout can be taken over.
+	StatusReplaying Status = "replaying"
 )
 
 // Failure is one failed (event, consumer) delivery, or one poison message (Consumer empty).
@@ -44,6 +44,10 @@ type Failure struct {
 	LastStatusCode int       `json:"lastStatusCode"`
 	UpdatedBy      string    `json:"updatedBy"`
 	UpdatedAt      time.Time `json:"updatedAt"`
+	ClaimedBy      string    `json:"claimedBy,omitempty"` // who is replaying it (status replaying)
+	ClaimedAt      time.Time `json:"claimedAt,omitzero"`  // when the replay was claimed (status replaying)
+	Reason         string    `json:"reason,omitempty"`    // why it was discarded
+	PayloadSize    int       `json:"payloadSize"`         // length of Payload in bytes, also in lists
 
 	// Payload is the raw RemoteExecutionContext bytes (or the poison message body), byte-exact.
 	Payload []byte `json:"-"`

@@ -12,7 +12,9 @@ FUZZ_TARGETS := \
 	./pkg/odata:FuzzCompile \
 	./pkg/wdl:FuzzCompile \
 	./pkg/config:FuzzLoadRoutes \
-	./pkg/customhandler:FuzzServiceBusMessage
+	./pkg/customhandler:FuzzServiceBusMessage \
+	./pkg/failures:FuzzParseID \
+	./pkg/failures:FuzzParseContinuation
 
 .PHONY: run test vet unit fuzz-short fuzz bench faults package build tools clean
 

@@ -1,0 +1,76 @@
+// Package failures is the failure store: every (event, consumer) delivery that still failed
+// after its retries, and every queue message that could not be decoded, kept in Azure Table
+// Storage until support staff replay or discard it.
+//
+// # Keys
+//
+// One failure is one entity, found by its identity: (EventID, Consumer) for a delivery, or the
+// Service Bus MessageID (the SHA-256 of the payload when there is none) for a poison message
+// (Consumer empty). h = SHA-256(identity) gives
+//
+//	PartitionKey  "s" + two hex digits of h[0] mod 16        e.g. "s0a"
+//	RowKey        "r" + 19 digits (MaxInt64 - OccurredAt in Unix ns) + "-" + hex(h[:16])
+//	public id     "<shard>-<19 digits>-<32 hex>"               e.g. "0a-7455...-9f3c..."
+//
+// so that:
+//   - writes spread over 16 partitions by hash, so one consumer being down is bounded by 16
+//     partitions' 2,000 entities/s, not one; the shard count is fixed (ids and lists depend on it).
+//   - inside a partition rows sort newest first by OccurredAt (the event's time, which is the
+//     same each time the same event fails, so the same failure always gets the same keys), and a
+//     From/To time range is a RowKey range, not a scan.
+//   - the public id holds both keys: Get is one point read. Ids contain only [0-9a-f-].
+//
+// List runs one query per partition (filters pushed down as OData $filter, non-payload columns
+// only via $select) and merges them newest first. Rows never share a RowKey across partitions
+// (the RowKey ends with the hash that picks the partition), so the RowKey alone orders all
+// failures, and the continuation token is just the last RowKey returned: the next page asks
+// every partition for rows after it. Each row is returned exactly once however small Top is.
+//
+// # Payloads
+//
+// The payload is compressed with DEFLATE at its fastest level (kept as is when that does not
+// make it smaller) and cut into binary properties payload00, payload01, ... of at most 64 KiB
+// each. The main entity holds up to 14 of them (917,504 bytes stored); with every text field at
+// its cap it is still under the 1 MiB entity limit as Table Storage counts it (binary by its
+// raw length, not its base64 form on the wire). Azurite checks the 64 KiB per property exactly
+// (65,536 bytes pass, 65,537 fail) but not the entity total, so the store keeps to the limit
+// itself and a test checks the arithmetic. Longer stored payloads spill into chunk entities of
+// up to 15 parts each in the same partition, RowKey "x..." (outside the "r" range lists scan),
+// named with a random token kept in the main entity. Chunks are written before the main entity,
+// so the main entity appearing is the commit point. A write that finds the failure already
+// stored deletes its own chunks (best effort); one that fails with an unknown outcome leaves
+// them, since the main entity may have been written after all (they cost only storage). The
+// length and CRC-32C of the original bytes are stored and checked on every read: a round trip
+// is byte-exact or an error, never silently truncated. MaxPayloadSize (4 MiB of original bytes,
+// incompressible included: 14 parts in the main entity and 4 chunks) is the largest payload
+// accepted; larger ones fail with ErrPayloadTooLarge.
+//
+// # Recording the same failure again
+//
+// Record first tries one insert (the common case: the first failure of an (event, consumer)).
+// When the entity exists it reads the non-payload columns and merges with If-Match, retrying on
+// a lost race: attempts grow by the new attempts, lastError, lastStatusCode and lastFailedAt are
+// the new ones, and a failure that had been replayed or discarded goes back to pending (it failed
+// again, so someone should look at it). One being replayed right now keeps status replaying. The
+// payload is written once, with the first failure: the same event has the same payload.
+//
+// # Status changes
+//
+// Every status change (Claim, MarkReplayed, RecordAttempt, Discard) reads the current entity,
+// checks the caller's ETag and the status, and writes with If-Match on the ETag it read; a
+// stale ETag or a lost race is ErrConflict. A replay first Claims the failure (status replaying),
+// delivers, then calls MarkReplayed or RecordAttempt with the ETag Claim returned: of two
+// concurrent replays exactly one Claim succeeds. A claim older than Config.ClaimTimeout (default
+// 5 minutes) counts as abandoned (the replaying process died) and can be claimed again. A
+// pending or discarded failure can be claimed; a replayed one cannot (it was delivered; if it
+// fails again, Record makes it pending). A Record of the same failure during a replay changes
+// its ETag, so that replay's MarkReplayed gets ErrConflict and the claim lapses after the
+// timeout: the consumer may then get the event twice, and deduplicates by its id.
+// Every change sets updatedBy and updatedAt.
+//
+// # Availability
+//
+// The client retries 3 times (250 ms doubling to 2 s) with a 30 s limit per try and a 5 s
+// connect timeout: a store that is down makes Record fail within seconds (about 3 s against a
+// stopped Azurite), so the caller can answer 503 and the sender retry.
+package failures

@@ -1,0 +1,103 @@
+package failures
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Claim takes a failure for one replay: status becomes replaying, held by by. Of two
+// concurrent claims exactly one succeeds; the other gets ErrConflict. Pass the ETag from Get
+// (or "" to claim whatever is stored now); use the returned ETag for MarkReplayed or
+// RecordAttempt. A pending or discarded failure can be claimed, and a replaying one whose
+// claim is older than the claim timeout (the replay that held it died); a replayed one
+// cannot (it was delivered).
+func (s *Store) Claim(ctx context.Context, id string, etag ETag, by string) (ETag, error) {
+	return s.change(ctx, "claim", id, etag, by, func(cur Failure, now time.Time, p props) error {
+		switch {
+		case cur.Status == StatusReplayed:
+			return fmt.Errorf("%w: already replayed", ErrConflict)
+		case s.claimHeld(cur, now):
+			return fmt.Errorf("%w: being replayed by %s since %s", ErrConflict, cur.ClaimedBy, cur.ClaimedAt.Format(time.RFC3339))
+		}
+		p.str(pStatus, string(StatusReplaying), maxFieldChars)
+		p.str(pClaimedBy, by, maxFieldChars)
+		p.time(pClaimedAt, now)
+		return nil
+	})
+}
+
+// MarkReplayed records that a replay delivered the failure (status replayed). Pass the ETag
+// Claim returned.
+func (s *Store) MarkReplayed(ctx context.Context, id string, etag ETag, by string) error {
+	_, err := s.change(ctx, "mark replayed", id, etag, by, func(cur Failure, now time.Time, p props) error {
+		p.str(pStatus, string(StatusReplayed), maxFieldChars)
+		return nil
+	})
+	return err
+}
+
+// RecordAttempt records a replay that failed again: attempts + 1, the new error, and status
+// back to pending. Pass the ETag Claim returned.
+func (s *Store) RecordAttempt(ctx context.Context, id string, etag ETag, errText string, statusCode int, by string) error {
+	_, err := s.change(ctx, "record attempt", id, etag, by, func(cur Failure, now time.Time, p props) error {
+		p[pAttempts] = int32(min(cur.Attempts+1, 1<<31-1))
+		p.str(pLastError, errText, maxErrorChars)
+		p[pLastStatusCode] = int32(statusCode)
+		p.time(pLastFailedAt, now)
+		p.str(pStatus, string(StatusPending), maxFieldChars)
+		return nil
+	})
+	return err
+}
+
+// Discard sets a failure aside for good (status discarded) with the reason. A failure that is
+// being replayed right now cannot be discarded (ErrConflict).
+func (s *Store) Discard(ctx context.Context, id string, etag ETag, by, reason string) error {
+	_, err := s.change(ctx, "discard", id, etag, by, func(cur Failure, now time.Time, p props) error {
+		if s.claimHeld(cur, now) {
+			return fmt.Errorf("%w: being replayed by %s since %s", ErrConflict, cur.ClaimedBy, cur.ClaimedAt.Format(time.RFC3339))
+		}
+		p.str(pStatus, string(StatusDiscarded), maxFieldChars)
+		p.str(pReason, reason, maxFieldChars)
+		return nil
+	})
+	return err
+}
+
+func (s *Store) claimHeld(f Failure, now time.Time) bool {
+	return f.Status == StatusReplaying && now.Sub(f.ClaimedAt) < s.claimTTL
+}
+
+// change reads a failure, checks the caller's ETag, lets set decide and fill in the change,
+// and writes it conditionally on the version it read: a concurrent change makes exactly one
+// of the writers fail with ErrConflict.
+func (s *Store) change(ctx context.Context, op, id string, etag ETag, by string,
+	set func(cur Failure, now time.Time, p props) error) (ETag, error) {
+	k, err := parseID(id)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w: %w", op, id, ErrNotFound, err)
+	}
+	stored, err := s.readMeta(ctx, k)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if etag != "" && etag != stored.etag {
+		return "", fmt.Errorf("%s %s: %w: changed since it was read", op, id, ErrConflict)
+	}
+	now := normTime(s.now())
+	p := newProps(k.pk, k.rk)
+	if err := set(stored.Failure, now, p); err != nil {
+		return "", fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if by == "" {
+		by = "unknown"
+	}
+	p.str(pUpdatedBy, by, maxFieldChars)
+	p.time(pUpdatedAt, now)
+	next, err := s.merge(ctx, p, stored.etag)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	return next, nil
+}

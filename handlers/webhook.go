@@ -69,7 +69,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("organization %q is not in DVROUTER_ALLOWED_ORGS", ev.OrganizationID))
 		return
 	}
-	log := h.log.With().Str("eventId", ev.ID).Str("message", ev.Message).Str("table", ev.Table).
+	log := h.log.With().Str("eventId", ev.ID).Str("sdkMessage", ev.Message).Str("table", ev.Table).
 		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID).Logger()
 
 	if h.queue != nil {

@@ -51,7 +51,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 	for _, r := range matched {
 		res.Matched = append(res.Matched, r.Name)
 	}
-	log := d.Log.With().Str("eventId", ev.ID).Str("message", ev.Message).Str("table", ev.Table).
+	log := d.Log.With().Str("eventId", ev.ID).Str("sdkMessage", ev.Message).Str("table", ev.Table).
 		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID).Logger()
 	if len(targets) == 0 {
 		log.Debug().Msg("no route matched")

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dvrouter/dvrouter/internal/testenv"
+)
+
+// These tests run the real binary, as the Functions host would: started with a port in
+// FUNCTIONS_CUSTOMHANDLER_PORT, probed with GET /, stopped with a signal.
+
+// buildBinary builds dvrouter once per test binary run.
+func buildBinary(tb testing.TB) string {
+	tb.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dvrouter-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "dvrouter")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = &buildError{out: string(out), err: err}
+		}
+	})
+	if binErr != nil {
+		tb.Fatalf("build dvrouter: %v", binErr)
+	}
+	return binPath
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+func freePort(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+type served struct {
+	cmd    *exec.Cmd
+	url    string
+	stdout *bytes.Buffer
+	stderr *bytes.Buffer
+}
+
+func startServe(tb testing.TB, env ...string) *served {
+	tb.Helper()
+	port := freePort(tb)
+	cmd := exec.Command(buildBinary(tb), "serve")
+	cmd.Env = append([]string{"FUNCTIONS_CUSTOMHANDLER_PORT=" + port, "PATH=" + os.Getenv("PATH")}, env...)
+	s := &served{cmd: cmd, url: "http://127.0.0.1:" + port, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return s
+}
+
+// waitProbe polls GET / like the host does, until any HTTP answer.
+func (s *served) waitProbe(tb testing.TB) *http.Response {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.url + "/")
+		if err == nil {
+			return resp
+		}
+		time.Sleep(time.Millisecond)
+	}
+	tb.Fatalf("no answer to GET / within 10s; stderr: %s", s.stderr)
+	return nil
+}
+
+func TestServe_ProbeIsAnsweredBeforeStoresAreReachable(t *testing.T) {
+	// A failure store nobody listens on: start-up keeps retrying it, yet the probe is answered.
+	dead := "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:" + freePort(t) + "/devstoreaccount1;"
+	s := startServe(t, "DVROUTER_TABLES="+dead)
+	resp := s.waitProbe(t)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "starting") {
+		t.Fatalf("GET / = %d %s, want 200 starting", resp.StatusCode, body)
+	}
+	// Other requests wait for readiness rather than being served half-built.
+	client := http.Client{Timeout: 300 * time.Millisecond}
+	if _, err := client.Get(s.url + "/api/health"); err == nil {
+		t.Fatal("health answered before the service was ready")
+	}
+}
+
+func TestServe_ReadyServesHealthAndStopsOnSIGTERM(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	s := startServe(t, "DVROUTER_TABLES="+az.ConnectionString(), "DVROUTER_ROUTES=examples/routes.yaml")
+	s.waitProbe(t).Body.Close()
+
+	var health struct {
+		Status string `json:"status"`
+		Mode   string `json:"mode"`
+		Routes int    `json:"routes"`
+		Store  bool   `json:"store"`
+	}
+	client := http.Client{Timeout: 40 * time.Second}
+	resp, err := client.Get(s.url + "/api/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if err != nil || health.Status != "ok" || health.Mode != "direct" || health.Routes != 3 || !health.Store {
+		t.Fatalf("health = %+v (err %v)", health, err)
+	}
+
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, s.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not stop after SIGTERM")
+	}
+	if !strings.Contains(s.stdout.String(), `"message":"stopped"`) {
+		t.Fatalf("no stop line in the log: %s", s.stdout)
+	}
+}
+
+func TestServe_InvalidRouteFileStopsStartUpNamingFileLineColumn(t *testing.T) {
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	os.WriteFile(routes, []byte("consumers:\n  - name: a\n    type: http\n    url: http://127.0.0.1:1/x\nroutes:\n  - name: r\n    table: contact\n    consumers: [nobody]\n"), 0o600)
+	s := startServe(t, "DVROUTER_ROUTES="+routes)
+	err := s.cmd.Wait()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
+		t.Fatalf("exit = %v, want status 1", err)
+	}
+	if !strings.Contains(s.stderr.String(), routes+":8:") {
+		t.Fatalf("stderr does not point at %s:8: %s", routes, s.stderr)
+	}
+}
+
+func TestServe_InvalidSettingStopsStartUpNamingIt(t *testing.T) {
+	s := startServe(t, "DVROUTER_DELIVERY_BUDGET=forever")
+	err := s.cmd.Wait()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(s.stderr.String(), "DVROUTER_DELIVERY_BUDGET") {
+		t.Fatalf("exit = %v, stderr %s", err, s.stderr)
+	}
+}

@@ -165,7 +165,7 @@ func (s *Set) Match(ev *dataverse.Event) []*Route {
 		}
 		if o.err != nil {
 			s.log.Warn().Str("route", r.Name).Int("condition", o.index).Str("eventId", ev.ID).
-				Str("table", ev.Table).Str("message", ev.Message).Err(o.err).
+				Str("table", ev.Table).Str("sdkMessage", ev.Message).Err(o.err).
 				Msg("trigger condition failed; route not matched")
 		}
 	}

@@ -43,8 +43,8 @@ type Route struct {
 	mode      string
 	filtering []column
 	changed   []column
-	filter    *odata.Filter
-	conds     []*wdl.Expr
+	filter    int   // index into Set.filters; -1 for none
+	conds     []int // indexes into Set.conds
 }
 
 // column is a column named in filteringAttributes or changed. A lookup appears in the Target
@@ -68,12 +68,19 @@ type Set struct {
 	byName map[string]*Route
 	log    zerolog.Logger
 	now    func() time.Time
+
+	// Expressions are compiled once per distinct source text, however many routes share them,
+	// and evaluated at most once per event: route files repeat conditions (the message, a
+	// state) across many routes.
+	filters []*odata.Filter
+	conds   []*wdl.Expr
 }
 
 // Compile compiles every route of f. Expression errors are reported together, as a
 // *config.ValidationError whose positions point into the expression. A nil f gives an empty set.
 func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 	s := &Set{byName: map[string]*Route{}, log: opts.Logger, now: opts.Now}
+	filterIDs, condIDs := map[string]int{}, map[string]int{}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -103,6 +110,7 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			messages:  cr.Messages,
 			stage:     cr.Stage,
 			mode:      cr.Mode,
+			filter:    -1,
 		}
 		if cr.Table != "*" {
 			r.table = cr.Table
@@ -114,22 +122,34 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			r.changed = append(r.changed, newColumn(c))
 		}
 		if cr.Filter != "" {
-			fl, err := odata.Compile(cr.Filter)
-			if err != nil {
-				bad(cr.FilterPos, cr.Filter, "filter", err)
+			id, seen := filterIDs[cr.Filter]
+			if !seen {
+				fl, err := odata.Compile(cr.Filter)
+				if err != nil {
+					bad(cr.FilterPos, cr.Filter, "filter", err)
+				}
+				id = len(s.filters)
+				filterIDs[cr.Filter] = id
+				s.filters = append(s.filters, fl)
 			}
-			r.filter = fl
+			r.filter = id
 		}
 		for i, src := range cr.Conditions {
 			at := cr.Pos
 			if i < len(cr.ConditionPos) {
 				at = cr.ConditionPos[i]
 			}
-			e, err := wdl.Compile(src)
-			if err != nil {
-				bad(at, src, fmt.Sprintf("conditions[%d]", i), err)
+			id, seen := condIDs[src]
+			if !seen {
+				e, err := wdl.Compile(src)
+				if err != nil {
+					bad(at, src, fmt.Sprintf("conditions[%d]", i), err)
+				}
+				id = len(s.conds)
+				condIDs[src] = id
+				s.conds = append(s.conds, e)
 			}
-			r.conds = append(r.conds, e)
+			r.conds = append(r.conds, id)
 		}
 		s.routes = append(s.routes, r)
 		s.byName[r.Name] = r
@@ -154,8 +174,10 @@ func (s *Set) Route(name string) *Route { return s.byName[name] }
 func (s *Set) Match(ev *dataverse.Event) []*Route {
 	var out []*Route
 	env := wdl.Env{Body: ev.Row, Now: s.now}
+	var fbuf, cbuf [64]result
+	m := s.newMemo(fbuf[:0], cbuf[:0])
 	for i, r := range s.routes {
-		o := r.eval(ev, &env)
+		o := r.eval(ev, &env, &m)
 		if o.test == passed {
 			if out == nil {
 				out = make([]*Route, 0, len(s.routes)-i) // one allocation, whatever matches
@@ -184,8 +206,9 @@ type Decision struct {
 func (s *Set) Explain(ev *dataverse.Event) []Decision {
 	out := make([]Decision, 0, len(s.routes))
 	env := wdl.Env{Body: ev.Row, Now: s.now}
+	m := s.newMemo(nil, nil)
 	for _, r := range s.routes {
-		o := r.eval(ev, &env)
+		o := r.eval(ev, &env, &m)
 		out = append(out, Decision{Name: r.Name, Matched: o.test == passed, Reason: r.reason(ev, o)})
 	}
 	return out
@@ -212,8 +235,63 @@ type outcome struct {
 	err   error // a condition's run-time error
 }
 
+// result is a memoized expression result for one event.
+type result uint8
+
+const (
+	unknown result = iota
+	isTrue
+	isFalse
+)
+
+// memo holds, for one event, the result of every expression evaluated so far.
+type memo struct {
+	set     *Set
+	filters []result
+	conds   []result
+}
+
+// newMemo sizes the memo, in the buffers given when they are large enough (Match passes arrays
+// on its stack, so matching allocates nothing for files of up to 64 distinct expressions).
+func (s *Set) newMemo(fbuf, cbuf []result) memo {
+	grow := func(buf []result, n int) []result {
+		if cap(buf) >= n {
+			return buf[:n]
+		}
+		return make([]result, n)
+	}
+	return memo{set: s, filters: grow(fbuf, len(s.filters)), conds: grow(cbuf, len(s.conds))}
+}
+
+func (m *memo) filter(id int, row map[string]any) bool {
+	if m.filters[id] == unknown {
+		m.filters[id] = isFalse
+		if m.set.filters[id].Match(row) {
+			m.filters[id] = isTrue
+		}
+	}
+	return m.filters[id] == isTrue
+}
+
+// cond evaluates a condition once per event. Errors are not memoized: each route that meets
+// one reports it (and evaluating again gives the same error).
+func (m *memo) cond(id int, env *wdl.Env) (bool, error) {
+	if r := m.conds[id]; r != unknown {
+		return r == isTrue, nil
+	}
+	ok, err := m.set.conds[id].Bool(env)
+	if err != nil {
+		return false, err
+	}
+	m.conds[id] = isFalse
+	if ok {
+		m.conds[id] = isTrue
+	}
+	return ok, nil
+}
+
 // eval runs the tests cheapest first, stopping at the first that fails.
-func (r *Route) eval(ev *dataverse.Event, env *wdl.Env) outcome {
+func (r *Route) eval(ev *dataverse.Event, env *wdl.Env, m *memo) outcome {
 	if r.table != "" && !strings.EqualFold(r.table, ev.Table) {
 		return outcome{test: failTable}
 	}
@@ -235,11 +313,11 @@ func (r *Route) eval(ev *dataverse.Event, env *wdl.Env) outcome {
 	if update && len(r.changed) > 0 && !anyChanged(ev, r.changed) {
 		return outcome{test: failChanged}
 	}
-	if r.filter != nil && !r.filter.Match(ev.Row) {
+	if r.filter >= 0 && !m.filter(r.filter, ev.Row) {
 		return outcome{test: failFilter}
 	}
 	for i, c := range r.conds {
-		ok, err := c.Bool(env)
+		ok, err := m.cond(c, env)
 		if err != nil {
 			return outcome{test: failCondition, index: i, err: err}
 		}

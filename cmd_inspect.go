@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+)
+
+// inspectMaxBody bounds what inspect reads: far above any body Dataverse sends (256 KB), low
+// enough that a wrong file cannot exhaust memory.
+const inspectMaxBody = 64 << 20
+
+// runInspect is `dvrouter inspect [--size-exceeded] FILE|-`: it prints the normalized event of one
+// payload as a single JSON object. Exit status: 0 printed, 1 the input is not a valid event
+// (one-line reason on stderr), 2 usage.
+func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sizeExceeded := fs.Bool("size-exceeded", false,
+		"mark the event as sent with x-ms-dynamics-msg-size-exceeded")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: dvrouter inspect [--size-exceeded] FILE|-")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	name := fs.Arg(0)
+
+	var in io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "dvrouter inspect: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		in = f
+	}
+	raw, err := io.ReadAll(io.LimitReader(in, inspectMaxBody+1))
+	if err != nil {
+		fmt.Fprintf(stderr, "dvrouter inspect: read %s: %v\n", name, err)
+		return 1
+	}
+	if len(raw) > inspectMaxBody {
+		fmt.Fprintf(stderr, "dvrouter inspect: %s: larger than %d bytes\n", name, inspectMaxBody)
+		return 1
+	}
+
+	ev, err := dataverse.DecodeWith(raw, dataverse.DecodeOptions{SizeExceeded: *sizeExceeded})
+	if err != nil {
+		fmt.Fprintf(stderr, "dvrouter inspect: %s: %s\n", name, oneLine(err.Error()))
+		return 1
+	}
+	// The event is printed as json.Marshal would, but without escaping <, > and & (the output
+	// is for people and for jq, not for HTML).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		fmt.Fprintf(stderr, "dvrouter inspect: %s: encode: %v\n", name, err)
+		return 1
+	}
+	if _, err := stdout.Write(buf.Bytes()); err != nil {
+		fmt.Fprintf(stderr, "dvrouter inspect: write: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps a reason on one line whatever the error text holds.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func inspect(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = runInspect(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestInspect_PrintsTheNormalizedEventOfAFile(t *testing.T) {
+	code, out, errOut := inspect(t, "", filepath.Join("testdata", "events", "update-account-async-images.json"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "}\n") {
+		t.Errorf("want one JSON object on one line, got %q", out)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "message", "table", "recordId", "stage", "mode", "depth", "organizationId",
+		"organizationName", "correlationId", "operationId", "requestId", "userId", "initiatingUserId",
+		"businessUnitId", "operationCreatedOn", "changedColumns", "sizeExceeded", "row", "preImage", "postImage"} {
+		if _, ok := ev[k]; !ok {
+			t.Errorf("output lacks %q", k)
+		}
+	}
+	if ev["message"] != "Update" || ev["table"] != "account" || ev["mode"] != "async" {
+		t.Errorf("message %v table %v mode %v", ev["message"], ev["table"], ev["mode"])
+	}
+}
+
+func TestInspect_ReadsStdinForDash(t *testing.T) {
+	code, out, errOut := inspect(t, `{"MessageName":"Create","PrimaryEntityName":"account","InputParameters":[]}`, "-")
+	if code != 0 || !strings.Contains(out, `"message":"Create"`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestInspect_SizeExceededFlag(t *testing.T) {
+	code, out, _ := inspect(t, `{"MessageName":"Update","PrimaryEntityName":"account","InputParameters":[]}`, "--size-exceeded", "-")
+	if code != 0 || !strings.Contains(out, `"sizeExceeded":true`) {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+}
+
+func TestInspect_InvalidInputExitsOneWithAOneLineReason(t *testing.T) {
+	tests := []struct {
+		name, stdin, says string
+	}{
+		{"malformed JSON", `{"MessageName":`, "malformed JSON at byte 15"},
+		{"not a context", `{"hello":"world"}`, "not a RemoteExecutionContext: MessageName"},
+		{"XML", `<RemoteExecutionContext/>`, "not JSON"},
+		{"empty", ``, "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := inspect(t, tt.stdin, "-")
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tt.says) {
+				t.Errorf("stderr %q, want one line saying %q", errOut, tt.says)
+			}
+		})
+	}
+}
+
+func TestInspect_MissingFileExitsOne(t *testing.T) {
+	code, _, errOut := inspect(t, "", filepath.Join(t.TempDir(), "nope.json"))
+	if code != 1 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestInspect_UsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{nil, {"a.json", "b.json"}, {"--bogus", "-"}} {
+		if code, _, errOut := inspect(t, "", args...); code != 2 || !strings.Contains(errOut, "usage: dvrouter inspect") {
+			t.Errorf("args %q: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

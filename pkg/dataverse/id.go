@@ -1,0 +1,82 @@
+package dataverse
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+)
+
+// idVersion starts the hashed text; a change to the derivation changes it, so ids of one
+// derivation never collide with another's.
+const idVersion = "dvrouter-event-id/v1"
+
+// eventID derives Event.ID from the fields that identify one plugin execution, so that the same
+// Dataverse event delivered twice (a webhook retry, a Service Bus redelivery, a re-serialized
+// copy with other key order or escaping) gets the same id, and two events get different ones.
+//
+// The input to SHA-256 is idVersion followed by these fields, each written as its length
+// (unsigned varint) and its bytes, in this order:
+//
+//	OrganizationId, OperationId, CorrelationId, RequestId, OwningExtension.Id (the step),
+//	MessageName, PrimaryEntityName, PrimaryEntityId, Stage, Depth, OperationCreatedOn
+//
+// GUIDs are lower-cased; a null or absent field is empty; Stage and Depth are decimal;
+// OperationCreatedOn is the UTC instant in milliseconds (offset applied), decimal. The first 16
+// bytes of the digest are printed as a lowercase UUID with the version nibble set to 8 (RFC 9562
+// "custom") and the RFC 4122 variant bits, e.g. "3f2a9c1e-5b7d-8e4f-9a0b-1c2d3e4f5a6b".
+//
+// The step id is in the set because two steps registered on one message are two deliveries
+// (each with its own consumers); Depth and Stage tell a plugin's own nested operation, which
+// shares the correlation id, from the one that caused it.
+func (c *context) eventID() string {
+	var stack [512]byte
+	b := append(stack[:0], idVersion...)
+	put := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	putGUID := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+		}
+	}
+	putGUID(c.orgID)
+	putGUID(c.operationID)
+	putGUID(c.correlationID)
+	if c.requestID != nil {
+		putGUID(*c.requestID)
+	} else {
+		put("")
+	}
+	putGUID(c.stepID)
+	put(c.message)
+	put(c.table)
+	putGUID(c.recordID)
+	put(strconv.Itoa(c.stage))
+	put(strconv.Itoa(c.depth))
+	if c.created != "" {
+		put(strconv.FormatInt(c.createdMS, 10))
+	} else {
+		put("")
+	}
+	sum := sha256.Sum256(b)
+	sum[6] = sum[6]&0x0f | 0x80
+	sum[8] = sum[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], sum[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], sum[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], sum[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], sum[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], sum[10:16])
+	return string(out[:])
+}

@@ -1,0 +1,919 @@
+package dataverse
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Web API annotation suffixes.
+const (
+	lookupSuffix    = "_value@Microsoft.Dynamics.CRM.lookuplogicalname"
+	formattedSuffix = "@OData.Community.Display.V1.FormattedValue"
+)
+
+// kind is what a decoded value turned out to be.
+type kind uint8
+
+const (
+	kNull kind = iota
+	kBool
+	kString // also a /Date()/ string, already ISO 8601, and a multi-select, already joined
+	kNumber
+	kWrapped // OptionSetValue or Money (or an untyped {"Value": n}): a number in an object
+	kEntity
+	kRef
+	kCollection
+	kRelationship
+	kArray
+	kObject // any other object, typed or not
+)
+
+// val is a decoded value before it is placed in a Row. Keeping it as a plain struct (not an
+// interface) means nothing is boxed until its final Web API form is known. It is kept small, with
+// few pointers, because the scratch stacks copy it around.
+type val struct {
+	k  kind
+	b  bool   // kBool: the value; kRef: Name was present and not null
+	s  string // kString, kNumber, kWrapped: the text; kEntity, kRef: Id; kRelationship: SchemaName
+	s2 string // kEntity, kRef: LogicalName; kRelationship: PrimaryEntityRole ("" when null)
+	// x holds the rest: kEntity: Row, or *pending for the Target; kObject: Row;
+	// kCollection: []any of Row; kArray: []val; kRef: the Name, boxed once (a string).
+	x any
+}
+
+func (v *val) elems() []val   { e, _ := v.x.([]val); return e }
+func (v *val) entries() []any { r, _ := v.x.([]any); return r }
+
+// row returns the row of an Entity or object, building it for a pending Entity.
+func (v *val) row() Row {
+	switch x := v.x.(type) {
+	case Row:
+		return x
+	case *pending:
+		r := make(Row, rowSize(x.attrs, x.fmts))
+		fill(r, x.attrs, x.fmts)
+		return r
+	}
+	return nil
+}
+
+// attr is one Attributes entry waiting to be placed; fmtPair one FormattedValues entry.
+type attr struct {
+	key string
+	v   val
+}
+
+type fmtPair struct {
+	key string
+	v   any
+}
+
+// hint says what an object without "__type" is, where the serializer left the type out because
+// the declared type fixes it: image entities, EntityCollection items, OwningExtension.
+type hint uint8
+
+const (
+	hintNone hint = iota
+	hintEntity
+	hintRef
+	// hintPending: an Entity here (the Target) is kept as its columns, not built into a row,
+	// because its columns go straight into the event's row.
+	hintPending
+)
+
+// pending is an Entity whose row is not built: its columns as they came.
+type pending struct {
+	attrs []attr
+	fmts  []fmtPair
+}
+
+// value reads any value. Typed objects come back as their kind; strings that are /Date()/ come
+// back already converted.
+func (d *decoder) value(h hint) (val, error) {
+	c, err := d.peek()
+	if err != nil {
+		return val{}, err
+	}
+	switch {
+	case c == '"':
+		if iso, ok := d.rawDate(); ok {
+			return val{k: kString, s: iso}, nil
+		}
+		s, err := d.str()
+		if err != nil {
+			return val{}, err
+		}
+		// A date written with \u escapes: rare, but the same value.
+		if strings.HasPrefix(s, "/Date(") {
+			if ms, ok := dateText(s); ok {
+				if iso, ok := formatDate(ms); ok {
+					s = iso
+				}
+			}
+		}
+		return val{k: kString, s: s}, nil
+	case c == '{':
+		return d.object(h)
+	case c == '[':
+		return d.array()
+	case c == '-' || (c >= '0' && c <= '9'):
+		n, err := d.number()
+		return val{k: kNumber, s: n}, err
+	default:
+		k, b, err := d.literal()
+		return val{k: k, b: b}, err
+	}
+}
+
+// array reads an array into elems; an array of OptionSetValues only is a multi-select choice,
+// joined into its Web API form at once.
+func (d *decoder) array() (val, error) {
+	if err := d.open(); err != nil {
+		return val{}, err
+	}
+	base := len(d.vals)
+	for first := true; ; first = false {
+		more, err := d.next(first, ']')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			break
+		}
+		v, err := d.value(hintNone)
+		if err != nil {
+			return val{}, err
+		}
+		d.vals = append(d.vals, v)
+	}
+	v := val{k: kArray}
+	if multi, ok := multiSelect(d.vals[base:]); ok {
+		// OptionSetValues only: a multi-select choice, joined at once.
+		d.popVals(base)
+		return val{k: kString, s: multi}, nil
+	}
+	if n := len(d.vals) - base; n > 0 {
+		elems := make([]val, n)
+		copy(elems, d.vals[base:])
+		d.popVals(base)
+		v.x = elems
+	}
+	return v, nil
+}
+
+// object reads an object, finding its type from a leading "__type" (where the serializer always
+// puts it), else from the hint, else from the keys it has.
+func (d *decoder) object(h hint) (val, error) {
+	if err := d.open(); err != nil {
+		return val{}, err
+	}
+	c, err := d.peek()
+	if err != nil {
+		return val{}, err
+	}
+	if c == '}' {
+		d.i++
+		d.depth--
+		switch h {
+		case hintEntity:
+			return val{k: kEntity, x: Row{}}, nil
+		case hintRef:
+			return val{k: kRef}, nil
+		}
+		return val{k: kObject, x: Row{}}, nil
+	}
+	if strings.HasPrefix(d.s[d.i:], `"__type"`) {
+		if _, err := d.key(); err != nil {
+			return val{}, err
+		}
+		name, err := d.typeName()
+		if err != nil {
+			return val{}, err
+		}
+		return d.typed(name, false, h == hintPending)
+	}
+	switch h {
+	case hintEntity:
+		return d.entity(true, false)
+	case hintRef:
+		return d.ref(true)
+	}
+	// No type and no hint: look at the keys first, then parse from the top of the object.
+	// Looking means reading the object twice, and a nested untyped object would be read again
+	// by each untyped ancestor; past maxSniff nested looks, objects are kept generic so a
+	// hostile body cannot multiply the work.
+	if d.sniffing >= maxSniff {
+		return d.generic(true, "")
+	}
+	start, depth := d.i, d.depth
+	name, has, err := d.sniff()
+	if err != nil {
+		return val{}, err
+	}
+	d.i, d.depth = start, depth
+	d.sniffing++
+	v, err := d.sniffed(name, has, h == hintPending)
+	d.sniffing--
+	return v, err
+}
+
+// maxSniff bounds nested untyped objects that are typed by their keys. Real payloads need one
+// level (the EntityReferences of RelatedEntities) or two.
+const maxSniff = 3
+
+func (d *decoder) sniffed(name string, has int, pend bool) (val, error) {
+	switch {
+	case name != "":
+		return d.typed(name, true, pend)
+	case has&hasAttributes != 0 && has&hasLogicalName != 0:
+		return d.entity(true, pend)
+	case has&hasLogicalName != 0 && has&hasID != 0:
+		return d.ref(true)
+	case has&hasEntities != 0:
+		return d.collection(true)
+	case has == hasValue:
+		return d.wrapped(true)
+	}
+	return d.generic(true, "")
+}
+
+// typeName reads the value of "__type" and returns the part before ':'
+// ("Entity:http://schemas.microsoft.com/xrm/2011/Contracts" is "Entity"). The common case,
+// no escape before the colon, builds nothing.
+func (d *decoder) typeName() (string, error) {
+	c, err := d.peek()
+	if err != nil {
+		return "", err
+	}
+	if c != '"' {
+		// A non-string __type is no type at all: keep the object generic.
+		return "", d.skip()
+	}
+	for j := d.i + 1; j < len(d.s); j++ {
+		switch d.s[j] {
+		case ':', '"':
+			name := d.s[d.i+1 : j]
+			// Nearly every typed value names the same contract namespace: step over it whole.
+			rest := d.s[j:]
+			for _, ns := range [...]string{contractsEscaped, contractsPlain} {
+				if strings.HasPrefix(rest, ns) {
+					d.i = j + len(ns)
+					return name, nil
+				}
+			}
+			return name, d.skipString()
+		case '\\':
+			full, err := d.str()
+			if i := strings.IndexByte(full, ':'); i >= 0 {
+				full = full[:i]
+			}
+			return full, err
+		}
+	}
+	return "", d.eof()
+}
+
+// The tail of a "__type" value in the SDK's contract namespace, with the closing quote.
+const (
+	contractsEscaped = `:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts"`
+	contractsPlain   = `:http://schemas.microsoft.com/xrm/2011/Contracts"`
+)
+
+func (d *decoder) typed(name string, first, pend bool) (val, error) {
+	switch name {
+	case "Entity":
+		return d.entity(first, pend)
+	case "EntityReference":
+		return d.ref(first)
+	case "OptionSetValue", "Money":
+		return d.wrapped(first)
+	case "EntityCollection":
+		return d.collection(first)
+	case "Relationship":
+		return d.relationship(first)
+	}
+	return d.generic(first, name)
+}
+
+const (
+	hasAttributes = 1 << iota
+	hasLogicalName
+	hasID
+	hasEntities
+	hasValue
+	hasOther
+)
+
+// sniff scans the members of an untyped object, reporting which telling keys it has.
+func (d *decoder) sniff() (name string, has int, err error) {
+	for first := true; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil || !more {
+			return name, has, err
+		}
+		k, err := d.key()
+		if err != nil {
+			return "", 0, err
+		}
+		switch k {
+		case "__type":
+			if name, err = d.typeName(); err != nil {
+				return "", 0, err
+			}
+			continue
+		case "Attributes":
+			has |= hasAttributes
+		case "LogicalName":
+			has |= hasLogicalName
+		case "Id":
+			has |= hasID
+		case "Entities":
+			has |= hasEntities
+		case "Value":
+			has |= hasValue
+		default:
+			has |= hasOther
+		}
+		if err := d.skip(); err != nil {
+			return "", 0, err
+		}
+	}
+}
+
+// The typed readers below each loop over the remaining members of an object whose '{' was
+// consumed (first says whether any member was read yet). The loop is written out in each rather
+// than shared through a callback, to keep the hot path free of closures. A "__type" met there is
+// skipped like any unknown key: the type is already known.
+
+// entity reads an Entity's members and builds its row, or with pend keeps its columns pending.
+func (d *decoder) entity(first, pend bool) (val, error) {
+	v := val{k: kEntity}
+	abase, fbase := len(d.attrs), len(d.fmts)
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			break
+		}
+		k, err := d.key()
+		if err != nil {
+			return val{}, err
+		}
+		switch k {
+		case "Attributes":
+			err = d.attributes()
+		case "FormattedValues":
+			err = d.formatted()
+		case "Id":
+			v.s, err = d.optString("Id")
+		case "LogicalName":
+			v.s2, err = d.optString("LogicalName")
+		default:
+			err = d.skip()
+		}
+		if err != nil {
+			return val{}, err
+		}
+	}
+	if pend {
+		p := &pending{attrs: slices.Clone(d.attrs[abase:])}
+		if len(d.fmts) > fbase {
+			p.fmts = slices.Clone(d.fmts[fbase:])
+		}
+		d.popEntity(abase, fbase)
+		v.x = p
+		return v, nil
+	}
+	v.x = d.buildRow(abase, fbase)
+	return v, nil
+}
+
+// optString reads a string or null ("").
+func (d *decoder) optString(field string) (string, error) {
+	c, err := d.peek()
+	if err != nil {
+		return "", err
+	}
+	switch c {
+	case '"':
+		return d.str()
+	case 'n':
+		_, _, err := d.literal()
+		return "", err
+	}
+	d.shapeErr(field, "want a string, got "+describe(c))
+	return "", d.skip()
+}
+
+// attributes reads a key/value array of columns onto the attrs stack.
+func (d *decoder) attributes() error {
+	c, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if c != '[' {
+		if c == 'n' {
+			_, _, err := d.literal()
+			return err
+		}
+		d.shapeErr("Attributes", "want an array, got "+describe(c))
+		return d.skip()
+	}
+	if err := d.open(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		more, err := d.next(first, ']')
+		if err != nil || !more {
+			return err
+		}
+		k, v, ok, err := d.pair("Attributes", hintNone, "")
+		if err != nil {
+			return err
+		}
+		if ok {
+			d.attrs = append(d.attrs, attr{key: k, v: v})
+		}
+	}
+}
+
+// formatted reads a FormattedValues array onto the fmts stack.
+func (d *decoder) formatted() error {
+	c, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if c != '[' {
+		if c == 'n' {
+			_, _, err := d.literal()
+			return err
+		}
+		d.shapeErr("FormattedValues", "want an array, got "+describe(c))
+		return d.skip()
+	}
+	if err := d.open(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		more, err := d.next(first, ']')
+		if err != nil || !more {
+			return err
+		}
+		k, v, ok, err := d.pair("FormattedValues", hintNone, "")
+		if err != nil {
+			return err
+		}
+		if ok {
+			d.fmts = append(d.fmts, fmtPair{key: k, v: v.any()})
+		}
+	}
+}
+
+// pair reads one {"key": ..., "value": ...} element. When keep is not empty, only the keys it
+// lists (a "|"-separated set, see wanted) have their value decoded; the others are skipped.
+// ok is false for an element without a key, or one that is null, or one not wanted.
+func (d *decoder) pair(field string, h hint, keep string) (k string, v val, ok bool, err error) {
+	c := d.s[d.i]
+	if c != '{' {
+		if c == 'n' {
+			_, _, err = d.literal()
+			return "", val{}, false, err
+		}
+		d.shapeErr(field, "want {\"key\", \"value\"} elements, got "+describe(c))
+		return "", val{}, false, d.skip()
+	}
+	if err := d.open(); err != nil {
+		return "", val{}, false, err
+	}
+	haveKey, haveVal, first := false, false, true
+	// Fast path for the serializer's own form, {"key":"...","value":...} without spaces, which
+	// is most of a body; whatever follows, or any other form, goes through the loop below.
+	if strings.HasPrefix(d.s[d.i:], `"key":"`) {
+		d.i += len(`"key":`)
+		if k, err = d.str(); err != nil {
+			return "", val{}, false, err
+		}
+		haveKey, first = true, false
+		if strings.HasPrefix(d.s[d.i:], `,"value":`) {
+			d.i += len(`,"value":`)
+			if keep != "" && !wanted(keep, k) {
+				err = d.skip()
+			} else {
+				v, err = d.value(h)
+				haveVal = true
+			}
+			if err != nil {
+				return "", val{}, false, err
+			}
+		}
+	}
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return "", val{}, false, err
+		}
+		if !more {
+			break
+		}
+		name, err := d.key()
+		if err != nil {
+			return "", val{}, false, err
+		}
+		switch name {
+		case "key":
+			var c byte
+			if c, err = d.peek(); err == nil {
+				if c == '"' {
+					k, err = d.str()
+					haveKey = true
+				} else {
+					d.shapeErr(field, "want a string key, got "+describe(c))
+					err = d.skip()
+				}
+			}
+		case "value":
+			if haveKey && keep != "" && !wanted(keep, k) {
+				err = d.skip()
+			} else {
+				v, err = d.value(h)
+				haveVal = true
+			}
+		default:
+			err = d.skip()
+		}
+		if err != nil {
+			return "", val{}, false, err
+		}
+	}
+	if !haveKey || !haveVal || (keep != "" && !wanted(keep, k)) {
+		return "", val{}, false, nil
+	}
+	return k, v, true, nil
+}
+
+// wanted reports whether k is one of the "|"-separated names in set.
+func wanted(set, k string) bool {
+	for set != "" {
+		name := set
+		if i := strings.IndexByte(set, '|'); i >= 0 {
+			name, set = set[:i], set[i+1:]
+		} else {
+			set = ""
+		}
+		if name == k {
+			return true
+		}
+	}
+	return false
+}
+
+// buildRow turns the attrs and fmts pushed since abase and fbase into a Web API row and pops them.
+func (d *decoder) buildRow(abase, fbase int) Row {
+	attrs, fmts := d.attrs[abase:], d.fmts[fbase:]
+	row := make(Row, rowSize(attrs, fmts))
+	fill(row, attrs, fmts)
+	d.popEntity(abase, fbase)
+	return row
+}
+
+// rowSize counts the entries attrs and fmts make in a row.
+func rowSize(attrs []attr, fmts []fmtPair) int {
+	n := len(attrs) + len(fmts)
+	for i := range attrs {
+		if attrs[i].v.k == kRef {
+			n += 2
+		}
+	}
+	return n
+}
+
+// fill places columns and their formatted values into row.
+func fill(row Row, attrs []attr, fmts []fmtPair) {
+	for i := range attrs {
+		place(row, attrs[i].key, &attrs[i].v)
+	}
+	var buf [128]byte
+	for _, f := range fmts {
+		key := f.key
+		if _, ok := row[key]; !ok {
+			// A lookup's formatted value goes with "_x_value" (logical names never start
+			// with '_', so that key can only come from lookup x). The lookup by a []byte
+			// conversion does not allocate.
+			lk := append(append(append(buf[:0], '_'), key...), "_value"...)
+			if _, ok := row[string(lk)]; ok {
+				key = lookupKey(key)[:len(lk)]
+			}
+		}
+		row[formattedKey(key)] = f.v
+	}
+}
+
+// place puts one column into a row in Web API shape.
+func place(row Row, key string, v *val) {
+	switch v.k {
+	case kRef:
+		// One string holds both keys: "_x_value" is a prefix of its annotation.
+		long := lookupKey(key)
+		short := long[:len(key)+len("__value")]
+		if v.s == "" {
+			row[short] = nil
+		} else {
+			row[short] = v.s
+		}
+		if v.s2 == "" {
+			row[long] = nil
+		} else {
+			row[long] = v.s2
+		}
+		// The Web API's formatted value of a lookup is the record's name; an explicit
+		// FormattedValues entry, placed after this, wins.
+		if v.b {
+			row[formattedKey(short)] = v.x // the name, boxed once when read
+		}
+	case kArray:
+		// A bare array in a column is a multi-select choice; with no choices it is null, as the
+		// Web API shows it.
+		if len(v.elems()) == 0 {
+			row[key] = nil
+			return
+		}
+		row[key] = v.any()
+	default:
+		row[key] = v.any()
+	}
+}
+
+// any returns the value in Web API shape, outside of a column position.
+func (v *val) any() any {
+	switch v.k {
+	case kBool:
+		return v.b
+	case kString:
+		return v.s
+	case kNumber, kWrapped:
+		return json.Number(v.s)
+	case kEntity, kObject:
+		return v.row()
+	case kCollection:
+		if e := v.entries(); e != nil {
+			return e
+		}
+		return []any{}
+	case kRef:
+		// An entity reference that is not a column (inside an unknown structure): keep the SDK's
+		// own shape, which says everything and needs no guessing.
+		r := Row{"Id": nilIfEmpty(v.s), "LogicalName": nilIfEmpty(v.s2), "Name": nil}
+		if v.b {
+			r["Name"] = v.x
+		}
+		return r
+	case kRelationship:
+		r := Row{"SchemaName": nilIfEmpty(v.s), "PrimaryEntityRole": nil}
+		if v.s2 != "" {
+			r["PrimaryEntityRole"] = json.Number(v.s2)
+		}
+		return r
+	case kArray:
+		elems := v.elems()
+		out := make([]any, len(elems))
+		for i := range elems {
+			out[i] = elems[i].any()
+		}
+		return out
+	}
+	return nil
+}
+
+// multiSelect joins an array of OptionSetValues into "100000000,100000002", the Web API's form.
+func multiSelect(elems []val) (string, bool) {
+	if len(elems) == 0 {
+		return "", false
+	}
+	n := 0
+	for i := range elems {
+		if elems[i].k != kWrapped {
+			return "", false
+		}
+		n += len(elems[i].s) + 1
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range elems {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(elems[i].s)
+	}
+	return b.String(), true
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// ref reads an EntityReference.
+func (d *decoder) ref(first bool) (val, error) {
+	v := val{k: kRef}
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			return v, nil
+		}
+		k, err := d.key()
+		if err != nil {
+			return val{}, err
+		}
+		switch k {
+		case "Id":
+			v.s, err = d.optString("Id")
+		case "LogicalName":
+			v.s2, err = d.optString("LogicalName")
+		case "Name":
+			if c, perr := d.peek(); perr != nil {
+				return val{}, perr
+			} else if c == '"' {
+				var name string
+				name, err = d.str()
+				v.x, v.b = name, true
+			} else {
+				_, err = d.optString("Name")
+			}
+		default:
+			err = d.skip()
+		}
+		if err != nil {
+			return val{}, err
+		}
+	}
+}
+
+// wrapped reads an OptionSetValue or Money: {"Value": n}.
+func (d *decoder) wrapped(first bool) (val, error) {
+	v := val{k: kNull}
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			return v, nil
+		}
+		k, err := d.key()
+		if err != nil {
+			return val{}, err
+		}
+		if k != "Value" {
+			if err := d.skip(); err != nil {
+				return val{}, err
+			}
+			continue
+		}
+		if v, err = d.value(hintNone); err != nil {
+			return val{}, err
+		}
+		if v.k == kNumber {
+			v.k = kWrapped
+		}
+	}
+}
+
+// collection reads an EntityCollection: its Entities become rows.
+func (d *decoder) collection(first bool) (val, error) {
+	v := val{k: kCollection}
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			return v, nil
+		}
+		k, err := d.key()
+		if err != nil {
+			return val{}, err
+		}
+		if k != "Entities" {
+			if err := d.skip(); err != nil {
+				return val{}, err
+			}
+			continue
+		}
+		c, err := d.peek()
+		if err != nil {
+			return val{}, err
+		}
+		if c != '[' {
+			if c != 'n' {
+				d.shapeErr("Entities", "want an array, got "+describe(c))
+			}
+			if err := d.skip(); err != nil {
+				return val{}, err
+			}
+			continue
+		}
+		if err := d.open(); err != nil {
+			return val{}, err
+		}
+		var rows []any
+		for efirst := true; ; efirst = false {
+			more, err := d.next(efirst, ']')
+			if err != nil {
+				return val{}, err
+			}
+			if !more {
+				break
+			}
+			e, err := d.value(hintEntity)
+			if err != nil {
+				return val{}, err
+			}
+			rows = append(rows, e.any())
+		}
+		if rows == nil {
+			rows = []any{}
+		}
+		v.x = rows
+	}
+}
+
+// relationship reads a Relationship: {"PrimaryEntityRole": null|0|1, "SchemaName": "..."}.
+func (d *decoder) relationship(first bool) (val, error) {
+	v := val{k: kRelationship}
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			return v, nil
+		}
+		k, err := d.key()
+		if err != nil {
+			return val{}, err
+		}
+		switch k {
+		case "SchemaName":
+			v.s, err = d.optString("Relationship.SchemaName")
+		case "PrimaryEntityRole":
+			var r val
+			if r, err = d.value(hintNone); err == nil && r.k == kNumber {
+				v.s2 = r.s
+			}
+		default:
+			err = d.skip()
+		}
+		if err != nil {
+			return val{}, err
+		}
+	}
+}
+
+// generic reads any other object into a row of its members, as they are, with values
+// normalized. A typed one keeps its type name as "@odata.type": "#<Type>" (for example
+// "#BooleanManagedProperty"), so that nothing Dataverse said is lost and no "__type" remains.
+func (d *decoder) generic(first bool, name string) (val, error) {
+	base := len(d.attrs)
+	for ; ; first = false {
+		more, err := d.next(first, '}')
+		if err != nil {
+			return val{}, err
+		}
+		if !more {
+			break
+		}
+		k, err := d.key()
+		if err != nil {
+			return val{}, err
+		}
+		if k == "__type" {
+			if err := d.skip(); err != nil {
+				return val{}, err
+			}
+			continue
+		}
+		v, err := d.value(hintNone)
+		if err != nil {
+			return val{}, err
+		}
+		d.attrs = append(d.attrs, attr{key: k, v: v})
+	}
+	attrs := d.attrs[base:]
+	row := make(Row, len(attrs)+1)
+	if name != "" {
+		row["@odata.type"] = "#" + name
+	}
+	for i := range attrs {
+		row[attrs[i].key] = attrs[i].v.any()
+	}
+	d.popEntity(base, len(d.fmts))
+	return val{k: kObject, x: row}, nil
+}

@@ -55,14 +55,13 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, http.StatusText(status), err.Error())
 		return
 	}
-	ev, err := dataverse.Decode(body)
+	ev, err := dataverse.DecodeWith(body, dataverse.DecodeOptions{
+		SizeExceeded: r.Header.Get("x-ms-dynamics-msg-size-exceeded") != "",
+	})
 	if err != nil {
 		status, msg := decodeStatus(err)
 		writeError(w, status, msg, err.Error())
 		return
-	}
-	if r.Header.Get("x-ms-dynamics-msg-size-exceeded") != "" {
-		ev.SizeExceeded = true
 	}
 	if len(h.settings.AllowedOrgs) > 0 && !h.settings.AllowedOrgs[strings.ToLower(ev.OrganizationID)] {
 		writeError(w, http.StatusForbidden, "organization not allowed",
@@ -129,8 +128,7 @@ func readBounded(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int
 // decodeStatus maps a decode error to its status: 400 for bytes that are not valid JSON,
 // 422 for valid JSON that is not a RemoteExecutionContext.
 func decodeStatus(err error) (int, string) {
-	var shape *dataverse.ShapeError
-	if errors.As(err, &shape) {
+	if dataverse.IsShape(err) {
 		return http.StatusUnprocessableEntity, "not a Dataverse RemoteExecutionContext"
 	}
 	return http.StatusBadRequest, "malformed JSON"

@@ -34,7 +34,7 @@ const usage = `dvrouter routes Dataverse plugin events to consumers.
 
 Usage:
   dvrouter serve [--routes FILE]            run the service (what the Functions host starts)
-  dvrouter inspect FILE|-                   print the normalized event of a payload
+  dvrouter inspect [--size-exceeded] FILE|-   print the normalized event of a payload
   dvrouter validate --routes FILE           check a route file
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow FLOW.json            turn a Power Automate flow's trigger into a route

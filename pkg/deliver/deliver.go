@@ -1,0 +1,350 @@
+// Package deliver hands each routed event to its consumers: every consumer concurrently, each
+// attempt through that consumer's circuit breaker, concurrency limit, timeout and retry policy,
+// all inside one time budget per event; and it records every delivery that still fails with the
+// failure store before reporting the outcome, so nothing is acknowledged before it is durable.
+//
+// The destination kinds live in their own folders (httpdest, sbdest) behind dest.Publisher;
+// the whole delivery policy is stacked in one place, policy().
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
+	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
+	"github.com/dvrouter/dvrouter/pkg/deliver/sbdest"
+	"github.com/dvrouter/dvrouter/pkg/failures"
+)
+
+// DefaultBudget is how long all of one event's deliveries may take together when
+// Options.Budget is zero: well inside the 60 s Dataverse waits for a webhook's answer.
+const DefaultBudget = 20 * time.Second
+
+// recordTimeout bounds one call to the Recorder. It is measured from when the delivery ended,
+// not from the event's budget, so a slow consumer cannot leave its own failure unrecorded.
+const recordTimeout = 10 * time.Second
+
+// ErrNotDurable means a failed delivery could not be recorded: the caller must not acknowledge
+// the event (the webhook answers 503, the queue invocation non-2xx) so that it comes back.
+var ErrNotDurable = errors.New("delivery outcome not durable")
+
+// Recorder keeps failed deliveries; the failure store implements it.
+type Recorder interface {
+	Record(ctx context.Context, f failures.Failure) (failures.Failure, error)
+}
+
+// Target is one consumer an event goes to, through the route that matched first.
+type Target struct {
+	Route    string
+	Consumer string
+	Select   []string // the route's select: columns sent (empty: all)
+	Exclude  []string // the route's exclude: columns never sent; wins over Select
+}
+
+// Result is how one (event, consumer) delivery ended.
+type Result struct {
+	Route      string        `json:"route"`
+	Consumer   string        `json:"consumer"`
+	Delivered  bool          `json:"delivered"`
+	Attempts   int           `json:"attempts"`             // attempts that reached the consumer
+	StatusCode int           `json:"statusCode,omitempty"` // last HTTP status, when there was one
+	Error      string        `json:"error,omitempty"`
+	Kind       failures.Kind `json:"kind,omitempty"` // delivery or breaker-open, when failed
+}
+
+// Outcome is every Result of one event, split; both lists are non-nil.
+type Outcome struct {
+	Delivered []Result `json:"delivered"`
+	Failed    []Result `json:"failed"`
+}
+
+// Options are the settings that are not per consumer.
+type Options struct {
+	Budget     time.Duration // all of one event's deliveries; 0 means DefaultBudget
+	Logger     zerolog.Logger
+	Credential azcore.TokenCredential // for servicebus `namespace:` consumers; nil: azidentity's default chain, built on first need
+}
+
+// Deliverer delivers events to the configured consumers. It is safe for concurrent use.
+type Deliverer struct {
+	consumers map[string]*consumer
+	rec       Recorder
+	budget    time.Duration
+	log       zerolog.Logger
+	client    *http.Client
+}
+
+type consumer struct {
+	cfg  config.Consumer
+	pub  dest.Publisher
+	cb   *gobreaker.CircuitBreaker[struct{}]
+	send sendFunc
+}
+
+// kinds builds a consumer type's publisher: adding a destination kind is one folder and one
+// line here.
+var kinds = map[string]func(c config.Consumer, d *deps) (dest.Publisher, error){
+	"http":       func(c config.Consumer, d *deps) (dest.Publisher, error) { return httpdest.New(c, d.client) },
+	"servicebus": func(c config.Consumer, d *deps) (dest.Publisher, error) { return sbdest.New(c, d.credential) },
+}
+
+// deps are what publishers of several consumers share.
+type deps struct {
+	client     *http.Client
+	credential func() (azcore.TokenCredential, error)
+}
+
+// New makes a Deliverer for consumers (as loaded and validated by package config). rec keeps
+// failures; with a nil rec every failure makes Deliver return ErrNotDurable.
+func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, error) {
+	d := &Deliverer{
+		consumers: make(map[string]*consumer, len(consumers)),
+		rec:       rec,
+		budget:    opts.Budget,
+		log:       opts.Logger,
+	}
+	if d.budget <= 0 {
+		d.budget = DefaultBudget
+	}
+	idle := 0
+	for _, c := range consumers {
+		if c.Type == "http" {
+			idle += max(c.MaxConcurrency, 1)
+		}
+	}
+	d.client = httpdest.NewClient(min(idle, 1024))
+	shared := &deps{
+		client: d.client,
+		credential: sync.OnceValues(func() (azcore.TokenCredential, error) {
+			if opts.Credential != nil {
+				return opts.Credential, nil
+			}
+			return azidentity.NewDefaultAzureCredential(nil)
+		}),
+	}
+	for _, c := range consumers {
+		if _, dup := d.consumers[c.Name]; dup {
+			_ = d.Close(context.Background())
+			return nil, fmt.Errorf("consumer %s: defined twice", c.Name)
+		}
+		switch c.Format {
+		case FormatRow, FormatRaw, FormatCloudEvent, "":
+		default:
+			_ = d.Close(context.Background())
+			return nil, fmt.Errorf("consumer %s: unknown format %q", c.Name, c.Format)
+		}
+		build, ok := kinds[c.Type]
+		if !ok {
+			_ = d.Close(context.Background())
+			return nil, fmt.Errorf("consumer %s: unknown type %q", c.Name, c.Type)
+		}
+		pub, err := build(c, shared)
+		if err != nil {
+			_ = d.Close(context.Background())
+			return nil, err
+		}
+		cb := gobreaker.NewCircuitBreaker[struct{}](breakerSettings(c.Name, c.Breaker, d.logStateChange))
+		slots := make(chan struct{}, max(c.MaxConcurrency, 1))
+		d.consumers[c.Name] = &consumer{cfg: c, pub: pub, cb: cb, send: policy(c, slots, cb, pub)}
+	}
+	return d, nil
+}
+
+// logStateChange writes the line the deployment's breaker alert looks for: keep the message and
+// field names.
+func (d *Deliverer) logStateChange(name string, from, to gobreaker.State) {
+	d.log.Warn().Str("consumer", name).Str("from", from.String()).Str("to", to.String()).Msg("breaker state changed")
+}
+
+// Deliver sends ev to every target concurrently, all within one budget, and records each failed
+// delivery with the Recorder before it returns. The error is non-nil (and wraps ErrNotDurable)
+// exactly when some failure could not be recorded; the Outcome is complete either way.
+func (d *Deliverer) Deliver(ctx context.Context, ev *dataverse.Event, targets []Target) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.budget)
+	defer cancel()
+
+	payloads := d.encodeOnce(ev, targets)
+	results := make([]Result, len(targets))
+	recordErrs := make([]error, len(targets))
+	deliverOne := func(i int) {
+		results[i] = d.send(ctx, ev, targets[i], payloads[i])
+		if !results[i].Delivered {
+			recordErrs[i] = d.record(ctx, ev, results[i])
+		}
+	}
+	// Every target but the last gets its own goroutine; the last runs on this one, which would
+	// otherwise only wait (and a single target, the common case, costs no goroutine at all).
+	var wg sync.WaitGroup
+	for i := range len(targets) - 1 {
+		wg.Go(func() { deliverOne(i) })
+	}
+	if len(targets) > 0 {
+		deliverOne(len(targets) - 1)
+	}
+	wg.Wait()
+
+	out := Outcome{Delivered: []Result{}, Failed: []Result{}}
+	for _, r := range results {
+		if r.Delivered {
+			out.Delivered = append(out.Delivered, r)
+		} else {
+			out.Failed = append(out.Failed, r)
+		}
+	}
+	if err := errors.Join(recordErrs...); err != nil {
+		return out, fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return out, nil
+}
+
+// Send makes one delivery of ev to t's consumer through its breaker, retry policy and timeouts,
+// within the same budget as Deliver, and records nothing (the failures API's replay records the
+// outcome itself).
+func (d *Deliverer) Send(ctx context.Context, ev *dataverse.Event, t Target) Result {
+	ctx, cancel := context.WithTimeout(ctx, d.budget)
+	defer cancel()
+	return d.send(ctx, ev, t, d.encodeOnce(ev, []Target{t})[0])
+}
+
+// BreakerOpen reports whether the named consumer's breaker is open (refusing deliveries).
+func (d *Deliverer) BreakerOpen(consumer string) bool {
+	c, ok := d.consumers[consumer]
+	return ok && c.cb.State() == gobreaker.StateOpen
+}
+
+// Close releases every consumer's connections.
+func (d *Deliverer) Close(ctx context.Context) error {
+	var errs []error
+	for name, c := range d.consumers {
+		if err := c.pub.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close consumer %s: %w", name, err))
+		}
+	}
+	if d.client != nil {
+		d.client.CloseIdleConnections()
+	}
+	return errors.Join(errs...)
+}
+
+// payload is an encoded message body, or why there is none.
+type payload struct {
+	body        []byte
+	contentType string
+	err         error
+}
+
+// encodeOnce encodes ev once per distinct (format, select, exclude) among targets: consumers
+// sharing a format and a route share the bytes.
+func (d *Deliverer) encodeOnce(ev *dataverse.Event, targets []Target) []payload {
+	out := make([]payload, len(targets))
+	var seen map[string]payload // with one target (the common case) there is nothing to share
+	for i, t := range targets {
+		c, ok := d.consumers[t.Consumer]
+		if !ok {
+			continue
+		}
+		var key string
+		if len(targets) > 1 {
+			key = c.cfg.Format + "\x00" + strings.Join(t.Select, "\x00") + "\x00\x00" + strings.Join(t.Exclude, "\x00")
+			if p, ok := seen[key]; ok {
+				out[i] = p
+				continue
+			}
+		}
+		p := &out[i]
+		p.body, p.contentType, p.err = encode(ev, c.cfg.Format, t.Select, t.Exclude)
+		if len(targets) > 1 {
+			if seen == nil {
+				seen = make(map[string]payload)
+			}
+			seen[key] = *p
+		}
+	}
+	return out
+}
+
+func (d *Deliverer) send(ctx context.Context, ev *dataverse.Event, t Target, p payload) Result {
+	r := Result{Route: t.Route, Consumer: t.Consumer}
+	c, ok := d.consumers[t.Consumer]
+	if !ok {
+		r.Kind, r.Error = failures.KindDelivery, fmt.Sprintf("unknown consumer %q", t.Consumer)
+		return r
+	}
+	if p.err != nil {
+		r.Kind, r.Error = failures.KindDelivery, p.err.Error()
+		return r
+	}
+	start := time.Now()
+	dl := &delivery{msg: dest.Message{Event: ev, Route: t.Route, Body: p.body, ContentType: p.contentType}}
+	err := c.send(ctx, dl)
+	r.Attempts = dl.attempts
+	r.StatusCode = dest.StatusCode(err)
+	if err == nil {
+		r.Delivered = true
+		d.log.Debug().Str("eventId", ev.ID).Str("consumer", t.Consumer).Str("route", t.Route).
+			Int("attempts", r.Attempts).Dur("took", time.Since(start)).Msg("delivered")
+		return r
+	}
+	r.Error = err.Error()
+	r.Kind = failures.KindDelivery
+	if errors.Is(err, errBreakerOpen) {
+		r.Kind = failures.KindBreakerOpen
+	}
+	return r
+}
+
+// record hands a failed delivery to the Recorder, under its own deadline: ctx (the budget) may
+// already have run out, and that must not cost the failure its record.
+func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) error {
+	if d.rec == nil {
+		return fmt.Errorf("consumer %s: no failure recorder", r.Consumer)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	now := time.Now().UTC()
+	occurred, err := time.Parse(time.RFC3339Nano, ev.OperationCreatedOn)
+	if err != nil {
+		occurred = now
+	}
+	f := failures.Failure{
+		EventID:        ev.ID,
+		Consumer:       r.Consumer,
+		Route:          r.Route,
+		Table:          ev.Table,
+		Message:        ev.Message,
+		RecordID:       ev.RecordID,
+		CorrelationID:  ev.CorrelationID,
+		Kind:           r.Kind,
+		Status:         failures.StatusPending,
+		Attempts:       r.Attempts,
+		OccurredAt:     occurred.UTC(),
+		FirstFailedAt:  now,
+		LastFailedAt:   now,
+		LastError:      r.Error,
+		LastStatusCode: r.StatusCode,
+		Payload:        ev.Raw,
+	}
+	saved, err := d.rec.Record(ctx, f)
+	if err != nil {
+		d.log.Error().Str("eventId", ev.ID).Str("consumer", r.Consumer).Str("route", r.Route).
+			Str("kind", string(r.Kind)).Str("error", r.Error).AnErr("recordError", err).Msg("failure not recorded")
+		return fmt.Errorf("record failure of consumer %s: %w", r.Consumer, err)
+	}
+	// The deployment's failure alert looks for this message: keep it.
+	d.log.Error().Str("eventId", ev.ID).Str("consumer", r.Consumer).Str("route", r.Route).
+		Str("kind", string(r.Kind)).Str("error", r.Error).Str("failureId", saved.ID).Msg("failure recorded")
+	return nil
+}

@@ -1,0 +1,72 @@
+// Package dest is the contract between delivery and the destination kinds (one folder each:
+// httpdest, sbdest): the message one attempt sends, the two-method Publisher every kind
+// implements, and the Error that tells the retry policy and the circuit breaker what went wrong.
+package dest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+)
+
+// Message is one attempt to hand one event to one consumer, its payload already encoded in the
+// consumer's format.
+type Message struct {
+	Event       *dataverse.Event // read-only: ids and names for headers and properties
+	Route       string           // the route that matched
+	Attempt     int              // 1-based number of this attempt
+	Body        []byte
+	ContentType string
+}
+
+// Publisher sends messages to one consumer. Publish makes exactly one attempt (the retry policy
+// around it decides about more) and returns nil only when the consumer has accepted the message.
+type Publisher interface {
+	Publish(ctx context.Context, m Message) error
+	Close(ctx context.Context) error
+}
+
+// Error is a failed attempt as the destination understood it. Errors of any other type (a
+// refused connection, a reset, a timeout) count as retryable.
+type Error struct {
+	Err        error
+	Retryable  bool          // another attempt may succeed (the consumer is down or busy, not refusing)
+	StatusCode int           // the HTTP status answered, 0 when there was none
+	RetryAfter time.Duration // how long the consumer asked us to wait, 0 when it did not say
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent marks err as one that no retry can fix (a rejected payload, a missing entity, bad
+// credentials).
+func Permanent(err error) error { return &Error{Err: err} }
+
+// Retryable reports whether another attempt could succeed after err.
+func Retryable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Retryable
+	}
+	return true
+}
+
+// StatusCode is the last HTTP status carried by err, 0 when none.
+func StatusCode(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
+}
+
+// RetryAfter is the wait the consumer asked for in err, 0 when none.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}

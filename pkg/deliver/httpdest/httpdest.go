@@ -1,0 +1,222 @@
+// Package httpdest delivers events to HTTP consumers (webhooks): one POST (or the configured
+// method) per attempt, optionally signed as Standard Webhooks do, with the answer classified for
+// the retry policy.
+package httpdest
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
+)
+
+// Header names every request carries.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderRoute          = "X-Dvrouter-Route"
+	HeaderAttempt        = "X-Dvrouter-Attempt"
+
+	// Standard Webhooks (https://www.standardwebhooks.com).
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+)
+
+const userAgent = "dvrouter"
+
+// errorTextLimit bounds how much of a failed answer's body goes into the error text;
+// drainLimit bounds how much more is read so the connection can be reused. A body longer than
+// that is cut off by closing the connection instead.
+const (
+	errorTextLimit = 256
+	drainLimit     = 64 << 10
+)
+
+// Publisher sends to one HTTP consumer.
+type Publisher struct {
+	client  *http.Client
+	method  string
+	url     string
+	headers http.Header
+	key     []byte // Standard Webhooks signing key; nil means unsigned
+	now     func() time.Time
+}
+
+// New makes the publisher for consumer c, sending through client (shared by every HTTP consumer,
+// see NewClient).
+func New(c config.Consumer, client *http.Client) (*Publisher, error) {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: url: %w", c.Name, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("consumer %s: url %q is not an absolute http(s) url", c.Name, c.URL)
+	}
+	method := c.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	p := &Publisher{client: client, method: method, url: c.URL, headers: make(http.Header, len(c.Headers)), now: time.Now}
+	for k, v := range c.Headers {
+		p.headers.Set(k, v)
+	}
+	if c.SigningSecret != "" {
+		if p.key, err = SigningKey(c.SigningSecret); err != nil {
+			return nil, fmt.Errorf("consumer %s: signingSecret: %w", c.Name, err)
+		}
+	}
+	return p, nil
+}
+
+// NewClient returns the HTTP client every HTTP consumer shares. Its transport keeps up to
+// idlePerHost idle connections per host (the consumers' maxConcurrency, summed) so that a burst
+// of concurrent deliveries reuses connections instead of opening new ones. It has no overall
+// timeout (each attempt's context bounds it) and does not follow redirects: a consumer that
+// redirects a webhook is misconfigured, and following a 302 would turn the POST into a GET.
+func NewClient(idlePerHost int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = max(idlePerHost, 100)
+	t.MaxIdleConnsPerHost = max(idlePerHost, 2)
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// SigningKey turns a configured signing secret into the HMAC key. A secret in the Standard
+// Webhooks form, "whsec_" followed by base64, is the base64-decoded bytes after the prefix (what
+// the Standard Webhooks libraries do); any other secret is used as its UTF-8 bytes, so a plain
+// shared secret works with a receiver that keys its HMAC with the same string.
+func SigningKey(secret string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return []byte(secret), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, fmt.Errorf("whsec_ secret is not base64: %w", err)
+	}
+	if len(key) == 0 {
+		return nil, errors.New("whsec_ secret is empty")
+	}
+	return key, nil
+}
+
+// Sign is the Standard Webhooks signature of body: "v1," followed by the base64 of
+// HMAC-SHA256(key, id + "." + timestamp + "." + body).
+func Sign(key []byte, id string, timestamp int64, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte{'.'})
+	mac.Write(strconv.AppendInt(nil, timestamp, 10))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Publish makes one request. It returns nil on a 2xx answer; a *dest.Error for any other answer
+// (retryable for 408, 429 and 5xx, with the Retry-After the consumer sent); the transport's error
+// (retryable) when no answer came.
+func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
+	req, err := http.NewRequestWithContext(ctx, p.method, p.url, bytes.NewReader(m.Body))
+	if err != nil {
+		return dest.Permanent(fmt.Errorf("build request: %w", err))
+	}
+	for k, v := range p.headers {
+		req.Header[k] = v
+	}
+	h := req.Header
+	h.Set("Content-Type", m.ContentType)
+	h.Set("User-Agent", userAgent)
+	h.Set(HeaderIdempotencyKey, m.Event.ID)
+	h.Set(HeaderRoute, m.Route)
+	h.Set(HeaderAttempt, strconv.Itoa(m.Attempt))
+	if p.key != nil {
+		// Signed per attempt: the timestamp is the time of sending, so a receiver's replay window
+		// judges this attempt, not the first one.
+		ts := p.now().Unix()
+		h[HeaderWebhookID] = []string{m.Event.ID}
+		h[HeaderWebhookTimestamp] = []string{strconv.FormatInt(ts, 10)}
+		h[HeaderWebhookSignature] = []string{Sign(p.key, m.Event.ID, ts, m.Body)}
+	}
+
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return describeTransportError(err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	return p.answerError(resp)
+}
+
+// Close has nothing to release: the client is shared and closed by its owner.
+func (p *Publisher) Close(context.Context) error { return nil }
+
+func (p *Publisher) answerError(resp *http.Response) error {
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, errorTextLimit))
+	text := strings.TrimSpace(strings.ToValidUTF8(string(snippet), "?"))
+	msg := "consumer answered " + resp.Status
+	if text != "" {
+		msg += ": " + text
+	}
+	code := resp.StatusCode
+	e := &dest.Error{Err: errors.New(msg), StatusCode: code}
+	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
+		e.Retryable = true
+		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), p.now())
+	}
+	return e
+}
+
+// ParseRetryAfter reads a Retry-After value, delta-seconds or an HTTP date, as a wait from now.
+// It returns 0 for an absent, malformed or past value.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		// Beyond a day is no longer a wait worth honouring exactly; the caller caps it anyway.
+		return time.Duration(min(n, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// describeTransportError keeps the transport's error (so errors.Is still sees context and net
+// errors) but drops the "Post \"url\":" prefix that would repeat the url in every failure.
+func describeTransportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		var ne net.Error
+		if errors.As(ue.Err, &ne) && ne.Timeout() {
+			return fmt.Errorf("no answer: %w", ue.Err)
+		}
+		return fmt.Errorf("request failed: %w", ue.Err)
+	}
+	return err
+}

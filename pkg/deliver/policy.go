@@ -1,0 +1,219 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
+)
+
+// delivery is one event on its way to one consumer, with what the policy layers learn about it.
+type delivery struct {
+	msg      dest.Message
+	attempts int // attempts that reached the publisher
+}
+
+// sendFunc delivers d, or says why not. The policy is a stack of wrappers around one sendFunc.
+type sendFunc func(ctx context.Context, d *delivery) error
+
+type wrapper func(sendFunc) sendFunc
+
+// policy is a consumer's whole delivery policy, outermost first. Each attempt waits for a
+// free slot, passes the breaker, and gets its own timeout; retry decides whether there is
+// another attempt and when.
+func policy(c config.Consumer, slots chan struct{}, cb *gobreaker.CircuitBreaker[struct{}], pub dest.Publisher) sendFunc {
+	return stack(publish(pub),
+		retry(c.Retry),     // attempts, backoff with full jitter, Retry-After, never past the budget
+		limit(slots),       // maxConcurrency: at most that many attempts in flight
+		breaker(cb),        // open => fail fast; every attempt counts
+		timeout(c.Timeout), // per attempt
+	)
+}
+
+func stack(send sendFunc, outermostFirst ...wrapper) sendFunc {
+	for i := len(outermostFirst) - 1; i >= 0; i-- {
+		send = outermostFirst[i](send)
+	}
+	return send
+}
+
+func publish(pub dest.Publisher) sendFunc {
+	return func(ctx context.Context, d *delivery) error {
+		d.attempts++
+		return pub.Publish(ctx, d.msg)
+	}
+}
+
+// errBudget says the event's delivery budget ran out before the delivery could finish.
+var errBudget = errors.New("delivery budget exhausted")
+
+// errBreakerOpen says the consumer's breaker refused an attempt.
+var errBreakerOpen = errors.New("circuit breaker open")
+
+// retry makes up to p.Attempts attempts. It retries only what dest.Retryable allows; it waits
+// the consumer's Retry-After when there is one, else a random delay up to
+// InitialDelay*2^(retry-1) (full jitter), both capped at MaxDelay; it never starts a wait that
+// would end past the context's deadline (the event's budget): it fails with the last error.
+func retry(p config.Retry) wrapper {
+	attempts := max(p.Attempts, 1)
+	return func(next sendFunc) sendFunc {
+		return func(ctx context.Context, d *delivery) error {
+			var last error
+			for n := 1; ; n++ {
+				d.msg.Attempt = n
+				err := next(ctx, d)
+				if err == nil {
+					return nil
+				}
+				if errors.Is(err, errBreakerOpen) || errors.Is(err, errBudget) {
+					if last != nil {
+						return fmt.Errorf("%w; last attempt: %w", err, last)
+					}
+					return err
+				}
+				last = err
+				if n >= attempts || !dest.Retryable(err) {
+					return err
+				}
+				if ctx.Err() != nil {
+					return fmt.Errorf("%w: %w", errBudget, err)
+				}
+				wait := backoff(p, n, dest.RetryAfter(err))
+				if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+					return fmt.Errorf("%w before attempt %d (would wait %s): %w", errBudget, n+1, wait.Round(time.Millisecond), err)
+				}
+				if err := sleep(ctx, wait); err != nil {
+					return fmt.Errorf("%w: %w", errBudget, last)
+				}
+			}
+		}
+	}
+}
+
+// backoff is the wait before retry number n (1 = the second attempt).
+func backoff(p config.Retry, n int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		if p.MaxDelay > 0 {
+			return min(retryAfter, p.MaxDelay)
+		}
+		return retryAfter
+	}
+	ceiling := p.InitialDelay
+	for i := 1; i < n && (p.MaxDelay <= 0 || ceiling < p.MaxDelay); i++ {
+		ceiling *= 2
+	}
+	if p.MaxDelay > 0 {
+		ceiling = min(ceiling, p.MaxDelay)
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling + 1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// limit holds one of the consumer's slots for the length of each attempt. Waiting for a slot
+// counts against the budget.
+func limit(slots chan struct{}) wrapper {
+	return func(next sendFunc) sendFunc {
+		return func(ctx context.Context, d *delivery) error {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return fmt.Errorf("%w waiting for one of %d delivery slots", errBudget, cap(slots))
+			}
+			defer func() { <-slots }()
+			return next(ctx, d)
+		}
+	}
+}
+
+// excluded wraps an error the breaker must not count: the attempt was cut short by the event's
+// budget (or the caller), which says nothing about the consumer.
+type excluded struct{ err error }
+
+func (e excluded) Error() string { return e.err.Error() }
+
+// breaker passes each attempt through cb. Only a retryable failure counts against the
+// consumer: a consumer that answers 4xx to a payload is up, it just refuses that payload.
+func breaker(cb *gobreaker.CircuitBreaker[struct{}]) wrapper {
+	return func(next sendFunc) sendFunc {
+		return func(ctx context.Context, d *delivery) error {
+			_, err := cb.Execute(func() (struct{}, error) {
+				err := next(ctx, d)
+				if err != nil && ctx.Err() != nil {
+					return struct{}{}, excluded{err}
+				}
+				return struct{}{}, err
+			})
+			if ex, ok := err.(excluded); ok {
+				return fmt.Errorf("%w: %w", errBudget, ex.err)
+			}
+			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+				return fmt.Errorf("%w: %w", errBreakerOpen, err)
+			}
+			return err
+		}
+	}
+}
+
+// breakerSettings turns a consumer's breaker policy into gobreaker settings. The failure ratio
+// is measured over a rolling 60 s window (six 10 s buckets), counting finished attempts only.
+func breakerSettings(name string, p config.Breaker, onChange func(name string, from, to gobreaker.State)) gobreaker.Settings {
+	minRequests := max(p.MinRequests, 1)
+	return gobreaker.Settings{
+		Name:         name,
+		MaxRequests:  max(p.HalfOpenRequests, 1),
+		Interval:     60 * time.Second,
+		BucketPeriod: 10 * time.Second,
+		Timeout:      p.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			done := c.TotalSuccesses + c.TotalFailures
+			return done >= minRequests && float64(c.TotalFailures) >= p.FailureRatio*float64(done)
+		},
+		IsSuccessful: func(err error) bool { return err == nil || !dest.Retryable(err) },
+		IsExcluded: func(err error) bool {
+			_, ok := err.(excluded)
+			return ok
+		},
+		OnStateChange: onChange,
+	}
+}
+
+// timeout bounds one attempt. An attempt that runs out of its own time (not the budget's) is a
+// retryable failure of the consumer.
+func timeout(d time.Duration) wrapper {
+	return func(next sendFunc) sendFunc {
+		if d <= 0 {
+			return next
+		}
+		return func(ctx context.Context, dl *delivery) error {
+			actx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			err := next(actx, dl)
+			if err != nil && actx.Err() != nil && ctx.Err() == nil {
+				return &dest.Error{Err: fmt.Errorf("no answer within %s: %w", d, err), Retryable: true}
+			}
+			return err
+		}
+	}
+}

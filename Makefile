@@ -10,6 +10,7 @@ export GOFLAGS := -buildvcs=false
 FUZZ_TARGETS := \
 	./pkg/dataverse:FuzzDecode \
 	./pkg/odata:FuzzCompile \
+	./pkg/odata:FuzzMatchCached \
 	./pkg/wdl:FuzzCompile \
 	./pkg/config:FuzzLoadRoutes \
 	./pkg/customhandler:FuzzServiceBusMessage \

@@ -13,7 +13,7 @@ const (
 	kNull kind = iota
 	kBool
 	kStr
-	kNum  // s holds the decimal text, compared exactly
+	kNum  // s holds the decimal text, compared exactly; num its fixed form, when it has one
 	kTime // sec, nsec: an instant
 	kGUID // g: a GUID literal
 	// kOther is a value that exists but cannot be compared: a collection or a nested row. It is
@@ -30,11 +30,14 @@ type val struct {
 	sec  int64
 	nsec int32
 	g    *[16]byte
+	num  fixed
 }
 
 var unknown = val{}
 
 func boolVal(b bool) val { return val{k: kBool, b: b} }
+
+func numVal(s string) val { return val{k: kNum, s: s, num: parseFixed(s)} }
 
 // fromRow converts a row value (dataverse.Row: nil, bool, string, json.Number, []any, map) to a
 // val.
@@ -43,39 +46,71 @@ func fromRow(x any) val {
 	case string:
 		return val{k: kStr, s: v}
 	case json.Number:
-		return val{k: kNum, s: string(v)}
+		return numVal(string(v))
 	case bool:
 		return val{k: kBool, b: v}
 	case float64:
-		return val{k: kNum, s: strconv.FormatFloat(v, 'g', -1, 64)}
+		return numVal(strconv.FormatFloat(v, 'g', -1, 64))
 	case int:
-		return val{k: kNum, s: strconv.Itoa(v)}
+		return numVal(strconv.Itoa(v))
 	case int64:
-		return val{k: kNum, s: strconv.FormatInt(v, 10)}
+		return numVal(strconv.FormatInt(v, 10))
 	case nil:
 		return unknown
 	}
 	return val{k: kOther}
 }
 
+// logic is a value seen as a condition, in SQL's three-valued logic.
+type logic uint8
+
+const (
+	lUnknown logic = iota
+	lFalse
+	lTrue
+)
+
+func logicOf(b bool) logic {
+	if b {
+		return lTrue
+	}
+	return lFalse
+}
+
+// asLogic is v as a condition: a non-boolean value (a text column standing alone) is unknown.
+func asLogic(v val) logic {
+	if v.k != kBool {
+		return lUnknown
+	}
+	return logicOf(v.b)
+}
+
+func (l logic) val() val {
+	if l == lUnknown {
+		return unknown
+	}
+	return boolVal(l == lTrue)
+}
+
+// node is a compiled expression. eval gives its value, test the same value as a condition.
+// Comparisons and the logical operators compute test and derive eval from it; operands compute
+// eval and derive test. A condition so passes one byte up the tree rather than a whole val,
+// which matters when a route file's fifty filters run on every event.
 type node interface {
-	eval(row map[string]any) val
+	eval(in input) val
+	test(in input) logic
 }
 
 type litNode struct{ v val }
 
-func (n *litNode) eval(map[string]any) val { return n.v }
+func (n *litNode) eval(input) val   { return n.v }
+func (n *litNode) test(input) logic { return asLogic(n.v) }
 
-// colNode reads a column; a missing column is null, as a column absent from the event is.
-type colNode struct{ name string }
+// colNode reads a column; a Yes/No column may stand alone as a condition.
+type colNode struct{ col column }
 
-func (n *colNode) eval(row map[string]any) val {
-	x, ok := row[n.name]
-	if !ok {
-		return unknown
-	}
-	return fromRow(x)
-}
+func (n *colNode) eval(in input) val   { return in.read(n.col) }
+func (n *colNode) test(in input) logic { return asLogic(in.read(n.col)) }
 
 // The logical operators use SQL's three-valued logic: unknown and false is false, unknown or
 // true is true, not unknown is unknown. A non-boolean operand (a text column used as a
@@ -83,46 +118,54 @@ func (n *colNode) eval(row map[string]any) val {
 
 type andNode struct{ l, r node }
 
-func (n *andNode) eval(row map[string]any) val {
-	l := n.l.eval(row)
-	if l.k == kBool && !l.b {
-		return l
+func (n *andNode) eval(in input) val { return n.test(in).val() }
+
+func (n *andNode) test(in input) logic {
+	l := n.l.test(in)
+	if l == lFalse {
+		return lFalse
 	}
-	r := n.r.eval(row)
-	if r.k == kBool && !r.b {
-		return r
+	r := n.r.test(in)
+	if r == lFalse {
+		return lFalse
 	}
-	if l.k == kBool && r.k == kBool {
-		return boolVal(true)
+	if l == lTrue && r == lTrue {
+		return lTrue
 	}
-	return unknown
+	return lUnknown
 }
 
 type orNode struct{ l, r node }
 
-func (n *orNode) eval(row map[string]any) val {
-	l := n.l.eval(row)
-	if l.k == kBool && l.b {
-		return l
+func (n *orNode) eval(in input) val { return n.test(in).val() }
+
+func (n *orNode) test(in input) logic {
+	l := n.l.test(in)
+	if l == lTrue {
+		return lTrue
 	}
-	r := n.r.eval(row)
-	if r.k == kBool && r.b {
-		return r
+	r := n.r.test(in)
+	if r == lTrue {
+		return lTrue
 	}
-	if l.k == kBool && r.k == kBool {
-		return boolVal(false)
+	if l == lFalse && r == lFalse {
+		return lFalse
 	}
-	return unknown
+	return lUnknown
 }
 
 type notNode struct{ x node }
 
-func (n *notNode) eval(row map[string]any) val {
-	v := n.x.eval(row)
-	if v.k != kBool {
-		return unknown
+func (n *notNode) eval(in input) val { return n.test(in).val() }
+
+func (n *notNode) test(in input) logic {
+	switch n.x.test(in) {
+	case lTrue:
+		return lFalse
+	case lFalse:
+		return lTrue
 	}
-	return boolVal(!v.b)
+	return lUnknown
 }
 
 type cmpOp uint8
@@ -161,6 +204,16 @@ func newCmp(op cmpOp, l, r typed) node {
 	case l.st == sNull:
 		return &nullTestNode{x: r.n, op: op}
 	}
+	if col, ok := l.n.(*colNode); ok {
+		if lit, ok := r.n.(*litNode); ok {
+			return &colCmpNode{col: col.col, op: op, lit: lit.v}
+		}
+	}
+	if lit, ok := l.n.(*litNode); ok {
+		if col, ok := r.n.(*colNode); ok {
+			return &colCmpNode{col: col.col, op: op, lit: lit.v, litLeft: true}
+		}
+	}
 	return &cmpNode{op: op, l: l.n, r: r.n}
 }
 
@@ -171,15 +224,17 @@ type nullTestNode struct {
 	op cmpOp
 }
 
-func (n *nullTestNode) eval(row map[string]any) val {
-	isNull := n.x.eval(row).k == kNull
+func (n *nullTestNode) eval(in input) val { return n.test(in).val() }
+
+func (n *nullTestNode) test(in input) logic {
+	isNull := n.x.eval(in).k == kNull
 	switch n.op {
 	case opEq:
-		return boolVal(isNull)
+		return logicOf(isNull)
 	case opNe:
-		return boolVal(!isNull)
+		return logicOf(!isNull)
 	}
-	return unknown
+	return lUnknown
 }
 
 type cmpNode struct {
@@ -187,20 +242,54 @@ type cmpNode struct {
 	l, r node
 }
 
-func (n *cmpNode) eval(row map[string]any) val {
-	l := n.l.eval(row)
+func (n *cmpNode) eval(in input) val { return n.test(in).val() }
+
+func (n *cmpNode) test(in input) logic {
+	l := n.l.eval(in)
 	if l.k == kNull {
-		return unknown
+		return lUnknown
 	}
-	r := n.r.eval(row)
+	r := n.r.eval(in)
 	if r.k == kNull {
-		return unknown
+		return lUnknown
 	}
-	c, ok := compare(l, r)
+	c, ok := compare(&l, &r)
 	if !ok {
-		return unknown
+		return lUnknown
 	}
-	return boolVal(n.op.holds(c))
+	return logicOf(n.op.holds(c))
+}
+
+// colCmpNode is "column op literal" (or "literal op column"), the shape nearly every filter is
+// made of. It is cmpNode with the column read and the literal inlined: one node call instead of
+// three, the column's value compared where the cache holds it, and the literal's number form
+// parsed once, at compile time. The literal is never null (newCmp makes those nullTestNode).
+type colCmpNode struct {
+	col     column
+	op      cmpOp
+	lit     val
+	litLeft bool // the literal is the left operand
+}
+
+func (n *colCmpNode) eval(in input) val { return n.test(in).val() }
+
+func (n *colCmpNode) test(in input) logic {
+	var buf val
+	v := in.column(n.col, &buf)
+	if v.k == kNull {
+		return lUnknown
+	}
+	var c int
+	var ok bool
+	if n.litLeft {
+		c, ok = compare(&n.lit, v)
+	} else {
+		c, ok = compare(v, &n.lit)
+	}
+	if !ok {
+		return lUnknown
+	}
+	return logicOf(n.op.holds(c))
 }
 
 // inNode is "x in (a, b, ...)": true when x equals an item, unknown when x is null or when no
@@ -210,31 +299,33 @@ type inNode struct {
 	items []val
 }
 
-func (n *inNode) eval(row map[string]any) val {
-	v := n.x.eval(row)
+func (n *inNode) eval(in input) val { return n.test(in).val() }
+
+func (n *inNode) test(in input) logic {
+	v := n.x.eval(in)
 	if v.k == kNull {
-		return unknown
+		return lUnknown
 	}
 	sawUnknown := false
 	for i := range n.items {
-		it := n.items[i]
+		it := &n.items[i]
 		if it.k == kNull {
 			sawUnknown = true
 			continue
 		}
-		c, ok := compare(v, it)
+		c, ok := compare(&v, it)
 		if !ok {
 			sawUnknown = true
 			continue
 		}
 		if c == 0 {
-			return boolVal(true)
+			return lTrue
 		}
 	}
 	if sawUnknown {
-		return unknown
+		return lUnknown
 	}
-	return boolVal(false)
+	return lFalse
 }
 
 // likeNode is contains, startswith or endswith: Dataverse turns them into SQL LIKE with the
@@ -242,39 +333,65 @@ func (n *inNode) eval(row map[string]any) val {
 type likeNode struct {
 	s, p              node
 	leadAny, trailAny bool
+	// plain is the pattern in lower case when it is an ASCII literal without wildcards, the
+	// usual contains(name, 'widgets'): against ASCII text it is then a plain substring, prefix or
+	// suffix test, with no pattern to interpret.
+	plain    string
+	hasPlain bool
 }
 
-func (n *likeNode) eval(row map[string]any) val {
-	s := n.s.eval(row)
+func newLike(s, p node, leadAny, trailAny bool) *likeNode {
+	n := &likeNode{s: s, p: p, leadAny: leadAny, trailAny: trailAny}
+	if lit, ok := p.(*litNode); ok && lit.v.k == kStr && isASCII(lit.v.s) && !strings.ContainsAny(lit.v.s, "%_[") {
+		n.plain, n.hasPlain = strings.ToLower(lit.v.s), true
+	}
+	return n
+}
+
+func (n *likeNode) eval(in input) val { return n.test(in).val() }
+
+func (n *likeNode) test(in input) logic {
+	s := n.s.eval(in)
 	if s.k != kStr {
-		return unknown
+		return lUnknown
 	}
-	p := n.p.eval(row)
+	// Non-ASCII text takes the general path even against a plain pattern: some non-ASCII
+	// letters fold to ASCII ones (the Kelvin sign to k).
+	if n.hasPlain && isASCII(s.s) {
+		return logicOf(likePlainASCII(s.s, n.plain, n.leadAny, n.trailAny))
+	}
+	p := n.p.eval(in)
 	if p.k != kStr {
-		return unknown
+		return lUnknown
 	}
-	return boolVal(like(s.s, p.s, n.leadAny, n.trailAny))
+	return logicOf(like(s.s, p.s, n.leadAny, n.trailAny))
 }
 
 // caseNode is tolower or toupper (see parseCall for why the text passes through unchanged).
 type caseNode struct{ x node }
 
-func (n *caseNode) eval(row map[string]any) val {
-	v := n.x.eval(row)
+func (n *caseNode) eval(in input) val {
+	v := n.x.eval(in)
 	if v.k != kStr {
 		return unknown
 	}
 	return v
 }
 
+func (n *caseNode) test(in input) logic { return asLogic(n.eval(in)) }
+
 // compare orders two non-null values. ok is false when the values cannot be compared (their
-// types do not meet), which makes the comparison unknown.
-func compare(a, b val) (int, bool) {
+// types do not meet), which makes the comparison unknown. It takes pointers because a val is
+// large and comparisons run for every filter on every event.
+func compare(a, b *val) (int, bool) {
 	if a.k == b.k {
 		switch a.k {
 		case kStr:
 			return compareText(a.s, b.s), true
 		case kNum:
+			if a.num.ok && b.num.ok {
+				return compareFixed(a.num, b.num), true
+			}
 			return compareDecimalText(a.s, b.s)
 		case kBool:
 			return compareBool(a.b, b.b), true

@@ -55,8 +55,7 @@ func Compile(src string) (*Filter, error) {
 // Match reports whether row satisfies the filter. A missing column is null; an expression that
 // evaluates to null (unknown) does not match, as in Dataverse.
 func (f *Filter) Match(row map[string]any) bool {
-	v := f.root.eval(row)
-	return v.k == kBool && v.b
+	return f.root.test(input{row: row}) == lTrue
 }
 
 // Columns returns the column names the filter references, in order of first use.

@@ -269,7 +269,7 @@ func (p *parser) literal() (val, bool, error) {
 		if _, ok := parseDecimal(t.text); !ok {
 			return val{}, false, p.errorf(t.off, "malformed number %s", t.text)
 		}
-		return val{k: kNum, s: t.text}, true, nil
+		return numVal(t.text), true, nil
 	case tGUID:
 		g, _ := parseGUID(t.text)
 		return val{k: kGUID, g: &g}, true, nil
@@ -332,7 +332,7 @@ func (p *parser) parseIdent() (typed, error) {
 	if !slices.Contains(p.columns, t.text) {
 		p.columns = append(p.columns, t.text)
 	}
-	return typed{n: &colNode{name: t.text}, st: sAny}, nil
+	return typed{n: &colNode{col: newColumn(t.text)}, st: sAny}, nil
 }
 
 // parseCall parses a function call; name is the identifier token, the current token is "(".
@@ -390,11 +390,11 @@ func (p *parser) parseCall(name token) (typed, error) {
 	}
 	switch fn {
 	case "contains":
-		return typed{n: &likeNode{s: args[0].n, p: args[1].n, leadAny: true, trailAny: true}, st: sBool}, nil
+		return typed{n: newLike(args[0].n, args[1].n, true, true), st: sBool}, nil
 	case "startswith":
-		return typed{n: &likeNode{s: args[0].n, p: args[1].n, trailAny: true}, st: sBool}, nil
+		return typed{n: newLike(args[0].n, args[1].n, false, true), st: sBool}, nil
 	case "endswith":
-		return typed{n: &likeNode{s: args[0].n, p: args[1].n, leadAny: true}, st: sBool}, nil
+		return typed{n: newLike(args[0].n, args[1].n, true, false), st: sBool}, nil
 	}
 	// tolower and toupper: every comparison and pattern match here ignores case, as Dataverse's
 	// collation does, so changing case cannot change any result. Passing the text through

@@ -135,3 +135,45 @@ func matchSet(p string, r rune) (end int, ok bool) {
 	}
 	return 0, false
 }
+
+// likePlainASCII is like for an ASCII text s and a lower-case ASCII pattern p without wildcards.
+func likePlainASCII(s, p string, leadAny, trailAny bool) bool {
+	switch {
+	case leadAny && trailAny:
+		for i := 0; i+len(p) <= len(s); i++ {
+			if equalFoldASCII(s[i:i+len(p)], p) {
+				return true
+			}
+		}
+		return false
+	case trailAny:
+		return len(s) >= len(p) && equalFoldASCII(s[:len(p)], p)
+	case leadAny:
+		return len(s) >= len(p) && equalFoldASCII(s[len(s)-len(p):], p)
+	}
+	return len(s) == len(p) && equalFoldASCII(s, p)
+}
+
+// equalFoldASCII reports whether the ASCII text s equals the lower-case ASCII text lower
+// ignoring case; the lengths must be equal.
+func equalFoldASCII(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -74,6 +75,32 @@ type Set struct {
 	// state) across many routes.
 	filters []*odata.Filter
 	conds   []*wdl.Expr
+	scratch sync.Pool // of *scratch
+}
+
+// scratch is the working memory of deciding one event, pooled so that matching allocates
+// nothing: the odata.RowCache through which every filter reads the event's columns (each looked
+// up and converted once per event rather than once per filter), and the conditions' wdl.Env.
+type scratch struct {
+	row odata.RowCache
+	env wdl.Env
+}
+
+func (s *Set) getScratch(ev *dataverse.Event) *scratch {
+	sc, _ := s.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	sc.row.Reset(ev.Row)
+	sc.env = wdl.Env{Body: ev.Row, Now: s.now}
+	return sc
+}
+
+// putScratch returns sc to the pool, holding no reference to the event.
+func (s *Set) putScratch(sc *scratch) {
+	sc.row.Reset(nil)
+	sc.env = wdl.Env{}
+	s.scratch.Put(sc)
 }
 
 // Compile compiles every route of f. Expression errors are reported together, as a
@@ -173,11 +200,12 @@ func (s *Set) Route(name string) *Route { return s.byName[name] }
 // counts as not matched and is logged at warn.
 func (s *Set) Match(ev *dataverse.Event) []*Route {
 	var out []*Route
-	env := wdl.Env{Body: ev.Row, Now: s.now}
+	sc := s.getScratch(ev)
+	defer s.putScratch(sc)
 	var fbuf, cbuf [64]result
 	m := s.newMemo(fbuf[:0], cbuf[:0])
 	for i, r := range s.routes {
-		o := r.eval(ev, &env, &m)
+		o := r.eval(ev, sc, &m)
 		if o.test == passed {
 			if out == nil {
 				out = make([]*Route, 0, len(s.routes)-i) // one allocation, whatever matches
@@ -205,10 +233,11 @@ type Decision struct {
 // `match` command, support tools): unlike Match it does not log.
 func (s *Set) Explain(ev *dataverse.Event) []Decision {
 	out := make([]Decision, 0, len(s.routes))
-	env := wdl.Env{Body: ev.Row, Now: s.now}
+	sc := s.getScratch(ev)
+	defer s.putScratch(sc)
 	m := s.newMemo(nil, nil)
 	for _, r := range s.routes {
-		o := r.eval(ev, &env, &m)
+		o := r.eval(ev, sc, &m)
 		out = append(out, Decision{Name: r.Name, Matched: o.test == passed, Reason: r.reason(ev, o)})
 	}
 	return out
@@ -263,10 +292,10 @@ func (s *Set) newMemo(fbuf, cbuf []result) memo {
 	return memo{set: s, filters: grow(fbuf, len(s.filters)), conds: grow(cbuf, len(s.conds))}
 }
 
-func (m *memo) filter(id int, row map[string]any) bool {
+func (m *memo) filter(id int, row *odata.RowCache) bool {
 	if m.filters[id] == unknown {
 		m.filters[id] = isFalse
-		if m.set.filters[id].Match(row) {
+		if m.set.filters[id].MatchCached(row) {
 			m.filters[id] = isTrue
 		}
 	}
@@ -291,8 +320,8 @@ func (m *memo) cond(id int, env *wdl.Env) (bool, error) {
 }
 
 // eval runs the tests cheapest first, stopping at the first that fails.
-func (r *Route) eval(ev *dataverse.Event, env *wdl.Env, m *memo) outcome {
-	if r.table != "" && !strings.EqualFold(r.table, ev.Table) {
+func (r *Route) eval(ev *dataverse.Event, sc *scratch, m *memo) outcome {
+	if r.table != "" && r.table != ev.Table && !strings.EqualFold(r.table, ev.Table) {
 		return outcome{test: failTable}
 	}
 	if len(r.messages) > 0 && !hasFold(r.messages, ev.Message) {
@@ -306,18 +335,18 @@ func (r *Route) eval(ev *dataverse.Event, env *wdl.Env, m *memo) outcome {
 	}
 	// Filtering attributes and changed columns restrict updates only, as the Dataverse step's
 	// filtering attributes do: a Create or Delete has no "which columns changed".
-	update := strings.EqualFold(ev.Message, "Update")
+	update := ev.Message == "Update" || strings.EqualFold(ev.Message, "Update")
 	if update && len(r.filtering) > 0 && !anyInTarget(ev, r.filtering) {
 		return outcome{test: failFiltering}
 	}
 	if update && len(r.changed) > 0 && !anyChanged(ev, r.changed) {
 		return outcome{test: failChanged}
 	}
-	if r.filter >= 0 && !m.filter(r.filter, ev.Row) {
+	if r.filter >= 0 && !m.filter(r.filter, &sc.row) {
 		return outcome{test: failFilter}
 	}
 	for i, c := range r.conds {
-		ok, err := m.cond(c, env)
+		ok, err := m.cond(c, &sc.env)
 		if err != nil {
 			return outcome{test: failCondition, index: i, err: err}
 		}
@@ -363,7 +392,14 @@ func names(cs []column) string {
 	return strings.Join(out, ", ")
 }
 
+// hasFold reports whether list holds s ignoring case. It looks for the exact spelling first, the
+// usual case, since it runs for every route on every event.
 func hasFold(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
 	for _, x := range list {
 		if strings.EqualFold(x, s) {
 			return true

@@ -221,8 +221,38 @@ func newIndex(x, key node, nullSafe bool, off int) node {
 			n.x = triggerBodyNode{}
 			n.setLit(n.path[1])
 		}
+		if _, ok := n.x.(triggerBodyNode); ok {
+			return &bodyColumnNode{name: n.lit, general: n}
+		}
 	}
 	return n
+}
+
+// bodyColumnNode is triggerBody()?['x'] with a literal x (and so triggerOutputs()?['body/x'],
+// which newIndex rewrites to it), the form every condition reads a column with. It does what
+// indexNode does for it, in the same order, without the steps that cannot apply: a column under
+// its exact name is one map lookup, then the case-insensitive fallback, then null or an error. No
+// body and path keys ('a/b') are left to indexNode.
+type bodyColumnNode struct {
+	name    string
+	general *indexNode
+}
+
+func (n *bodyColumnNode) eval(env *Env) (value, error) {
+	if x, ok := env.Body[n.name]; ok {
+		return fromAny(x), nil
+	}
+	g := n.general
+	if env.Body == nil || g.path != nil {
+		return g.eval(env)
+	}
+	if v, ok := bodyFold(env, n.name, g.litLower); ok {
+		return v, nil
+	}
+	if g.nullSafe {
+		return null, nil
+	}
+	return null, g.errorf("property '%s' doesn't exist", n.name)
 }
 
 func (n *indexNode) setLit(s string) {

@@ -80,6 +80,14 @@ func fromAny(x any) value {
 }
 
 func numberV(s string) value {
+	if i, ok := shortInt(s); ok {
+		return intV(i)
+	}
+	return parseNumber(s)
+}
+
+// parseNumber is numberV for any JSON number text.
+func parseNumber(s string) value {
 	if !strings.ContainsAny(s, ".eE") {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return intV(i)
@@ -90,6 +98,31 @@ func numberV(s string) value {
 		return null
 	}
 	return floatV(f)
+}
+
+// shortInt parses -?digits of at most 18 digits, which cannot overflow an int64: the common
+// row number (80, 150000, a choice value), read without strconv's generality. Anything else is
+// left to parseNumber, which gives the same result for these texts.
+func shortInt(s string) (int64, bool) {
+	digits := s
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(digits) < len(s) {
+		n = -n
+	}
+	return n, true
 }
 
 func (v value) arr() []any          { a, _ := v.ref.([]any); return a }
@@ -166,21 +199,10 @@ func member(v value, env *Env, k, lower string) (value, bool) {
 		}
 		return null, false
 	case kBody:
-		m := v.obj()
-		if x, ok := m[k]; ok {
+		if x, ok := v.obj()[k]; ok {
 			return fromAny(x), true
 		}
-		if lower == "" {
-			lower = strings.ToLower(k)
-		}
-		if lower != k {
-			if x, ok := m[lower]; ok {
-				return fromAny(x), true
-			}
-		}
-		if name, ok := env.foldedName(lower); ok {
-			return fromAny(m[name]), true
-		}
+		return bodyFold(env, k, lower)
 	case kObj:
 		m := v.obj()
 		if x, ok := m[k]; ok {
@@ -191,6 +213,23 @@ func member(v value, env *Env, k, lower string) (value, bool) {
 				return fromAny(x), true
 			}
 		}
+	}
+	return null, false
+}
+
+// bodyFold looks property k up in Env.Body ignoring case, once the exact name has missed: the
+// lower-case name, then Env's index of the body's mixed-case names. lower is as for member.
+func bodyFold(env *Env, k, lower string) (value, bool) {
+	if lower == "" {
+		lower = strings.ToLower(k)
+	}
+	if lower != k {
+		if x, ok := env.Body[lower]; ok {
+			return fromAny(x), true
+		}
+	}
+	if name, ok := env.foldedName(lower); ok {
+		return fromAny(env.Body[name]), true
 	}
 	return null, false
 }

@@ -410,19 +410,7 @@ func (d *decoder) optString(field string) (string, error) {
 
 // attributes reads a key/value array of columns onto the attrs stack.
 func (d *decoder) attributes() error {
-	c, err := d.peek()
-	if err != nil {
-		return err
-	}
-	if c != '[' {
-		if c == 'n' {
-			_, _, err := d.literal()
-			return err
-		}
-		d.shapeErr("Attributes", "want an array, got "+describe(c))
-		return d.skip()
-	}
-	if err := d.open(); err != nil {
+	if ok, err := d.keyValues("Attributes"); !ok {
 		return err
 	}
 	for first := true; ; first = false {
@@ -442,19 +430,7 @@ func (d *decoder) attributes() error {
 
 // formatted reads a FormattedValues array onto the fmts stack.
 func (d *decoder) formatted() error {
-	c, err := d.peek()
-	if err != nil {
-		return err
-	}
-	if c != '[' {
-		if c == 'n' {
-			_, _, err := d.literal()
-			return err
-		}
-		d.shapeErr("FormattedValues", "want an array, got "+describe(c))
-		return d.skip()
-	}
-	if err := d.open(); err != nil {
+	if ok, err := d.keyValues("FormattedValues"); !ok {
 		return err
 	}
 	for first := true; ; first = false {

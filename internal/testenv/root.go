@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"sync"
@@ -51,4 +52,27 @@ func NodeModules(t testing.TB) string {
 		t.Fatalf("testenv: %s/rhea is missing: run `npm ci` first (make test does)", dir)
 	}
 	return dir
+}
+
+// processOutput keeps the start of a child process's output (Azurite, the Service Bus
+// stand-in) for failure messages. The process writes it from another goroutine, and only the
+// start explains a failed start, so it is locked and bounded.
+type processOutput struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *processOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.buf.Len() < 256<<10 {
+		o.buf.Write(p)
+	}
+	return len(p), nil
+}
+
+func (o *processOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }

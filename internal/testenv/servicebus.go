@@ -41,7 +41,7 @@ type ServiceBus struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	exited chan struct{}
-	output *standinOutput
+	output *processOutput
 }
 
 // SBOption configures StartServiceBus.
@@ -314,7 +314,7 @@ func (s *ServiceBus) start() error {
 	}
 	cmd := exec.Command(node, s.args()...)
 	cmd.Dir = RepoRoot()
-	out := &standinOutput{}
+	out := &processOutput{}
 	first := &firstLine{line: make(chan string, 1), rest: out}
 	cmd.Stdout, cmd.Stderr = first, out
 	// The stand-in exits when this pipe closes, so it never outlives a test binary that
@@ -417,26 +417,4 @@ func (f *firstLine) Write(p []byte) (int, error) {
 		f.line <- string(f.buf)
 	}
 	return len(p), nil
-}
-
-// standinOutput keeps the start of the stand-in's stderr for failure messages; the process
-// writes it from another goroutine.
-type standinOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *standinOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.buf.Len() < 256<<10 {
-		o.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-func (o *standinOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
 }

@@ -41,23 +41,9 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	name := fs.Arg(0)
 
-	var in io.Reader = stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "dvrouter inspect: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		in = f
-	}
-	raw, err := io.ReadAll(io.LimitReader(in, inspectMaxBody+1))
+	raw, err := readPayload(name, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "dvrouter inspect: read %s: %v\n", name, err)
-		return 1
-	}
-	if len(raw) > inspectMaxBody {
-		fmt.Fprintf(stderr, "dvrouter inspect: %s: larger than %d bytes\n", name, inspectMaxBody)
+		fmt.Fprintf(stderr, "dvrouter inspect: %v\n", err)
 		return 1
 	}
 
@@ -85,4 +71,26 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // oneLine keeps a reason on one line whatever the error text holds.
 func oneLine(s string) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
+// readPayload reads an event payload from the file name, or from stdin when name is "-",
+// refusing anything over inspectMaxBody.
+func readPayload(name string, stdin io.Reader) ([]byte, error) {
+	in := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		in = f
+	}
+	raw, err := io.ReadAll(io.LimitReader(in, inspectMaxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(raw) > inspectMaxBody {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, inspectMaxBody)
+	}
+	return raw, nil
 }

@@ -175,23 +175,9 @@ func runMatch(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv f
 	}
 
 	name := rest[0]
-	var in io.Reader = stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "dvrouter match: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		in = f
-	}
-	raw, err := io.ReadAll(io.LimitReader(in, inspectMaxBody+1))
+	raw, err := readPayload(name, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "dvrouter match: read %s: %v\n", name, err)
-		return 1
-	}
-	if len(raw) > inspectMaxBody {
-		fmt.Fprintf(stderr, "dvrouter match: %s: larger than %d bytes\n", name, inspectMaxBody)
+		fmt.Fprintf(stderr, "dvrouter match: %v\n", err)
 		return 1
 	}
 	ev, err := dataverse.Decode(raw)

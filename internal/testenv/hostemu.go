@@ -192,23 +192,18 @@ func (h *Host) run(ctx context.Context, client *azservicebus.Client, receiver *a
 		for range free - len(msgs) {
 			<-slots
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// The stand-in may be down or restarting; try again shortly.
-			select {
-			case <-time.After(200 * time.Millisecond):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
 		for _, m := range msgs {
 			wg.Go(func() {
 				defer func() { <-slots }()
 				h.invoke(receiver, m)
 			})
+		}
+		if err != nil && ctx.Err() == nil {
+			// The stand-in may be down or restarting; try again shortly.
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+			}
 		}
 	}
 }

@@ -1,0 +1,147 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/handlers"
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/route"
+)
+
+// The two benchmarks below run side by side in one run; the direct webhook path must keep at
+// least 70% of the bare forwarder's throughput (BareForward ns/op / WebhookDirect ns/op):
+//
+//	go test -p 1 -run '^$' -bench 'WebhookDirect|BareForward' -benchmem -count 5 ./handlers
+//
+// Each has two sub-benchmarks, compared like with like:
+//   - loopback: the event is POSTed to the handler served on a loopback HTTP server, as
+//     Dataverse would, so each side is a whole forwarding service;
+//   - inprocess: ServeHTTP is called with an httptest.ResponseRecorder, so neither side pays
+//     for the ingress connection and only the handlers' own costs are compared.
+//
+// Both sides POST to the same kind of loopback consumer over a real HTTP connection, one
+// request at a time, and run in this process: allocs/op counts the consumer's allocations too.
+
+// benchConsumer reads and discards what it gets, and answers 200.
+func benchConsumer(b *testing.B) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// benchBody is the project's ~5 KB Update of an opportunity.
+func benchBody(b *testing.B) []byte {
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "events", "update-opportunity-bench.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
+// serveBench runs the loopback and inprocess sub-benchmarks of h with body.
+func serveBench(b *testing.B, h http.Handler, body []byte) {
+	b.Run("loopback", func(b *testing.B) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := srv.Client()
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := client.Post(srv.URL+"/api/dataverse/webhook", "application/json", bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.Run("inprocess", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			req := httptest.NewRequest(http.MethodPost, "/api/dataverse/webhook", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+	})
+}
+
+// BenchmarkWebhookDirect is the whole direct-mode webhook: bounds, decode, match one route,
+// deliver a `row` event to one HTTP consumer through its breaker and retry policy, answer.
+// It logs at info (the default level) to io.Discard, so building the log lines is counted.
+func BenchmarkWebhookDirect(b *testing.B) {
+	consumer := benchConsumer(b)
+	settings, err := config.LoadSettings(func(string) string { return "" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	routesYAML := "consumers:\n  - name: erp\n    type: http\n    format: row\n    url: " + consumer.URL + "/events\n" +
+		"routes:\n  - name: opportunities\n    table: opportunity\n    messages: [Update]\n    consumers: [erp]\n"
+	file, err := config.LoadRoutesBytes("routes.yaml", []byte(routesYAML), func(string) (string, bool) { return "", false })
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := zerolog.New(io.Discard).Level(zerolog.InfoLevel)
+	routes, err := route.Compile(file, route.Options{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// No failure store: the consumer never fails here, so nothing is ever recorded.
+	deliverer, err := deliver.New(file.Consumers, nil, deliver.Options{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = deliverer.Close(context.Background()) })
+	h := handlers.New(handlers.Deps{
+		Settings:   settings,
+		Dispatcher: &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log},
+		Log:        log,
+	})
+	serveBench(b, h, benchBody(b))
+}
+
+// BenchmarkBareForward is the floor: a handler that only reads the body and POSTs it to the
+// same kind of consumer, then answers 200.
+func BenchmarkBareForward(b *testing.B) {
+	consumer := benchConsumer(b)
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
+	b.Cleanup(client.CloseIdleConnections)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := client.Post(consumer.URL+"/events", "application/json", bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	})
+	serveBench(b, h, benchBody(b))
+}

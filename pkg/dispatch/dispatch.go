@@ -51,10 +51,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 	for _, r := range matched {
 		res.Matched = append(res.Matched, r.Name)
 	}
-	log := d.Log.With().Str("eventId", ev.ID).Str("sdkMessage", ev.Message).Str("table", ev.Table).
-		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID).Logger()
 	if len(targets) == 0 {
-		log.Debug().Msg("no route matched")
+		eventLog(d.Log.Debug(), ev).Msg("no route matched")
 		return res, nil
 	}
 	out, err := d.Deliver.Deliver(ctx, ev, targets)
@@ -64,8 +62,15 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 	for _, r := range out.Failed {
 		res.Failed = append(res.Failed, r.Consumer)
 	}
-	log.Info().Strs("routes", res.Matched).Strs("delivered", res.Delivered).Strs("failed", res.Failed).Msg("event dispatched")
+	eventLog(d.Log.Info(), ev).Strs("routes", res.Matched).Strs("delivered", res.Delivered).Strs("failed", res.Failed).Msg("event dispatched")
 	return res, err
+}
+
+// eventLog adds the fields that identify an event to a log line. Building them per line, not
+// once per event with Logger.With, costs nothing for lines below the log level.
+func eventLog(e *zerolog.Event, ev *dataverse.Event) *zerolog.Event {
+	return e.Str("eventId", ev.ID).Str("sdkMessage", ev.Message).Str("table", ev.Table).
+		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID)
 }
 
 // Targets turns matched routes into one delivery per consumer. A consumer fed by several matched

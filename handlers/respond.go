@@ -19,10 +19,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		body = []byte(`{"error":"internal error","detail":"response could not be encoded"}`)
 	}
+	writeBody(w, status, append(body, '\n'))
+}
+
+// writeBody answers with body, JSON already encoded and ending in a newline.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 func writeError(w http.ResponseWriter, status int, msg, detail string) {

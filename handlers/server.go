@@ -63,6 +63,10 @@ func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// headerInvocationID is X-Azure-Functions-InvocationId in canonical form, which Header.Get finds
+// without first rewriting the name.
+const headerInvocationID = "X-Azure-Functions-Invocationid"
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -83,7 +87,10 @@ func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 400 {
 			level = zerolog.WarnLevel
 		}
-		log.WithLevel(level).Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
-			Dur("took", time.Since(start)).Str("invocationId", r.Header.Get("X-Azure-Functions-InvocationId")).Msg("request")
+		// A line below the log level is nil: skip building its fields.
+		if e := log.WithLevel(level); e != nil {
+			e.Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
+				Dur("took", time.Since(start)).Str("invocationId", r.Header.Get(headerInvocationID)).Msg("request")
+		}
 	})
 }

@@ -27,6 +27,13 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, ev *dataverse.Event) error
 }
 
+// Request headers the webhook reads, in canonical form: Header.Get canonicalizes any other
+// spelling of a name on every call, and that costs an allocation.
+const (
+	headerWebhookKey   = "X-Dvrouter-Key"
+	headerSizeExceeded = "X-Ms-Dynamics-Msg-Size-Exceeded" // x-ms-dynamics-msg-size-exceeded
+)
+
 // webhook is POST /api/dataverse/webhook: authenticate, bound, decode, then enqueue (queued
 // mode) or dispatch inline (direct mode). It never answers 2xx before the event is durable.
 type webhook struct {
@@ -42,7 +49,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "the webhook accepts POST only")
 		return
 	}
-	if len(h.settings.WebhookKeys) > 0 && !h.settings.WebhookKeyValid(r.Header.Get("x-dvrouter-key")) {
+	if len(h.settings.WebhookKeys) > 0 && !h.settings.WebhookKeyValid(r.Header.Get(headerWebhookKey)) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "header x-dvrouter-key is missing or matches no configured webhook key")
 		return
 	}
@@ -56,7 +63,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, err := dataverse.DecodeWith(body, dataverse.DecodeOptions{
-		SizeExceeded: r.Header.Get("x-ms-dynamics-msg-size-exceeded") != "",
+		SizeExceeded: r.Header.Get(headerSizeExceeded) != "",
 	})
 	if err != nil {
 		status, msg := decodeStatus(err)
@@ -85,7 +92,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "delivery outcome could not be recorded", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeBody(w, http.StatusOK, append(res.AppendJSON(make([]byte, 0, 256)), '\n'))
 }
 
 // eventLog adds the fields that identify an event to a log line.
@@ -96,6 +103,9 @@ func eventLog(e *zerolog.Event, ev *dataverse.Event) *zerolog.Event {
 
 // jsonContentType accepts application/json, text/json and any +json type, with parameters.
 func jsonContentType(v string) (string, bool) {
+	if v == "application/json" { // what Dataverse sends: nothing to parse
+		return "", true
+	}
 	if v == "" {
 		return "Content-Type is missing; send application/json", false
 	}

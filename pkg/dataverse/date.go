@@ -137,10 +137,24 @@ func (d *decoder) rawDate() (string, bool) {
 	default:
 		return "", false
 	}
-	iso, ok := formatDate(ms)
+	iso, ok := d.date(ms)
 	if !ok {
 		return "", false
 	}
 	d.i = j
 	return iso, true
+}
+
+// date is formatDate, reusing the string of the previous date when it is the same instant: an
+// event repeats its dates (both images carry a column's value, and an Update's modifiedon is the
+// operation's time), and each new string costs an allocation.
+func (d *decoder) date(ms int64) (string, bool) {
+	if d.lastDate != "" && ms == d.lastDateMS {
+		return d.lastDate, true
+	}
+	iso, ok := formatDate(ms)
+	if ok {
+		d.lastDateMS, d.lastDate = ms, iso
+	}
+	return iso, ok
 }

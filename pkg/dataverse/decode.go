@@ -69,15 +69,19 @@ func decode(raw []byte, opts DecodeOptions) (*Event, error) {
 	if err == nil && d.shape != nil {
 		err = d.shape
 	}
+	if err == nil {
+		err = c.check()
+	}
+	var ev *Event
+	if err == nil {
+		// Built before the decoder is let go: the Target's columns are still on its stacks.
+		ev = c.event()
+	}
 	d.done()
 	decoders.Put(d)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.check(); err != nil {
-		return nil, err
-	}
-	ev := c.event()
 	ev.Raw = raw
 	ev.SizeExceeded = opts.SizeExceeded || !c.hasInputs
 	return ev, nil
@@ -297,7 +301,7 @@ func (d *decoder) created(c *context) error {
 	ms, ok := dateText(text)
 	iso := ""
 	if ok {
-		iso, ok = formatDate(ms)
+		iso, ok = d.date(ms)
 	}
 	if !ok {
 		d.shapeErr("OperationCreatedOn", "want a /Date(...)/ string, got "+strconv.Quote(text))

@@ -3,6 +3,7 @@ package dataverse
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -449,5 +450,60 @@ func TestDecode_ConcurrentCallsAgree(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestDecode_TargetColumnsSurviveWhatIsDecodedAfterThem: the Target's columns wait on the
+// decoder's scratch stacks until the event is built, while the images after it push (and grow
+// the stacks past their first size) above them.
+func TestDecode_TargetColumnsSurviveWhatIsDecodedAfterThem(t *testing.T) {
+	var image strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&image, `{"key":"c%03d","value":"image %d"},`, i, i)
+	}
+	image.WriteString(`{"key":"firstname","value":"Old"}`)
+	party := `{"__type":"EntityCollection` + ns + `,"Entities":[{"Attributes":[{"key":"partyid","value":"p"}],"LogicalName":"activityparty"}]}`
+	body := `{"MessageName":"Update","PrimaryEntityName":"contact","PrimaryEntityId":"11111111-2222-4333-8444-555555555555",` +
+		`"InputParameters":[{"key":"Target","value":{"__type":"Entity` + ns + `,` +
+		`"Attributes":[{"key":"firstname","value":"New"},{"key":"to","value":` + party + `},{"key":"c007","value":"target"}],` +
+		`"FormattedValues":[{"key":"firstname","value":"New (formatted)"}],` +
+		`"Id":"11111111-2222-4333-8444-555555555555","LogicalName":"contact"}}],` +
+		`"PostEntityImages":[{"key":"Post","value":{"Attributes":[` + image.String() + `],"LogicalName":"contact"}}],` +
+		`"PreEntityImages":[{"key":"Pre","value":{"Attributes":[` + image.String() + `],"LogicalName":"contact"}}]}`
+
+	for range 3 { // a pooled decoder too
+		ev := mustDecode(t, body)
+		want := map[string]any{
+			"firstname": "New",
+			"firstname@OData.Community.Display.V1.FormattedValue": "New (formatted)",
+			"c007": "target",
+			"c299": "image 299",
+			"to":   []any{Row{"partyid": "p"}},
+		}
+		for k, v := range want {
+			if !reflect.DeepEqual(ev.Row[k], v) {
+				t.Errorf("row[%q] = %#v, want %#v", k, ev.Row[k], v)
+			}
+		}
+		if got := fmt.Sprint(ev.ChangedColumns); got != "[c007 firstname to]" {
+			t.Errorf("changedColumns = %s, want the Target's columns", got)
+		}
+		if len(ev.PreImage) != 301 || ev.PreImage["firstname"] != "Old" {
+			t.Errorf("pre-image has %d columns, firstname %v; want 301, Old", len(ev.PreImage), ev.PreImage["firstname"])
+		}
+	}
+}
+
+func TestDecode_RepeatedDatesAgree(t *testing.T) {
+	ev := mustDecode(t, ctxWith(`{"key":"a","value":"\/Date(1735725600000)\/"},{"key":"b","value":"\/Date(1735725600000)\/"},`+
+		`{"key":"c","value":"\/Date(1735725601000)\/"},{"key":"d","value":"\/Date(1735725600000)\/"}`, ""))
+	want := map[string]string{"a": "2025-01-01T10:00:00Z", "b": "2025-01-01T10:00:00Z", "c": "2025-01-01T10:00:01Z", "d": "2025-01-01T10:00:00Z"}
+	for k, v := range want {
+		if ev.Row[k] != v {
+			t.Errorf("row[%q] = %v, want %s", k, ev.Row[k], v)
+		}
+	}
+	if ev.OperationCreatedOn != "2025-01-01T10:00:00Z" {
+		t.Errorf("operationCreatedOn = %s", ev.OperationCreatedOn)
 	}
 }

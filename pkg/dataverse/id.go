@@ -61,7 +61,8 @@ func (c *context) eventID() string {
 	put(strconv.Itoa(c.stage))
 	put(strconv.Itoa(c.depth))
 	if c.created != "" {
-		put(strconv.FormatInt(c.createdMS, 10))
+		var ms [20]byte
+		put(string(strconv.AppendInt(ms[:0], c.createdMS, 10))) // put copies it: no allocation
 	} else {
 		put("")
 	}

@@ -29,6 +29,9 @@ type decoder struct {
 	sniffing int
 	// How far the scratch stacks went, for done.
 	hwAttrs, hwFmts, hwVals int
+	// The last date formatted, and its milliseconds (see date).
+	lastDate   string
+	lastDateMS int64
 
 	// Scratch stacks, reused across nested entities: a nested entity pushes above its parent's
 	// entries and pops them before the parent continues, so each entity's entries stay contiguous.
@@ -44,6 +47,7 @@ const maxScratch = 4096
 // start readies the decoder for a body; done lets go of it.
 func (d *decoder) start(s string, base int) {
 	d.s, d.base, d.i, d.depth, d.shape, d.sniffing = s, base, 0, 0, nil, 0
+	d.lastDate, d.lastDateMS = "", 0
 }
 
 func (d *decoder) done() {

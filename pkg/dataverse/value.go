@@ -2,7 +2,6 @@ package dataverse
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 )
 
@@ -82,7 +81,8 @@ const (
 	hintPending
 )
 
-// pending is an Entity whose row is not built: its columns as they came.
+// pending is an Entity whose row is not built: its columns as they came, still on the decoder's
+// stacks (see entity), so valid only until decode lets the decoder go.
 type pending struct {
 	attrs []attr
 	fmts  []fmtPair
@@ -379,12 +379,10 @@ func (d *decoder) entity(first, pend bool) (val, error) {
 		}
 	}
 	if pend {
-		p := &pending{attrs: slices.Clone(d.attrs[abase:])}
-		if len(d.fmts) > fbase {
-			p.fmts = slices.Clone(d.fmts[fbase:])
-		}
-		d.popEntity(abase, fbase)
-		v.x = p
+		// The columns stay where they are, on the stacks, and are not popped: what comes after
+		// pushes above them, and decode builds the event from them before it lets the decoder
+		// go. The full slice expressions keep an append from reaching what is pushed next.
+		v.x = &pending{attrs: d.attrs[abase:len(d.attrs):len(d.attrs)], fmts: d.fmts[fbase:len(d.fmts):len(d.fmts)]}
 		return v, nil
 	}
 	v.x = d.buildRow(abase, fbase)

@@ -173,14 +173,12 @@ func (d *Deliverer) logStateChange(name string, from, to gobreaker.State) {
 // delivery with the Recorder before it returns. The error is non-nil (and wraps ErrNotDurable)
 // exactly when some failure could not be recorded; the Outcome is complete either way.
 func (d *Deliverer) Deliver(ctx context.Context, ev *dataverse.Event, targets []Target) (Outcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.budget)
-	defer cancel()
-
+	deadline := d.deadline(ctx)
 	payloads := d.encodeOnce(ev, targets)
 	results := make([]Result, len(targets))
 	recordErrs := make([]error, len(targets))
 	deliverOne := func(i int) {
-		results[i] = d.send(ctx, ev, targets[i], payloads[i])
+		results[i] = d.send(ctx, deadline, ev, targets[i], payloads[i])
 		if !results[i].Delivered {
 			recordErrs[i] = d.record(ctx, ev, results[i])
 		}
@@ -214,9 +212,18 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *dataverse.Event, targets []
 // within the same budget as Deliver, and records nothing (the failures API's replay records the
 // outcome itself).
 func (d *Deliverer) Send(ctx context.Context, ev *dataverse.Event, t Target) Result {
-	ctx, cancel := context.WithTimeout(ctx, d.budget)
-	defer cancel()
-	return d.send(ctx, ev, t, d.encodeOnce(ev, []Target{t})[0])
+	return d.send(ctx, d.deadline(ctx), ev, t, d.encodeOnce(ev, []Target{t})[0])
+}
+
+// deadline is when the deliveries of an event that starts now must be over: the end of the
+// budget, or the caller's own deadline when that is sooner. The policy enforces it (see
+// delivery.deadline) without a context of its own.
+func (d *Deliverer) deadline(ctx context.Context) time.Time {
+	end := time.Now().Add(d.budget)
+	if caller, ok := ctx.Deadline(); ok && caller.Before(end) {
+		return caller
+	}
+	return end
 }
 
 // BreakerOpen reports whether the named consumer's breaker is open (refusing deliveries).
@@ -276,7 +283,7 @@ func (d *Deliverer) encodeOnce(ev *dataverse.Event, targets []Target) []payload 
 	return out
 }
 
-func (d *Deliverer) send(ctx context.Context, ev *dataverse.Event, t Target, p payload) Result {
+func (d *Deliverer) send(ctx context.Context, deadline time.Time, ev *dataverse.Event, t Target, p payload) Result {
 	r := Result{Route: t.Route, Consumer: t.Consumer}
 	c, ok := d.consumers[t.Consumer]
 	if !ok {
@@ -288,7 +295,7 @@ func (d *Deliverer) send(ctx context.Context, ev *dataverse.Event, t Target, p p
 		return r
 	}
 	start := time.Now()
-	dl := &delivery{msg: dest.Message{Event: ev, Route: t.Route, Body: p.body, ContentType: p.contentType}}
+	dl := &delivery{msg: dest.Message{Event: ev, Route: t.Route, Body: p.body, ContentType: p.contentType}, deadline: deadline}
 	err := c.send(ctx, dl)
 	r.Attempts = dl.attempts
 	r.StatusCode = dest.StatusCode(err)
@@ -306,8 +313,8 @@ func (d *Deliverer) send(ctx context.Context, ev *dataverse.Event, t Target, p p
 	return r
 }
 
-// record hands a failed delivery to the Recorder, under its own deadline: ctx (the budget) may
-// already have run out, and that must not cost the failure its record.
+// record hands a failed delivery to the Recorder, under its own deadline: the budget may already
+// have run out, or ctx been cancelled, and that must not cost the failure its record.
 func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) error {
 	if d.rec == nil {
 		return fmt.Errorf("consumer %s: no failure recorder", r.Consumer)

@@ -1,6 +1,7 @@
 package deliver_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -299,5 +300,80 @@ func TestDeliver_RequestHeaders(t *testing.T) {
 	}
 	if h.Get("webhook-signature") != "" {
 		t.Error("unsigned consumer got a webhook-signature")
+	}
+}
+
+func TestDeliver_CallerDeadlineSoonerThanTheBudgetCutsTheAttempt(t *testing.T) {
+	srv := testenv.StartConsumer(t)
+	srv.Otherwise(testenv.ReplyStall(30 * time.Second))
+	c := consumerConfig("erp", srv.URL)
+	c.Timeout = 20 * time.Second
+	f := newDeliverer(t, 20*time.Second, c)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+
+	out, err := f.d.Deliver(ctx, testEvent(), []deliver.Target{target("erp")})
+
+	if err != nil || len(out.Failed) != 1 {
+		t.Fatalf("Deliver = %+v, %v; want one recorded failure", out, err)
+	}
+	if r := out.Failed[0]; r.Attempts != 1 || !strings.Contains(r.Error, "delivery budget exhausted") {
+		t.Fatalf("result = %+v, want failed after 1 attempt, budget exhausted", r)
+	}
+	if n := len(f.rec.failures()); n != 1 {
+		t.Errorf("%d failures recorded, want 1", n)
+	}
+}
+
+func TestDeliver_WithoutATimeoutTheBudgetStillCutsTheAttempt(t *testing.T) {
+	srv := testenv.StartConsumer(t)
+	srv.Otherwise(testenv.ReplyStall(30 * time.Second))
+	c := consumerConfig("erp", srv.URL)
+	c.Timeout = 0
+	f := newDeliverer(t, 200*time.Millisecond, c)
+
+	r := f.deliverOne(t, "erp")
+
+	if r.Delivered || r.Attempts != 1 || !strings.Contains(r.Error, "delivery budget exhausted") {
+		t.Fatalf("result = %+v, want failed after 1 attempt, budget exhausted", r)
+	}
+}
+
+func TestDeliver_WaitingForASlotEndsWithTheBudgetOrTheCaller(t *testing.T) {
+	srv := testenv.StartConsumer(t)
+	srv.Otherwise(testenv.ReplyStall(30 * time.Second))
+	c := consumerConfig("erp", srv.URL)
+	c.MaxConcurrency = 1
+	c.Timeout = 20 * time.Second
+	f := newDeliverer(t, 20*time.Second, c)
+
+	// The first delivery takes the only slot and holds it until it is cancelled.
+	holdCtx, release := context.WithCancel(t.Context())
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		_, _ = f.d.Deliver(holdCtx, testEvent(), []deliver.Target{target("erp")})
+	}()
+	srv.Wait(t, 1, 5*time.Second)
+	defer func() { release(); <-held }()
+
+	expiring, cancelExpiring := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancelExpiring()
+	gone, cancelGone := context.WithCancel(t.Context())
+	cancelGone()
+	for name, ctx := range map[string]context.Context{"budget ends": expiring, "caller gone": gone} {
+		t.Run(name, func(t *testing.T) {
+			out, err := f.d.Deliver(ctx, testEvent(), []deliver.Target{target("erp")})
+			if err != nil || len(out.Failed) != 1 {
+				t.Fatalf("Deliver = %+v, %v; want one recorded failure", out, err)
+			}
+			r := out.Failed[0]
+			if r.Attempts != 0 || !strings.Contains(r.Error, "delivery budget exhausted waiting for one of 1 delivery slots") {
+				t.Errorf("result = %+v, want no attempt and the budget exhausted waiting for a slot", r)
+			}
+		})
+	}
+	if n := srv.Count(); n != 1 {
+		t.Errorf("consumer got %d requests, want only the first delivery's", n)
 	}
 }

@@ -188,3 +188,28 @@ func BenchmarkEncodeRowWithEncodingJSON(b *testing.B) {
 		}
 	}
 }
+
+func TestEncode_PayloadsOwnTheirBytes(t *testing.T) {
+	first := &dataverse.Event{ID: "first", Row: dataverse.Row{"name": strings.Repeat("a", 3000)}}
+	second := &dataverse.Event{ID: "second", Row: dataverse.Row{"name": strings.Repeat("b", 100)}}
+	a, _, err := encode(first, FormatRow, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(a)
+	for _, format := range []string{FormatRow, FormatCloudEvent} {
+		b, _, err := encode(second, format, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(a) != want {
+			t.Fatalf("encoding another event (%s) changed the first payload", format)
+		}
+		if cap(b) > 2*len(b) {
+			t.Errorf("%s payload of %d bytes holds a buffer of %d", format, len(b), cap(b))
+		}
+		if !json.Valid(b) || !strings.Contains(string(b), `"second"`) {
+			t.Errorf("%s payload = %s", format, b)
+		}
+	}
+}

@@ -17,6 +17,15 @@ import (
 type delivery struct {
 	msg      dest.Message
 	attempts int // attempts that reached the publisher
+	// deadline is the end of the event's budget (or the caller's deadline, when sooner): no
+	// attempt, wait for a slot or wait between attempts runs past it. It is a time, not a
+	// context of its own, so that each attempt costs one context (see timeout), not two.
+	deadline time.Time
+}
+
+// over reports whether d's time is up: its budget spent, or its caller gone.
+func (d *delivery) over(ctx context.Context) bool {
+	return ctx.Err() != nil || !time.Now().Before(d.deadline)
 }
 
 // sendFunc delivers d, or says why not. The policy is a stack of wrappers around one sendFunc.
@@ -26,13 +35,14 @@ type wrapper func(sendFunc) sendFunc
 
 // policy is a consumer's whole delivery policy, outermost first. Each attempt waits for a
 // free slot, passes the breaker, and gets its own timeout; retry decides whether there is
-// another attempt and when.
+// another attempt and when. Every layer gets the caller's context and the delivery, whose
+// deadline is the event's budget.
 func policy(c config.Consumer, slots chan struct{}, cb *gobreaker.CircuitBreaker[struct{}], pub dest.Publisher) sendFunc {
 	return stack(publish(pub),
 		retry(c.Retry),     // attempts, backoff with full jitter, Retry-After, never past the budget
 		limit(slots),       // maxConcurrency: at most that many attempts in flight
 		breaker(cb),        // open => fail fast; every attempt counts
-		timeout(c.Timeout), // per attempt
+		timeout(c.Timeout), // per attempt, and the budget
 	)
 }
 
@@ -59,7 +69,7 @@ var errBreakerOpen = errors.New("circuit breaker open")
 // retry makes up to p.Attempts attempts. It retries only what dest.Retryable allows; it waits
 // the consumer's Retry-After when there is one, else a random delay up to
 // InitialDelay*2^(retry-1) (full jitter), both capped at MaxDelay; it never starts a wait that
-// would end past the context's deadline (the event's budget): it fails with the last error.
+// would end past the delivery's deadline (the event's budget): it fails with the last error.
 func retry(p config.Retry) wrapper {
 	attempts := max(p.Attempts, 1)
 	return func(next sendFunc) sendFunc {
@@ -81,13 +91,14 @@ func retry(p config.Retry) wrapper {
 				if n >= attempts || !dest.Retryable(err) {
 					return err
 				}
-				if ctx.Err() != nil {
+				if d.over(ctx) {
 					return fmt.Errorf("%w: %w", errBudget, err)
 				}
 				wait := backoff(p, n, dest.RetryAfter(err))
-				if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+				if time.Until(d.deadline) <= wait {
 					return fmt.Errorf("%w before attempt %d (would wait %s): %w", errBudget, n+1, wait.Round(time.Millisecond), err)
 				}
+				// The wait ends inside the budget (checked above): only the caller can cut it short.
 				if err := sleep(ctx, wait); err != nil {
 					return fmt.Errorf("%w: %w", errBudget, last)
 				}
@@ -138,13 +149,29 @@ func limit(slots chan struct{}) wrapper {
 		return func(ctx context.Context, d *delivery) error {
 			select {
 			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return fmt.Errorf("%w waiting for one of %d delivery slots", errBudget, cap(slots))
+			default:
+				if err := waitSlot(ctx, slots, d.deadline); err != nil {
+					return err
+				}
 			}
 			defer func() { <-slots }()
 			return next(ctx, d)
 		}
 	}
+}
+
+// waitSlot waits for a free slot until the deadline or until the caller gives up. Only a full
+// consumer gets here, so the common case, a free slot, costs no timer.
+func waitSlot(ctx context.Context, slots chan struct{}, deadline time.Time) error {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return fmt.Errorf("%w waiting for one of %d delivery slots", errBudget, cap(slots))
 }
 
 // excluded wraps an error the breaker must not count: the attempt was cut short by the event's
@@ -160,7 +187,7 @@ func breaker(cb *gobreaker.CircuitBreaker[struct{}]) wrapper {
 		return func(ctx context.Context, d *delivery) error {
 			_, err := cb.Execute(func() (struct{}, error) {
 				err := next(ctx, d)
-				if err != nil && ctx.Err() != nil {
+				if err != nil && d.over(ctx) {
 					return struct{}{}, excluded{err}
 				}
 				return struct{}{}, err
@@ -199,18 +226,22 @@ func breakerSettings(name string, p config.Breaker, onChange func(name string, f
 	}
 }
 
-// timeout bounds one attempt. An attempt that runs out of its own time (not the budget's) is a
-// retryable failure of the consumer.
+// timeout bounds one attempt by the consumer's timeout (d; none when d <= 0) and by the event's
+// budget, whichever ends first, in the attempt's one context. An attempt that runs out of its
+// own time (not the budget's) is a retryable failure of the consumer.
 func timeout(d time.Duration) wrapper {
 	return func(next sendFunc) sendFunc {
-		if d <= 0 {
-			return next
-		}
 		return func(ctx context.Context, dl *delivery) error {
-			actx, cancel := context.WithTimeout(ctx, d)
+			deadline, own := dl.deadline, false
+			if d > 0 {
+				if t := time.Now().Add(d); t.Before(deadline) {
+					deadline, own = t, true
+				}
+			}
+			actx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
 			err := next(actx, dl)
-			if err != nil && actx.Err() != nil && ctx.Err() == nil {
+			if err != nil && own && actx.Err() != nil && !dl.over(ctx) {
 				return &dest.Error{Err: fmt.Errorf("no answer within %s: %w", d, err), Retryable: true}
 			}
 			return err

@@ -3,10 +3,12 @@ package dispatch_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -129,5 +131,28 @@ func TestRecordPoison_WithoutAStoreIsNotDurable(t *testing.T) {
 	err := disp.RecordPoison(context.Background(), dispatch.Poison{Body: []byte("x"), Reason: errors.New("bad")})
 	if !errors.Is(err, dispatch.ErrNoStore) {
 		t.Fatalf("err = %v, want ErrNoStore", err)
+	}
+}
+
+func TestResult_AppendJSONMatchesEncodingJSON(t *testing.T) {
+	if n := reflect.TypeFor[dispatch.Result]().NumField(); n != 4 {
+		t.Fatalf("Result has %d fields; AppendJSON writes 4: teach it the new one", n)
+	}
+	cases := []dispatch.Result{
+		{ID: "3f2a9c1e-5b7d-8e4f-9a0b-1c2d3e4f5a6b", Matched: []string{"contacts-to-erp"}, Delivered: []string{"erp"}, Failed: []string{}},
+		{ID: "e", Matched: []string{}, Delivered: []string{}, Failed: []string{}},
+		{ID: "e", Matched: []string{"a", "b"}, Delivered: []string{"x"}, Failed: []string{"y", "z"}},
+		{},
+		{ID: `quote " backslash \ <html> & tab	nl
+ ctl` + "\x01 é \u2028 \xff", Matched: []string{"<r>", "ü"}, Delivered: []string{"a&b"}, Failed: []string{"\x7f"}},
+	}
+	for _, r := range cases {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.AppendJSON([]byte("prefix:")); string(got) != "prefix:"+string(want) {
+			t.Errorf("AppendJSON(%+v) =\n%s\nwant\nprefix:%s", r, got, want)
+		}
 	}
 }

@@ -2,8 +2,13 @@ package httpdest
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -47,5 +52,45 @@ func TestSigningKey(t *testing.T) {
 		if (err != nil) != tc.wantErr || string(got) != tc.want {
 			t.Errorf("SigningKey(%q) = %q, %v; want %q, error %v", tc.secret, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+func TestSetHeaders_SameAsSettingEachHeader(t *testing.T) {
+	c := config.Consumer{Name: "erp", URL: "http://127.0.0.1:1/events", Headers: map[string]string{
+		"x-api-key": "k", "content-type": "text/plain", "Idempotency-Key": "configured", "X-DVROUTER-ROUTE": "configured",
+	}}
+	p, err := New(c, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dest.Message{Event: &dataverse.Event{ID: "evt-1"}, Route: "contacts", Attempt: 3, ContentType: "application/json"}
+
+	// What setHeaders replaces: the configured headers, then one Set per header every request carries.
+	want := http.Header{}
+	for k, v := range c.Headers {
+		want.Set(k, v)
+	}
+	want.Set("Content-Type", m.ContentType)
+	want.Set("User-Agent", userAgent)
+	want.Set(HeaderIdempotencyKey, m.Event.ID)
+	want.Set(HeaderRoute, m.Route)
+	want.Set(HeaderAttempt, "3")
+
+	got := http.Header{}
+	p.setHeaders(got, m)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("headers = %v, want %v", got, want)
+	}
+	// The values share one array: adding to one header must leave the next one alone.
+	got.Add("Content-Type", "extra")
+	if v := got.Values("User-Agent"); len(v) != 1 || v[0] != userAgent {
+		t.Fatalf("User-Agent = %q after adding to Content-Type", v)
+	}
+}
+
+func TestNewClient_WritesATypicalRequestInOneBuffer(t *testing.T) {
+	tr := NewClient(16).Transport.(*http.Transport)
+	if tr.WriteBufferSize < 16<<10 {
+		t.Fatalf("WriteBufferSize = %d, want room for a typical event and its headers", tr.WriteBufferSize)
 	}
 }

@@ -138,6 +138,8 @@ type loader struct {
 	seen map[Problem]bool
 	// budget bounds the work that `<<` merge keys can cause (they can nest exponentially).
 	budget int
+	// lines holds the byte offset of each line's start, built when first needed.
+	lines []int
 }
 
 func (l *loader) report(list *[]Problem, n *yaml.Node, format string, args ...any) {

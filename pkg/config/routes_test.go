@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -602,4 +604,54 @@ func FuzzLoadRoutes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// blockScalarRoutes is a valid route file of n routes whose filter and condition are YAML
+// literal blocks (`|`), the style whose expression positions need the file's lines.
+func blockScalarRoutes(n int) []byte {
+	var b strings.Builder
+	b.WriteString("consumers:\n  - name: erp\n    type: http\n    url: https://erp.example.com/hook\nroutes:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: r%d\n    table: account\n    consumers: [erp]\n    filter: |\n      statecode eq %d\n"+
+			"    conditions:\n      - |\n        @equals(1, %d)\n", i, i, i)
+	}
+	return []byte(b.String())
+}
+
+// Loading is linear in the file: positions of block-scalar expressions once split the whole
+// file into lines for every expression, so a large file took quadratic time at start-up.
+// Allocated bytes are the deterministic measure of that work.
+func TestLoadRoutes_BlockScalarPositionsCostLinearWork(t *testing.T) {
+	allocated := func(n int) uint64 {
+		data := blockScalarRoutes(n)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		if _, err := LoadRoutesBytes("r.yaml", data, nil); err != nil {
+			t.Fatalf("LoadRoutesBytes: %v", err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	small, large := allocated(250), allocated(1000)
+	if ratio := float64(large) / float64(small); ratio > 8 {
+		t.Errorf("4x the routes allocated %.1fx the bytes (%d vs %d), want about 4x", ratio, large, small)
+	}
+}
+
+func TestLoadRoutes_BlockScalarExpressionPositions(t *testing.T) {
+	data := blockScalarRoutes(3)
+	rf, err := LoadRoutesBytes("r.yaml", data, nil)
+	if err != nil {
+		t.Fatalf("LoadRoutesBytes: %v", err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for _, r := range rf.Routes {
+		for what, p := range map[string]Pos{"filter": r.FilterPos, "condition": r.ConditionPos[0]} {
+			text := lines[p.Line-1][p.Col-1:]
+			if !strings.HasPrefix(text, "statecode eq") && !strings.HasPrefix(text, "@equals(") {
+				t.Errorf("route %s: %s at %d:%d points at %q", r.Name, what, p.Line, p.Col, text)
+			}
+		}
+	}
 }

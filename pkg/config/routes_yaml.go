@@ -257,16 +257,38 @@ func (l *loader) exprPos(n *yaml.Node) Pos {
 	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
 		p.Col++
 	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		lines := bytes.Split(l.src, []byte("\n"))
+		// The value starts on the line after the indicator (leading blank lines are part of
+		// it, and At counts them); its indentation is that of the first non-blank line. The
+		// lines are read from the indicator on, not by splitting the whole file for every
+		// expression.
+		rest := l.src[l.lineStart(n.Line):] // n.Line is 1-based: this is the line after it
 		p = Pos{Line: n.Line + 1, Col: 1}
-		for i := n.Line; i < len(lines); i++ { // lines[n.Line] is the line after the indicator
-			text := bytes.TrimRight(lines[i], "\r")
-			indent := len(text) - len(bytes.TrimLeft(text, " "))
-			if indent < len(text) {
+		for len(rest) > 0 {
+			text, after, _ := bytes.Cut(rest, []byte("\n"))
+			text = bytes.TrimRight(text, "\r")
+			if indent := len(text) - len(bytes.TrimLeft(text, " ")); indent < len(text) {
 				p.Col = indent + 1
 				break
 			}
+			rest = after
 		}
 	}
 	return p
+}
+
+// lineStart returns the byte offset at which 0-based line i of the file starts (len(src) past
+// the end), indexing the file's lines once.
+func (l *loader) lineStart(i int) int {
+	if l.lines == nil {
+		l.lines = []int{0}
+		for j, c := range l.src {
+			if c == '\n' {
+				l.lines = append(l.lines, j+1)
+			}
+		}
+	}
+	if i < 0 || i >= len(l.lines) {
+		return len(l.src)
+	}
+	return l.lines[i]
 }

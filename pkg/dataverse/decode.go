@@ -580,6 +580,9 @@ func (c *context) buildRow(ev *Event) {
 			}
 		}
 		fill(row, set.attrs, set.fmts)
+		if under != nil {
+			clearLookups(row, set.attrs)
+		}
 	}
 	if c.moniker.k == kRef { // SetState, SetStateDynamicEntity
 		setWrapped(row, "statecode", &c.state)
@@ -599,6 +602,29 @@ func (c *context) buildRow(ev *Event) {
 
 	if c.message == "Update" && set != nil && c.target.k == kEntity {
 		ev.ChangedColumns = changedColumns(set.attrs, idCol)
+	}
+}
+
+// clearLookups gives a lookup the message clears its Web API shape, "_x_value": null. The
+// Target says only "x": null, with no type; when the image under it shows x as a lookup, the
+// null belongs in _x_value, or the row would carry the old reference next to the null.
+func clearLookups(row Row, attrs []attr) {
+	var buf [128]byte
+	for i := range attrs {
+		a := &attrs[i]
+		if a.v.k != kNull {
+			continue
+		}
+		// The lookup by a []byte conversion does not allocate; most nulls are no lookups.
+		short := append(append(append(buf[:0], '_'), a.key...), "_value"...)
+		if _, ok := row[string(short)]; !ok {
+			continue
+		}
+		long := lookupKey(a.key)
+		row[long[:len(short)]] = nil
+		delete(row, long)
+		delete(row, formattedKey(long[:len(short)]))
+		delete(row, a.key)
 	}
 }
 

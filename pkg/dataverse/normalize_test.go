@@ -249,3 +249,34 @@ func TestBOMAndUnescapedSlashes(t *testing.T) {
 		t.Errorf("operationCreatedOn = %q", ev.OperationCreatedOn)
 	}
 }
+
+// An Update that clears a lookup says only "parentcustomerid": null in its Target. With no
+// post-image the row is built over the pre-image, which holds the old reference as
+// _parentcustomerid_value: the cleared value must replace it there, or a filter such as
+// "_parentcustomerid_value eq null" sees the old record.
+func TestUpdate_ClearedLookupReplacesThePreImageReference(t *testing.T) {
+	body := `{"MessageName":"Update","PrimaryEntityName":"contact","PrimaryEntityId":"11111111-2222-4333-8444-555555555555","Mode":1,"Stage":40,` +
+		`"InputParameters":[{"key":"Target","value":{"__type":"Entity` + ns + `,"Attributes":[` +
+		`{"key":"parentcustomerid","value":null}],"FormattedValues":[],` +
+		`"Id":"11111111-2222-4333-8444-555555555555","LogicalName":"contact"}}],` +
+		`"PreEntityImages":[{"key":"pre","value":{"Attributes":[{"key":"parentcustomerid","value":` +
+		`{"__type":"EntityReference` + ns + `,"Id":"22222222-2222-4222-8222-222222222222","LogicalName":"account","Name":"Acme"}}],` +
+		`"FormattedValues":[],"Id":"11111111-2222-4333-8444-555555555555","LogicalName":"contact"}}],"PostEntityImages":[]}`
+	ev := mustDecode(t, body)
+	wantRow(t, ev.Row, Row{"_parentcustomerid_value": nil})
+	for _, k := range []string{
+		"parentcustomerid",
+		"_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname",
+		"_parentcustomerid_value@OData.Community.Display.V1.FormattedValue",
+	} {
+		if v, ok := ev.Row[k]; ok {
+			t.Errorf("row[%q] = %#v, want no such key", k, v)
+		}
+	}
+	if want := []string{"parentcustomerid"}; !slices.Equal(ev.ChangedColumns, want) {
+		t.Errorf("changedColumns = %v, want %v", ev.ChangedColumns, want)
+	}
+	if ev.PreImage["_parentcustomerid_value"] != "22222222-2222-4222-8222-222222222222" {
+		t.Errorf("preImage lost its reference: %v", ev.PreImage)
+	}
+}

@@ -401,6 +401,9 @@ type replayResult struct {
 	// Dispatch is what routing a poison message that now decodes did: its own failures, if
 	// any, are recorded as new failures.
 	Dispatch *dispatch.Result `json:"dispatch,omitempty"`
+	// breaker says the consumer's breaker refused the delivery; untried says it refused before
+	// any attempt, so the failure was put back as it was (no attempt counted).
+	breaker, untried bool
 }
 
 func (a *failuresAPI) replayOne(w http.ResponseWriter, r *http.Request, id string, act actor) {
@@ -436,6 +439,13 @@ func (a *failuresAPI) replayOne(w http.ResponseWriter, r *http.Request, id strin
 	res, err := a.replay(ctx, f, etag, target, act)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "replay outcome not saved", err.Error())
+		return
+	}
+	if res.untried {
+		// The breaker opened (or is half-open and busy) between the check above and the send.
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "consumer unavailable",
+			fmt.Sprintf("consumer %s's circuit breaker refused the delivery; nothing was sent, replay again once it recovers", f.Consumer))
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -503,13 +513,20 @@ func (a *failuresAPI) replay(ctx context.Context, f failures.Failure, etag failu
 			res.Result = resultDelivered
 		} else {
 			res.Result, res.Error = resultFailed, out.Error
+			res.breaker = out.Kind == failures.KindBreakerOpen
+			res.untried = res.breaker && out.Attempts == 0
 		}
 	}
 
 	var saveErr error
-	if res.Result == resultDelivered {
+	switch {
+	case res.untried:
+		// Not an attempt: the consumer was not tried, so the failure goes back as it was.
+		res.Result = resultSkipped
+		saveErr = a.store.Release(ctx, f.ID, etag, act.who)
+	case res.Result == resultDelivered:
 		saveErr = a.store.MarkReplayed(ctx, f.ID, etag, act.who)
-	} else {
+	default:
 		saveErr = a.store.RecordAttempt(ctx, f.ID, etag, res.Error, statusCode, act.who)
 	}
 	a.log.Info().Str("who", act.who).Str("key", act.key).Str("id", f.ID).Str("consumer", f.Consumer).
@@ -694,7 +711,7 @@ func (b *bulkRun) replayItem(reqCtx context.Context, listed failures.Failure) {
 		return
 	}
 	if listed.Kind != failures.KindPoison && a.sender != nil && a.sender.BreakerOpen(listed.Consumer) {
-		b.stop(fmt.Sprintf("consumer %s's circuit breaker is open after recent failures; the rest is left pending, replay again once it recovers", listed.Consumer))
+		b.stop(breakerStopReason(listed.Consumer))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), a.budget+storeTimeout)
@@ -728,6 +745,13 @@ func (b *bulkRun) replayItem(reqCtx context.Context, listed failures.Failure) {
 		msg = err.Error()
 	}
 	b.count(f.ID, res.Result, msg)
+	if res.breaker {
+		b.stop(breakerStopReason(f.Consumer))
+	}
+}
+
+func breakerStopReason(consumer string) string {
+	return fmt.Sprintf("consumer %s's circuit breaker is open after recent failures; the rest is left pending, replay again once it recovers", consumer)
 }
 
 // discardRequest is the body of POST /api/failures/{id}/discard.

@@ -322,10 +322,10 @@ func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) e
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	now := time.Now().UTC()
-	occurred, err := time.Parse(time.RFC3339Nano, ev.OperationCreatedOn)
-	if err != nil {
-		occurred = now
-	}
+	// The failure's keys derive from OccurredAt, so it must be a property of the event: an
+	// event without a time (OperationCreatedOn null) gets the zero time, never the clock, or
+	// each redelivery of it would be recorded as one more failure instead of adding to one.
+	occurred, _ := time.Parse(time.RFC3339Nano, ev.OperationCreatedOn) // zero on error
 	f := failures.Failure{
 		EventID:        ev.ID,
 		Consumer:       r.Consumer,

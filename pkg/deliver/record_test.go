@@ -170,3 +170,27 @@ func TestNew_RejectsInvalidConsumers(t *testing.T) {
 		}
 	})
 }
+
+func TestDeliver_EventWithoutTimeIsRecordedUnderStableKeys(t *testing.T) {
+	down := testenv.StartConsumer(t)
+	down.Otherwise(testenv.ReplyStatus(http.StatusBadRequest))
+	f := newDeliverer(t, 0, consumerConfig("down", down.URL))
+	ev := testEvent()
+	ev.OperationCreatedOn = "" // OperationCreatedOn null in the RemoteExecutionContext
+
+	for range 2 { // Dataverse retrying the webhook, or Service Bus redelivering
+		if _, err := f.d.Deliver(t.Context(), ev, []deliver.Target{target("down")}); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+
+	got := f.rec.failures()
+	if len(got) != 2 {
+		t.Fatalf("recorded %d failures, want 2 records", len(got))
+	}
+	// The store's keys derive from OccurredAt: the two records must land on one entity.
+	if !got[0].OccurredAt.Equal(got[1].OccurredAt) || !got[0].OccurredAt.IsZero() {
+		t.Errorf("OccurredAt %s then %s, want the zero time both times", got[0].OccurredAt, got[1].OccurredAt)
+	}
+}

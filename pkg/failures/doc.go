@@ -56,10 +56,11 @@
 //
 // # Status changes
 //
-// Every status change (Claim, MarkReplayed, RecordAttempt, Discard) reads the current entity,
-// checks the caller's ETag and the status, and writes with If-Match on the ETag it read; a
-// stale ETag or a lost race is ErrConflict. A replay first Claims the failure (status replaying),
-// delivers, then calls MarkReplayed or RecordAttempt with the ETag Claim returned: of two
+// Every status change (Claim, MarkReplayed, RecordAttempt, Release, Discard) reads the current
+// entity, checks the caller's ETag and the status, and writes with If-Match on the ETag it read;
+// a stale ETag or a lost race is ErrConflict. A replay first Claims the failure (status
+// replaying), delivers, then calls MarkReplayed or RecordAttempt (Release when the consumer's
+// breaker refused it untried) with the ETag Claim returned: of two
 // concurrent replays exactly one Claim succeeds. A claim older than Config.ClaimTimeout (default
 // 5 minutes) counts as abandoned (the replaying process died) and can be claimed again. A
 // pending or discarded failure can be claimed; a replayed one cannot (it was delivered; if it

@@ -51,6 +51,16 @@ func (s *Store) RecordAttempt(ctx context.Context, id string, etag ETag, errText
 	return err
 }
 
+// Release gives back a claim whose replay was not tried (the consumer's breaker refused it):
+// status pending again, attempts and error unchanged. Pass the ETag Claim returned.
+func (s *Store) Release(ctx context.Context, id string, etag ETag, by string) error {
+	_, err := s.change(ctx, "release", id, etag, by, func(cur Failure, now time.Time, p props) error {
+		p.str(pStatus, string(StatusPending), maxFieldChars)
+		return nil
+	})
+	return err
+}
+
 // Discard sets a failure aside for good (status discarded) with the reason. A failure that is
 // being replayed right now cannot be discarded (ErrConflict).
 func (s *Store) Discard(ctx context.Context, id string, etag ETag, by, reason string) error {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/dvrouter/dvrouter/handlers"
 	"github.com/dvrouter/dvrouter/internal/testenv"
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/route"
 )
 
 // These tests run the real binary, as the Functions host would: started with a port in
@@ -173,5 +183,100 @@ func TestServe_InvalidSettingStopsStartUpNamingIt(t *testing.T) {
 	err := s.cmd.Wait()
 	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(s.stderr.String(), "DVROUTER_DELIVERY_BUDGET") {
 		t.Fatalf("exit = %v, stderr %s", err, s.stderr)
+	}
+}
+
+// In-process handler tests: the same handler runServe wires, served over loopback so that
+// connection-level behaviour (deadlines, stalls) is real.
+
+func handlerServer(t *testing.T, env map[string]string, q handlers.Enqueuer) (*httptest.Server, *config.Settings) {
+	t.Helper()
+	s, err := config.LoadSettings(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := route.Compile(&config.RouteFile{}, route.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlers.New(handlers.Deps{Settings: s, Dispatcher: &dispatch.Dispatcher{Routes: routes}, Queue: q, Log: zerolog.Nop()})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, s
+}
+
+// stalledQueue is a Service Bus that never answers: Enqueue returns only when its context ends.
+type stalledQueue struct{}
+
+func (stalledQueue) Enqueue(ctx context.Context, _ *dataverse.Event) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestWebhook_QueueThatDoesNotAnswerGets503WithinTheBudget(t *testing.T) {
+	srv, s := handlerServer(t, nil, stalledQueue{})
+	s.DeliveryBudget = 100 * time.Millisecond
+	body, err := os.ReadFile("testdata/events/create-contact-sync.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Dataverse gives up after 60 s and then does not retry; a 503 before that, it retries.
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(srv.URL+"/api/dataverse/webhook", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("no answer while the queue stalls: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d, want 503", resp.StatusCode)
+	}
+}
+
+func TestWebhook_TricklingBodyIsRefusedAfterTheReadTimeout(t *testing.T) {
+	srv, s := handlerServer(t, nil, nil)
+	s.BodyReadTimeout = 200 * time.Millisecond
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Announce 1000 bytes, send 10, then stall.
+	_, _ = io.WriteString(conn, "POST /api/dataverse/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\":\"bbbb")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the handler is still waiting for the body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status = %d, want 408", resp.StatusCode)
+	}
+}
+
+func TestQueueInvocation_RefusalsKeepTheCustomHandlerShape(t *testing.T) {
+	srv, _ := handlerServer(t, nil, nil)
+	for name, body := range map[string]string{
+		"not JSON":        `{"Data":`,
+		"missing binding": `{"Data":{},"Metadata":{}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := http.Post(srv.URL+"/DataverseQueue", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out struct {
+				Outputs map[string]any `json:"Outputs"`
+				Logs    []string       `json:"Logs"`
+				Error   string         `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" ||
+				out.Outputs == nil || len(out.Logs) == 0 || out.Error == "" {
+				t.Fatalf("status %d %s answer %+v: want 400 JSON with Outputs, Logs and error", resp.StatusCode, resp.Header.Get("Content-Type"), out)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -34,24 +33,24 @@ type queueInvocation struct {
 func (h *queueInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
+		invocationError(w, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
 		return
 	}
-	invocation := r.Header.Get("X-Azure-Functions-InvocationId")
+	invocation := r.Header.Get(headerInvocationID)
 	log := h.log.With().Str("invocationId", invocation).Logger()
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.settings.MaxBody*envelopeFactor))
+	raw, status, err := readBounded(w, r, h.settings.MaxBody*envelopeFactor, h.settings.BodyReadTimeout)
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "invocation too large", err.Error())
+		invocationError(w, status, "invocation could not be read", err.Error())
 		return
 	}
 	req, err := customhandler.ParseInvokeRequest(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "malformed invocation", err.Error())
+		invocationError(w, http.StatusBadRequest, "malformed invocation", err.Error())
 		return
 	}
 	msg, err := req.ServiceBusMessage(queueBinding)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "malformed invocation", err.Error())
+		invocationError(w, http.StatusBadRequest, "malformed invocation", err.Error())
 		return
 	}
 	log = log.With().Str("messageId", msg.MessageID).Int("deliveryCount", msg.DeliveryCount).Logger()
@@ -123,6 +122,15 @@ func exceeded(props map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// invocationError refuses an invocation in the custom-handler shape, with the reason in Logs for
+// the invocation's log and as the usual JSON error beside it.
+func invocationError(w http.ResponseWriter, status int, msg, detail string) {
+	writeJSON(w, status, struct {
+		customhandler.InvokeResponse
+		apiError
+	}{customhandler.InvokeResponse{Outputs: map[string]any{}, Logs: []string{msg + ": " + detail}}, apiError{msg, detail}})
 }
 
 // invocationReply answers in the custom-handler shape: JSON, never empty, Logs for the invocation.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -57,7 +59,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported content type", msg)
 		return
 	}
-	body, status, err := readBounded(w, r, h.settings.MaxBody)
+	body, status, err := readBounded(w, r, h.settings.MaxBody, h.settings.BodyReadTimeout)
 	if err != nil {
 		writeError(w, status, http.StatusText(status), err.Error())
 		return
@@ -76,29 +78,28 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.queue != nil {
-		if err := h.queue.Enqueue(r.Context(), ev); err != nil {
-			eventLog(h.log.Error(), ev).Err(err).Msg("enqueue failed")
+		// Bounded like a direct-mode delivery: a Service Bus that does not answer must still get
+		// Dataverse a 503 (which it retries) before its own 60 s timeout (which it does not).
+		ctx, cancel := context.WithTimeout(r.Context(), h.settings.DeliveryBudget)
+		err := h.queue.Enqueue(ctx, ev)
+		cancel()
+		if err != nil {
+			dispatch.EventLog(h.log.Error(), ev).Err(err).Msg("enqueue failed")
 			// 503: Dataverse retries 502/503/504 once, and the event is not ours yet.
 			writeError(w, http.StatusServiceUnavailable, "event could not be queued", err.Error())
 			return
 		}
-		eventLog(h.log.Info(), ev).Msg("event queued")
+		dispatch.EventLog(h.log.Info(), ev).Msg("event queued")
 		writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID, "queued": true})
 		return
 	}
 	res, err := h.dispatcher.Dispatch(r.Context(), ev)
 	if err != nil {
-		eventLog(h.log.Error(), ev).Err(err).Msg("outcome not durable")
+		dispatch.EventLog(h.log.Error(), ev).Err(err).Msg("outcome not durable")
 		writeError(w, http.StatusServiceUnavailable, "delivery outcome could not be recorded", err.Error())
 		return
 	}
 	writeBody(w, http.StatusOK, append(res.AppendJSON(make([]byte, 0, 256)), '\n'))
-}
-
-// eventLog adds the fields that identify an event to a log line.
-func eventLog(e *zerolog.Event, ev *dataverse.Event) *zerolog.Event {
-	return e.Str("eventId", ev.ID).Str("sdkMessage", ev.Message).Str("table", ev.Table).
-		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID)
 }
 
 // jsonContentType accepts application/json, text/json and any +json type, with parameters.
@@ -119,8 +120,10 @@ func jsonContentType(v string) (string, bool) {
 	return fmt.Sprintf("Content-Type %q is not JSON; send application/json", mt), false
 }
 
-// readBounded reads the whole body, refusing anything over max without reading past it.
-func readBounded(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int, error) {
+// readBounded reads the whole body, refusing anything over max without reading past it, and
+// anything that takes longer than timeout to arrive: a client trickling a body would otherwise
+// hold the handler forever (the server sets no ReadTimeout, which would also cut deliveries).
+func readBounded(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) ([]byte, int, error) {
 	if r.ContentLength > max {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the limit of %d bytes (DVROUTER_MAX_BODY)", r.ContentLength, max)
 	}
@@ -130,6 +133,12 @@ func readBounded(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int
 	if r.ContentLength > 0 {
 		size += r.ContentLength
 	}
+	rc := http.NewResponseController(w)
+	// The deadline is lifted once the body is in: left in place it would cancel the request's
+	// context while the event is delivered. Not every writer supports deadlines (tests' recorders).
+	if timeout > 0 && rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
 	body := buf.Bytes()
@@ -137,6 +146,12 @@ func readBounded(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the limit of %d bytes (DVROUTER_MAX_BODY)", max)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The rest of the body may still come: the connection cannot carry another request,
+			// and closing it keeps the server from waiting to discard that rest.
+			w.Header().Set("Connection", "close")
+			return nil, http.StatusRequestTimeout, fmt.Errorf("the body did not arrive within %s", timeout)
 		}
 		return nil, http.StatusBadRequest, fmt.Errorf("reading the body: %w", err)
 	}

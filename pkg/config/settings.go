@@ -23,8 +23,10 @@ type Settings struct {
 	ServiceBus     ServiceBus      // set means queued mode
 	Tables         Tables          // the failure store; unset means failures cannot be kept
 	DeliveryBudget time.Duration   // DVROUTER_DELIVERY_BUDGET, default 20s
-	AdminKeys      []AdminKey      // DVROUTER_ADMIN_KEYS
-	LogLevel       string          // DVROUTER_LOG_LEVEL, default info
+	// BodyReadTimeout bounds how long a request body may take to arrive (not a setting: 30s).
+	BodyReadTimeout time.Duration
+	AdminKeys       []AdminKey // DVROUTER_ADMIN_KEYS
+	LogLevel        string     // DVROUTER_LOG_LEVEL, default info
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -161,6 +163,7 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		s.MaxBody = n
 	}
 
+	s.BodyReadTimeout = 30 * time.Second
 	s.DeliveryBudget = 20 * time.Second
 	if v := strings.TrimSpace(getenv(EnvDeliveryBudget)); v != "" {
 		d, err := time.ParseDuration(v)
@@ -211,7 +214,9 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		bad(EnvTables, "set either %s or %s, not both", EnvTables, EnvTablesURI)
 	}
 	if s.Tables.ServiceURI != "" && !strings.HasPrefix(s.Tables.ServiceURI, "https://") && !strings.HasPrefix(s.Tables.ServiceURI, "http://127.0.0.1") {
-		bad(EnvTablesURI, "%q must be an https URL", s.Tables.ServiceURI)
+		// Only the scheme and host are echoed: a query string could carry a SAS token.
+		shown, _, _ := strings.Cut(s.Tables.ServiceURI, "?")
+		bad(EnvTablesURI, "%q must be an https URL", shown)
 	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -109,3 +109,10 @@ func TestLoadSettings_ReportsEveryProblem(t *testing.T) {
 		t.Fatalf("err = %v, want both settings named", err)
 	}
 }
+
+func TestLoadSettings_ErrorDoesNotEchoAQueryString(t *testing.T) {
+	_, err := LoadSettings(getenvOf(map[string]string{EnvTablesURI: "http://acct.table.core.windows.net/?sv=2024&sig=c2VjcmV0"}))
+	if err == nil || strings.Contains(err.Error(), "sig=") {
+		t.Fatalf("err = %v, want an error that does not echo the query string", err)
+	}
+}

@@ -96,7 +96,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 		res.Matched = append(res.Matched, r.Name)
 	}
 	if len(targets) == 0 {
-		eventLog(d.Log.Debug(), ev).Msg("no route matched")
+		EventLog(d.Log.Debug(), ev).Msg("no route matched")
 		return res, nil
 	}
 	out, err := d.Deliver.Deliver(ctx, ev, targets)
@@ -108,13 +108,13 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 	for _, r := range out.Failed {
 		res.Failed = append(res.Failed, r.Consumer)
 	}
-	eventLog(d.Log.Info(), ev).Strs("routes", res.Matched).Strs("delivered", res.Delivered).Strs("failed", res.Failed).Msg("event dispatched")
+	EventLog(d.Log.Info(), ev).Strs("routes", res.Matched).Strs("delivered", res.Delivered).Strs("failed", res.Failed).Msg("event dispatched")
 	return res, err
 }
 
-// eventLog adds the fields that identify an event to a log line. Building them per line, not
+// EventLog adds the fields that identify an event to a log line. Building them per line, not
 // once per event with Logger.With, costs nothing for lines below the log level.
-func eventLog(e *zerolog.Event, ev *dataverse.Event) *zerolog.Event {
+func EventLog(e *zerolog.Event, ev *dataverse.Event) *zerolog.Event {
 	return e.Str("eventId", ev.ID).Str("sdkMessage", ev.Message).Str("table", ev.Table).
 		Str("recordId", ev.RecordID).Str("correlationId", ev.CorrelationID)
 }
@@ -158,15 +158,13 @@ func (d *Dispatcher) RecordPoison(ctx context.Context, p Poison) error {
 	if d.Recorder == nil {
 		return ErrNoStore
 	}
-	at := p.EnqueuedTime
-	if at.IsZero() {
-		at = time.Now().UTC()
-	}
+	// The store derives the entry's keys from OccurredAt, so it must be the same on every
+	// redelivery: the enqueue time, or zero (sorted oldest) when the host sent none, never now.
 	f := failures.Failure{
 		MessageID:  p.MessageID,
 		Kind:       failures.KindPoison,
 		Attempts:   1,
-		OccurredAt: at,
+		OccurredAt: p.EnqueuedTime,
 		LastError:  p.Reason.Error(),
 		Payload:    p.Body,
 	}

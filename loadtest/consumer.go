@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dvrouter/dvrouter/internal/testenv"
 )
 
 // Fault is how a Consumer misbehaves. The zero Fault, or nil, is a healthy consumer.
@@ -173,7 +175,7 @@ func (c *Consumer) handle(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if f.Reset {
-			reset(w)
+			testenv.ResetConnection(w)
 			return
 		}
 		if f.Status != 0 {
@@ -194,21 +196,4 @@ func (c *Consumer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(0))
 	w.WriteHeader(status)
-}
-
-// reset closes the connection with SO_LINGER 0, so the client sees a reset rather than an
-// orderly end of stream.
-func reset(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0)
-	}
-	_ = conn.Close()
 }

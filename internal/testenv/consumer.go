@@ -179,7 +179,7 @@ func (c *Consumer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if reply.Reset {
-		resetConnection(w)
+		ResetConnection(w)
 		return
 	}
 	for k, v := range reply.Header {
@@ -189,9 +189,9 @@ func (c *Consumer) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, reply.Body)
 }
 
-// resetConnection closes the connection with SO_LINGER 0, so the client sees a reset rather
-// than an orderly end of stream.
-func resetConnection(w http.ResponseWriter) {
+// ResetConnection closes the request's connection with SO_LINGER 0, so the client sees a reset
+// rather than an orderly end of stream.
+func ResetConnection(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		// net/http's own way to abort a response: the client sees the connection close.

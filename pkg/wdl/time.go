@@ -22,18 +22,7 @@ func fnFormatDateTime(env *Env, a args3, n int) (value, error) {
 	if err != nil {
 		return null, err
 	}
-	format := ""
-	if n == 2 {
-		if a[1].k != kStr {
-			return null, failf("expects its format to be a string, got %s", a[1].typeName())
-		}
-		format = a[1].s
-	}
-	s, err := formatTime(t, format)
-	if err != nil {
-		return null, err
-	}
-	return strV(s), nil
+	return formatted(t, a[1], n == 2)
 }
 
 // ticks counts 100-nanosecond intervals since 0001-01-01T00:00:00Z (.NET DateTime.Ticks).
@@ -75,19 +64,25 @@ func addTime(unitSeconds int64) func(env *Env, a args3, n int) (value, error) {
 		if t.Before(minTime) || t.After(maxTime) {
 			return null, failf("the result is outside the range of dates")
 		}
-		format := ""
-		if n == 3 {
-			if a[2].k != kStr {
-				return null, failf("expects its format to be a string, got %s", a[2].typeName())
-			}
-			format = a[2].s
-		}
-		s, err := formatTime(t, format)
-		if err != nil {
-			return null, err
-		}
-		return strV(s), nil
+		return formatted(t, a[2], n == 3)
 	}
+}
+
+// formatted is t as a string in the optional format argument (present says whether it was
+// given; without it, the ISO 8601 "o" format).
+func formatted(t time.Time, format value, present bool) (value, error) {
+	f := ""
+	if present {
+		if format.k != kStr {
+			return null, failf("expects its format to be a string, got %s", format.typeName())
+		}
+		f = format.s
+	}
+	s, err := formatTime(t, f)
+	if err != nil {
+		return null, err
+	}
+	return strV(s), nil
 }
 
 func timeArg(v value) (time.Time, error) {

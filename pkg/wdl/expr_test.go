@@ -410,16 +410,7 @@ func TestEval_RuntimeErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Eval(%q) = %#v, want an error", tt.src, got)
 			}
-			var ee *Error
-			if !errors.As(err, &ee) {
-				t.Fatalf("error %T is not *Error", err)
-			}
-			if ee.Offset != tt.offset {
-				t.Errorf("Offset = %d, want %d (%v)", ee.Offset, tt.offset, err)
-			}
-			if !strings.Contains(ee.Msg, tt.msg) {
-				t.Errorf("Msg = %q, want it to contain %q", ee.Msg, tt.msg)
-			}
+			wantError(t, err, tt.offset, tt.msg)
 		})
 	}
 }
@@ -465,17 +456,23 @@ func TestCompile_Errors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Compile(%q) = %v, want an error", tt.src, e)
 			}
-			var ee *Error
-			if !errors.As(err, &ee) {
-				t.Fatalf("error %T is not *Error", err)
-			}
-			if ee.Offset != tt.offset {
-				t.Errorf("Offset = %d, want %d (%v)", ee.Offset, tt.offset, err)
-			}
-			if !strings.Contains(ee.Msg, tt.msg) {
-				t.Errorf("Msg = %q, want it to contain %q", ee.Msg, tt.msg)
-			}
+			wantError(t, err, tt.offset, tt.msg)
 		})
+	}
+}
+
+// wantError checks err is an *Error at offset whose message contains msg.
+func wantError(t *testing.T, err error, offset int, msg string) {
+	t.Helper()
+	var ee *Error
+	if !errors.As(err, &ee) {
+		t.Fatalf("error %T is not *Error", err)
+	}
+	if ee.Offset != offset {
+		t.Errorf("Offset = %d, want %d (%v)", ee.Offset, offset, err)
+	}
+	if !strings.Contains(ee.Msg, msg) {
+		t.Errorf("Msg = %q, want it to contain %q", ee.Msg, msg)
 	}
 }
 

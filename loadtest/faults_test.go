@@ -154,7 +154,7 @@ func newFaultSuite(t *testing.T, cfg suiteConfig, bin string, templates []*loadt
 	if err := os.WriteFile(routes, []byte(s.routesFile()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port, err := loadtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package testenv
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +77,7 @@ func (a *Azurite) startOnFreePort() error {
 	var err error
 	// A port found free can be taken before Azurite binds it; try a few.
 	for range 3 {
-		if a.port, err = freePort(); err != nil {
+		if a.port, err = FreePort(); err != nil {
 			return fmt.Errorf("find a free port: %w", err)
 		}
 		if err = a.start(); err == nil {
@@ -191,13 +190,4 @@ func azuriteBinary() (string, error) {
 		return "", fmt.Errorf("%s not found: run `npm ci` first (make test does)", bin)
 	}
 	return bin, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

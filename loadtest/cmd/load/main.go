@@ -132,7 +132,7 @@ func run(args []string, out io.Writer) error {
 	if err := os.WriteFile(routes, routesYAML, 0o644); err != nil {
 		return err
 	}
-	port, err := loadtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dvrouter/dvrouter/handlers"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
@@ -199,12 +200,6 @@ func (f filterOpts) query() url.Values {
 	return q
 }
 
-// listPage is the answer to GET /api/failures.
-type listPage struct {
-	Items        []failures.Failure `json:"items"`
-	Continuation string             `json:"continuation"`
-}
-
 func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 	q := f.query()
 	if top != 0 {
@@ -221,7 +216,7 @@ func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 		if cont != "" {
 			q.Set("continuation", cont)
 		}
-		var page listPage
+		var page handlers.FailureList
 		raw, err := c.api.call(context.Background(), http.MethodGet, "/api/failures", q, nil, &page)
 		if err != nil {
 			return c.fail(err)
@@ -248,7 +243,7 @@ func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 		if items == nil {
 			items = []failures.Failure{}
 		}
-		b, _ := json.Marshal(listPage{Items: items})
+		b, _ := json.Marshal(handlers.FailureList{Items: items})
 		c.printJSON(b)
 		return 0
 	}
@@ -263,16 +258,8 @@ func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 	return 0
 }
 
-// shownFailure is the answer to GET /api/failures/{id}.
-type shownFailure struct {
-	failures.Failure
-	Payload         json.RawMessage `json:"payload"`
-	PayloadEncoding string          `json:"payloadEncoding"`
-	PayloadError    string          `json:"payloadError"`
-}
-
 func (c *failuresCmd) show(id string) int {
-	var f shownFailure
+	var f handlers.ShownFailure
 	raw, err := c.api.call(context.Background(), http.MethodGet, "/api/failures/"+url.PathEscape(id), nil, nil, &f)
 	if err != nil {
 		return c.fail(err)
@@ -348,20 +335,8 @@ func payloadText(p json.RawMessage, encoding string) string {
 	return safeText(s, true)
 }
 
-// replayAnswer is the answer to POST /api/failures/{id}/replay.
-type replayAnswer struct {
-	ID       string `json:"id"`
-	Result   string `json:"result"`
-	Error    string `json:"error"`
-	Dispatch *struct {
-		Matched   []string `json:"matched"`
-		Delivered []string `json:"delivered"`
-		Failed    []string `json:"failed"`
-	} `json:"dispatch"`
-}
-
 func (c *failuresCmd) replayOne(id string) int {
-	var res replayAnswer
+	var res handlers.ReplayResult
 	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/"+url.PathEscape(id)+"/replay", nil, nil, &res)
 	if err != nil {
 		return c.fail(err)
@@ -383,22 +358,6 @@ func (c *failuresCmd) replayOne(id string) int {
 	return 0
 }
 
-// bulkAnswer is the answer to POST /api/failures/replay.
-type bulkAnswer struct {
-	Matched      int    `json:"matched"`
-	Delivered    int    `json:"delivered"`
-	Failed       int    `json:"failed"`
-	Skipped      int    `json:"skipped"`
-	DryRun       bool   `json:"dryRun"`
-	StoppedEarly bool   `json:"stoppedEarly"`
-	Reason       string `json:"reason,omitempty"`
-	Continuation string `json:"continuation,omitempty"`
-	Errors       []struct {
-		ID    string `json:"id"`
-		Error string `json:"error"`
-	} `json:"errors,omitempty"`
-}
-
 // replayMany replays by filter in chunks: a dry run first counts what matches (so the progress
 // line has a total), then each request replays the next chunk, continuing where the previous
 // one stopped, so a failure that fails again is not met twice in one run.
@@ -411,7 +370,7 @@ func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
 		body["max"] = limit
 	}
 	body["dryRun"] = true
-	var count bulkAnswer
+	var count handlers.BulkReplayResult
 	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/replay", nil, body, &count)
 	if err != nil {
 		return c.fail(err)
@@ -444,13 +403,13 @@ func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
 		limit = defaultReplayMax
 	}
 	progress := newProgress(c.stderr)
-	var sum bulkAnswer
+	var sum handlers.BulkReplayResult
 	body["dryRun"] = false
 	cont := ""
 	for sum.Matched < limit {
 		body["max"] = min(replayChunk, limit-sum.Matched)
 		body["continuation"] = cont
-		var chunk bulkAnswer
+		var chunk handlers.BulkReplayResult
 		if _, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/replay", nil, body, &chunk); err != nil {
 			progress.done()
 			c.printBulk(sum)
@@ -486,7 +445,7 @@ func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
 	return 0
 }
 
-func (c *failuresCmd) printBulk(sum bulkAnswer) {
+func (c *failuresCmd) printBulk(sum handlers.BulkReplayResult) {
 	if c.json {
 		b, _ := json.Marshal(sum)
 		c.printJSON(b)

@@ -228,8 +228,8 @@ func allow(w http.ResponseWriter, r *http.Request, method string) bool {
 	return false
 }
 
-// listResponse is the answer to GET /api/failures. Continuation is empty on the last page.
-type listResponse struct {
+// FailureList is the answer to GET /api/failures. Continuation is empty on the last page.
+type FailureList struct {
 	Items        []failures.Failure `json:"items"`
 	Continuation string             `json:"continuation"`
 }
@@ -249,7 +249,7 @@ func (a *failuresAPI) list(w http.ResponseWriter, r *http.Request) {
 	if items == nil {
 		items = []failures.Failure{}
 	}
-	writeJSON(w, http.StatusOK, listResponse{Items: items, Continuation: page.Continuation})
+	writeJSON(w, http.StatusOK, FailureList{Items: items, Continuation: page.Continuation})
 }
 
 // listParams are the query parameters GET /api/failures understands. `code` is the Functions
@@ -350,9 +350,9 @@ func parseTime(name, s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// shown is one failure with its payload: the normalized event, or for a poison message the
+// ShownFailure is one failure with its payload: the normalized event, or for a poison message the
 // raw text (base64, with payloadEncoding "base64", when it is not UTF-8).
-type shown struct {
+type ShownFailure struct {
 	failures.Failure
 	Payload         json.RawMessage `json:"payload"`
 	PayloadEncoding string          `json:"payloadEncoding,omitempty"`
@@ -368,8 +368,8 @@ func (a *failuresAPI) show(w http.ResponseWriter, r *http.Request, id string) {
 	writeJSON(w, http.StatusOK, renderPayload(f))
 }
 
-func renderPayload(f failures.Failure) shown {
-	s := shown{Failure: f, Payload: json.RawMessage("null")}
+func renderPayload(f failures.Failure) ShownFailure {
+	s := ShownFailure{Failure: f, Payload: json.RawMessage("null")}
 	if len(f.Payload) == 0 {
 		return s
 	}
@@ -393,8 +393,8 @@ func renderPayload(f failures.Failure) shown {
 	return s
 }
 
-// replayResult is the answer to POST /api/failures/{id}/replay, and one item of a bulk replay.
-type replayResult struct {
+// ReplayResult is the answer to POST /api/failures/{id}/replay, and one item of a bulk replay.
+type ReplayResult struct {
 	ID     string `json:"id"`
 	Result string `json:"result"` // delivered or failed
 	Error  string `json:"error"`
@@ -490,8 +490,8 @@ func (a *failuresAPI) replayable(f failures.Failure) (deliver.Target, *problem) 
 
 // replay delivers a claimed failure once and records the outcome with the claim's ETag. The
 // error is non-nil only when the outcome could not be saved.
-func (a *failuresAPI) replay(ctx context.Context, f failures.Failure, etag failures.ETag, target deliver.Target, act actor) (replayResult, error) {
-	res := replayResult{ID: f.ID}
+func (a *failuresAPI) replay(ctx context.Context, f failures.Failure, etag failures.ETag, target deliver.Target, act actor) (ReplayResult, error) {
+	res := ReplayResult{ID: f.ID}
 	var statusCode int
 	ev, err := dataverse.Decode(f.Payload)
 	switch {
@@ -549,10 +549,10 @@ type bulkRequest struct {
 	Continuation string `json:"continuation"`
 }
 
-// bulkResponse is the answer to POST /api/failures/replay. Matched counts the failures found
+// BulkReplayResult is the answer to POST /api/failures/replay. Matched counts the failures found
 // (up to max); those neither delivered, failed nor skipped were left alone because the replay
 // stopped early.
-type bulkResponse struct {
+type BulkReplayResult struct {
 	Matched      int    `json:"matched"`
 	Delivered    int    `json:"delivered"`
 	Failed       int    `json:"failed"`
@@ -562,10 +562,11 @@ type bulkResponse struct {
 	Reason       string `json:"reason,omitempty"`
 	// Continuation is set when more failures may match beyond this answer: pass it back to go on.
 	Continuation string      `json:"continuation,omitempty"`
-	Errors       []itemError `json:"errors,omitempty"` // the first failed or skipped items, with why
+	Errors       []ItemError `json:"errors,omitempty"` // the first failed or skipped items, with why
 }
 
-type itemError struct {
+// ItemError names one failure a bulk replay could not replay, and why.
+type ItemError struct {
 	ID    string `json:"id"`
 	Error string `json:"error"`
 }
@@ -595,7 +596,7 @@ func (a *failuresAPI) replayMany(w http.ResponseWriter, r *http.Request, act act
 	}
 	q.Continuation = req.Continuation
 
-	run := &bulkRun{api: a, act: act, resp: bulkResponse{DryRun: req.DryRun}}
+	run := &bulkRun{api: a, act: act, resp: BulkReplayResult{DryRun: req.DryRun}}
 	deadline := time.Now().Add(a.bulkLimit)
 	for remaining := limit; remaining > 0; {
 		q.Top = min(remaining, bulkPageSize)
@@ -642,7 +643,7 @@ type bulkRun struct {
 	api  *failuresAPI
 	act  actor
 	mu   sync.Mutex
-	resp bulkResponse
+	resp BulkReplayResult
 }
 
 func (b *bulkRun) stop(reason string) {
@@ -671,11 +672,11 @@ func (b *bulkRun) count(id, result, errText string) {
 		b.resp.Skipped++
 	}
 	if errText != "" && len(b.resp.Errors) < maxBulkErrors {
-		b.resp.Errors = append(b.resp.Errors, itemError{ID: id, Error: errText})
+		b.resp.Errors = append(b.resp.Errors, ItemError{ID: id, Error: errText})
 	}
 }
 
-func (b *bulkRun) result() bulkResponse {
+func (b *bulkRun) result() BulkReplayResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.resp

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -111,6 +112,14 @@ func TestWebhook_StoreDownAnswers503AndNothingIsLost(t *testing.T) {
 	}
 	if e.Error == "" {
 		t.Fatal("503 without a JSON error")
+	}
+	// What failed, not where: no storage URL, address, account or table reaches the caller.
+	// (The fixture's table is named Failures<digits>.)
+	if infra := regexp.MustCompile(`127\.0\.0\.1|:\d+|devstoreaccount1|https?:|Failures\d`).FindString(e.Error + " " + e.Detail); infra != "" {
+		t.Errorf("503 answer %q / %q names infrastructure (%q)", e.Error, e.Detail, infra)
+	}
+	if !strings.Contains(e.Detail, "failure store did not answer") {
+		t.Errorf("503 detail %q does not say what failed", e.Detail)
 	}
 	az.Start(t)
 	// Dataverse retries the same bytes; now the failure can be kept.

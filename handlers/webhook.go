@@ -86,7 +86,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			dispatch.EventLog(h.log.Error(), ev).Err(err).Msg("enqueue failed")
 			// 503: Dataverse retries 502/503/504 once, and the event is not ours yet.
-			writeError(w, http.StatusServiceUnavailable, "event could not be queued", err.Error())
+			// The detail says what failed, not where: the caller is outside, the log has the rest.
+			writeError(w, http.StatusServiceUnavailable, "event could not be queued",
+				"the Service Bus queue did not accept the event in time; retry later")
 			return
 		}
 		dispatch.EventLog(h.log.Info(), ev).Msg("event queued")
@@ -96,7 +98,10 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := h.dispatcher.Dispatch(r.Context(), ev)
 	if err != nil {
 		dispatch.EventLog(h.log.Error(), ev).Err(err).Msg("outcome not durable")
-		writeError(w, http.StatusServiceUnavailable, "delivery outcome could not be recorded", err.Error())
+		// The detail says what failed, not where (storage URLs, account and table names stay in
+		// the log line above).
+		writeError(w, http.StatusServiceUnavailable, "delivery outcome could not be recorded",
+			"the failure store did not answer; retry later")
 		return
 	}
 	writeBody(w, http.StatusOK, append(res.AppendJSON(make([]byte, 0, 256)), '\n'))

@@ -3,6 +3,7 @@ package failures
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -69,10 +70,16 @@ func (s *Store) List(ctx context.Context, q Query) (Page, error) {
 	for i := range shards {
 		shards[i] = &shardCursor{store: s, pk: partitionKey(i), filter: filter, after: after, next: batch, max: top}
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	items := make([]Failure, 0, top)
 	for len(items) < top {
-		if err := refill(ctx, shards); err != nil {
-			return Page{}, fmt.Errorf("list: %w", err)
+		if err := refill(ctx, shards); errors.Is(err, errNoTable) {
+			// The table went away after Open (deleted, or an emulator restarted empty): there
+			// are no failures, and the next Record makes it again.
+			return Page{}, nil
+		} else if err != nil {
+			return Page{}, fmt.Errorf("list: %w", callError(ctx, err))
 		}
 		var best *shardCursor
 		for _, c := range shards {

@@ -88,9 +88,11 @@ func (s *Store) change(ctx context.Context, op, id string, etag ETag, by string,
 	if err != nil {
 		return "", fmt.Errorf("%s %q: %w: %w", op, id, ErrNotFound, err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	stored, err := s.readMeta(ctx, k)
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", op, id, err)
+		return "", fmt.Errorf("%s %s: %w", op, id, callError(ctx, err))
 	}
 	if etag != "" && etag != stored.etag {
 		return "", fmt.Errorf("%s %s: %w: changed since it was read", op, id, ErrConflict)
@@ -107,7 +109,7 @@ func (s *Store) change(ctx context.Context, op, id string, etag ETag, by string,
 	p.time(pUpdatedAt, now)
 	next, err := s.merge(ctx, p, stored.etag)
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", op, id, err)
+		return "", fmt.Errorf("%s %s: %w", op, id, callError(ctx, err))
 	}
 	return next, nil
 }

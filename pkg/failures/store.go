@@ -1,6 +1,7 @@
 package failures
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -34,7 +35,15 @@ var (
 	ErrPayloadTooLarge = errors.New("payload too large")
 	// ErrInvalid: a Record or Query argument the store cannot accept (the message says which).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: Table Storage did not answer in time, could not be reached, or answered
+	// with an error of its own. The message says what happened; it may name the account, so
+	// callers show their users a message of their own and log this one.
+	ErrUnavailable = errors.New("failure store unavailable")
 )
+
+// errNoTable marks a 404 TableNotFound: the table was deleted, or an emulator restarted
+// empty, after Open created it. It wraps ErrNotFound.
+var errNoTable = fmt.Errorf("%w: the failure table does not exist", ErrNotFound)
 
 // ETag is the version of a stored failure, for optimistic concurrency.
 type ETag string
@@ -53,12 +62,23 @@ type Config struct {
 	// ClaimTimeout is how long a Claim holds before another replay may take the failure
 	// over; DefaultClaimTimeout when zero.
 	ClaimTimeout time.Duration
+	// CallTimeout bounds each call of the store (Record, List, Get and every status change),
+	// retries included, when the caller's context allows longer; DefaultCallTimeout when zero.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is how long one call of the store may take when Config.CallTimeout is
+// zero: long enough for the client's retries against a slow service, short enough that a
+// hung store gets its caller a 503 within seconds rather than a request that hangs.
+const DefaultCallTimeout = 10 * time.Second
 
 // Store keeps failures in one table. It is safe for concurrent use.
 type Store struct {
+	service  *aztables.ServiceClient
+	table    string
 	client   *aztables.Client
 	claimTTL time.Duration
+	callTTL  time.Duration
 	now      func() time.Time
 }
 
@@ -109,14 +129,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	default:
 		return nil, errors.New("open failure store: neither a connection string nor a service URI is set")
 	}
-	if _, err := svc.CreateTable(ctx, table, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
-		return nil, fmt.Errorf("open failure store: create table %s: %w", table, storageError(err))
+	s := &Store{service: svc, table: table, client: svc.NewClient(table),
+		claimTTL: cmp.Or(max(cfg.ClaimTimeout, 0), DefaultClaimTimeout),
+		callTTL:  cmp.Or(max(cfg.CallTimeout, 0), DefaultCallTimeout),
+		now:      time.Now}
+	if err := s.createTable(ctx); err != nil {
+		return nil, fmt.Errorf("open failure store: %w", err)
 	}
-	ttl := cfg.ClaimTimeout
-	if ttl <= 0 {
-		ttl = DefaultClaimTimeout
+	return s, nil
+}
+
+// createTable creates the store's table unless it exists.
+func (s *Store) createTable(ctx context.Context) error {
+	if _, err := s.service.CreateTable(ctx, s.table, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
+		return fmt.Errorf("create table %s: %w", s.table, storageError(err))
 	}
-	return &Store{client: svc.NewClient(table), claimTTL: ttl, now: time.Now}, nil
+	return nil
+}
+
+// bound gives one call of the store its deadline: the caller's, or callTTL from now when
+// that comes first. A call that runs out of time fails with ErrUnavailable.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, s.callTTL,
+		fmt.Errorf("%w: table storage did not answer within %s", ErrUnavailable, s.callTTL))
 }
 
 // newHTTPClient is azcore's default transport with room for more idle connections per host:
@@ -164,19 +199,31 @@ func (s *Store) Record(ctx context.Context, f Failure) (Failure, error) {
 	if err != nil {
 		return Failure{}, fmt.Errorf("record %s: %w", f.ID, err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	recreated := false
 	// Normally one round: the insert succeeds, or the entity exists and the merge succeeds.
 	// More rounds only when others change the entity (lost merge) or delete it in between.
 	for range 20 {
 		w, err := s.insert(ctx, k, f, sp)
+		if errors.Is(err, errNoTable) && !recreated {
+			// The table went away under a running store (deleted, or an emulator restarted
+			// empty): make it again and retry once, rather than failing every event until a
+			// restart.
+			recreated = true
+			if err = s.createTable(ctx); err == nil {
+				continue
+			}
+		}
 		if err != nil {
-			return Failure{}, fmt.Errorf("record %s: %w", f.ID, err)
+			return Failure{}, fmt.Errorf("record %s: %w", f.ID, callError(ctx, err))
 		}
 		if w.inserted {
 			return f, nil
 		}
 		merged, done, err := s.addTo(ctx, k, f, w)
 		if err != nil {
-			return Failure{}, fmt.Errorf("record %s: %w", f.ID, err)
+			return Failure{}, fmt.Errorf("record %s: %w", f.ID, callError(ctx, err))
 		}
 		if done {
 			return merged, nil
@@ -458,9 +505,11 @@ func (s *Store) Get(ctx context.Context, id string) (Failure, ETag, error) {
 	if err != nil {
 		return Failure{}, "", fmt.Errorf("get %q: %w: %w", id, ErrNotFound, err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.client.GetEntity(ctx, k.pk, k.rk, nil)
 	if err != nil {
-		return Failure{}, "", fmt.Errorf("get %s: %w", id, storageError(err))
+		return Failure{}, "", fmt.Errorf("get %s: %w", id, callError(ctx, storageError(err)))
 	}
 	var e entity
 	if err := json.Unmarshal(resp.Value, &e); err != nil {
@@ -477,7 +526,7 @@ func (s *Store) Get(ctx context.Context, id string) (Failure, ETag, error) {
 	if e.PayloadSpill != "" {
 		more, err := s.readChunks(ctx, k, e.PayloadSpill, int(e.PayloadChunks))
 		if err != nil {
-			return Failure{}, "", fmt.Errorf("get %s: %w", id, err)
+			return Failure{}, "", fmt.Errorf("get %s: %w", id, callError(ctx, err))
 		}
 		stored = append(stored, more...)
 	}
@@ -562,12 +611,29 @@ func storageError(err error) error {
 		return err
 	}
 	switch {
+	case re.StatusCode == http.StatusNotFound && strings.EqualFold(re.ErrorCode, string(aztables.TableNotFound)):
+		return errNoTable
 	case re.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w (%s)", ErrNotFound, re.ErrorCode)
 	case re.StatusCode == http.StatusPreconditionFailed, hasCode(err, aztables.UpdateConditionNotSatisfied):
 		return ErrConflict
 	}
 	return &serviceError{status: re.StatusCode, code: re.ErrorCode, err: err}
+}
+
+// callError is err as the caller of a bounded call should see it: ErrUnavailable with the
+// reason when the call's deadline passed, the connection failed or the service answered an
+// error of its own; err itself when it says something about the failure (missing, conflict,
+// invalid).
+func callError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrInvalid),
+		errors.Is(err, ErrPayloadTooLarge), errors.Is(err, ErrUnavailable):
+		return err
+	case ctx.Err() != nil && context.Cause(ctx) != ctx.Err():
+		return context.Cause(ctx) // our deadline: it already wraps ErrUnavailable
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // serviceError is an error answer from Table Storage.

@@ -73,5 +73,13 @@
 //
 // The client retries 3 times (250 ms doubling to 2 s) with a 30 s limit per try and a 5 s
 // connect timeout: a store that is down makes Record fail within seconds (about 3 s against a
-// stopped Azurite), so the caller can answer 503 and the sender retry.
+// stopped Azurite), so the caller can answer 503 and the sender retry. Every call also has a
+// deadline of its own (Config.CallTimeout, 10 s by default, or the caller's if sooner): a store
+// that accepts connections and never answers fails the call with ErrUnavailable, never holds it
+// for minutes. ErrUnavailable's message can name the account and table: callers log it and show
+// their own users a message of their own.
+//
+// A table that goes away under a running store (deleted, or an emulator restarted empty) is
+// made again by the next Record, which then retries once; until then List answers an empty
+// page and Get ErrNotFound.
 package failures

@@ -1,13 +1,18 @@
 package handlers_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/config"
@@ -269,4 +274,109 @@ func TestQueueInvocation_Contract(t *testing.T) {
 			t.Fatalf("status %d answer %+v, want non-2xx with Logs", status, out)
 		}
 	})
+}
+
+// A client that sends a whole oversized body before reading the answer, as most do, must read
+// its 413 rather than a connection reset: the server reads and throws away what keeps coming
+// (within bounds) before it closes the connection.
+func TestWebhook_OversizedBodyStillGets413WhileTheClientKeepsSending(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx := newAPIFixture(t, az, fixtureOptions{settings: ingressSettings(t, nil)}) // DVROUTER_MAX_BODY default, 1 MiB
+	// Small socket buffers, as on a real network, where far less than 2 MiB is in flight: on
+	// loopback the kernel would otherwise take in the whole body before the server closes.
+	srv := httptest.NewUnstartedServer(fx.srv.Config.Handler)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	body := bytes.Repeat([]byte("a"), 2<<20)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	for _, tt := range []struct {
+		name, path string
+		chunked    bool
+	}{
+		{"webhook, Content-Length", "/api/dataverse/webhook", false},
+		{"webhook, chunked", "/api/dataverse/webhook", true},
+		{"queue invocation, Content-Length over its envelope bound", "/DataverseQueue", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := body
+			if tt.path == "/DataverseQueue" {
+				payload = bytes.Repeat([]byte("a"), 5<<20) // the envelope may be 4 x DVROUTER_MAX_BODY
+			}
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.(*net.TCPConn).SetWriteBuffer(32 << 10)
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			head := "POST " + tt.path + " HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\n"
+			if tt.chunked {
+				head += "Transfer-Encoding: chunked\r\n\r\n"
+			} else {
+				head += fmt.Sprintf("Content-Length: %d\r\n\r\n", len(payload))
+			}
+			if _, err := io.WriteString(conn, head); err != nil {
+				t.Fatal(err)
+			}
+			// Send every byte before reading anything.
+			for off := 0; off < len(payload); off += 64 << 10 {
+				chunk := payload[off:min(off+64<<10, len(payload))]
+				if tt.chunked {
+					_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk)
+				} else {
+					_, err = conn.Write(chunk)
+				}
+				if err != nil {
+					t.Fatalf("sending the body, %d of %d bytes sent: %v", off, len(payload), err)
+				}
+			}
+			if tt.chunked {
+				if _, err := io.WriteString(conn, "0\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("reading the answer after sending %d bytes: %v", len(payload), err)
+			}
+			defer resp.Body.Close()
+			var e errorAnswer
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+				t.Fatalf("413 body: %v", err)
+			}
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Error == "" || !strings.Contains(e.Detail, "DVROUTER_MAX_BODY") {
+				t.Fatalf("answer %d %+v, want 413 with a JSON error naming DVROUTER_MAX_BODY", resp.StatusCode, e)
+			}
+			if resp.Header.Get("Connection") != "close" && !resp.Close {
+				t.Errorf("413 without Connection: close")
+			}
+		})
+	}
+	t.Run("Go's own client", func(t *testing.T) {
+		resp, err := http.Post(srv.URL+"/api/dataverse/webhook", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e errorAnswer
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
+			t.Fatalf("answer %d %+v, want 413 with a JSON error", resp.StatusCode, e)
+		}
+	})
+	if status, _ := fx.raw("GET", "/", ""); status != http.StatusOK {
+		t.Fatalf("server stopped answering: %d", status)
+	}
+}
+
+// smallBuffers gives every accepted connection a small receive buffer.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(32 << 10)
+	}
+	return c, err
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,8 +72,26 @@ func freePort(tb testing.TB) string {
 type served struct {
 	cmd    *exec.Cmd
 	url    string
-	stdout *bytes.Buffer
-	stderr *bytes.Buffer
+	stdout *outputBuffer
+	stderr *outputBuffer
+}
+
+// outputBuffer collects a process's output; tests read it while the process still writes.
+type outputBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *outputBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *outputBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startServe(tb testing.TB, env ...string) *served {
@@ -80,7 +99,7 @@ func startServe(tb testing.TB, env ...string) *served {
 	port := freePort(tb)
 	cmd := exec.Command(buildBinary(tb), "serve")
 	cmd.Env = append([]string{"FUNCTIONS_CUSTOMHANDLER_PORT=" + port, "PATH=" + os.Getenv("PATH")}, env...)
-	s := &served{cmd: cmd, url: "http://127.0.0.1:" + port, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	s := &served{cmd: cmd, url: "http://127.0.0.1:" + port, stdout: &outputBuffer{}, stderr: &outputBuffer{}}
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -277,5 +296,62 @@ func TestQueueInvocation_RefusalsKeepTheCustomHandlerShape(t *testing.T) {
 				t.Fatalf("status %d %s answer %+v: want 400 JSON with Outputs, Logs and error", resp.StatusCode, resp.Header.Get("Content-Type"), out)
 			}
 		})
+	}
+}
+
+// Under the Functions host the body of a non-2xx invocation answer is thrown away, Logs
+// included (DefaultHttpWorkerService.ProcessDefaultInvocationRequest calls
+// EnsureSuccessStatusCode before it reads the answer); only the handler's stdout reaches the
+// function's log. So every reason an invocation is refused must be written there, at a level
+// that DVROUTER_LOG_LEVEL=warn still keeps.
+func TestServe_InvocationRefusalsReachStdout(t *testing.T) {
+	s := startServe(t, "DVROUTER_LOG_LEVEL=warn")
+	s.waitProbe(t).Body.Close()
+	poison := `{"Data":{"message":"bm90IGEgY29udGV4dA=="},"Metadata":{"MessageId":"\"m-poison\"","DeliveryCount":"1"}}`
+	tests := []struct {
+		name, body string
+		status     int
+		reason     string // what the stdout line must say
+	}{
+		{"envelope not JSON", `{"Data":`, http.StatusBadRequest, "invocation envelope: unexpected end of JSON input"},
+		{"no data under the binding", `{"Data":{},"Metadata":{}}`, http.StatusBadRequest, `envelope has no message data \"message\"`},
+		{"poison that cannot be kept (no failure store)", poison, http.StatusInternalServerError, "no failure store configured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, s.url+"/DataverseQueue", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Azure-Functions-InvocationId", "inv-"+strings.ReplaceAll(tt.name, " ", "-"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(s.stdout.String(), tt.reason) {
+				if time.Now().After(deadline) {
+					t.Fatalf("stdout does not give the reason %q:\n%s", tt.reason, s.stdout)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for _, line := range strings.Split(s.stdout.String(), "\n") {
+				if !strings.Contains(line, tt.reason) {
+					continue
+				}
+				var entry struct{ Level, InvocationID string }
+				if err := json.Unmarshal([]byte(line), &entry); err != nil {
+					t.Fatalf("stdout line is not JSON: %s", line)
+				}
+				if entry.Level != "warn" && entry.Level != "error" {
+					t.Errorf("reason logged at %q: %s", entry.Level, line)
+				}
+			}
+		})
+	}
+	if strings.Contains(s.stderr.String(), "invocation") {
+		t.Errorf("refusals went to stderr, which the host logs as errors of its own: %s", s.stderr)
 	}
 }

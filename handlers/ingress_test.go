@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,12 +199,17 @@ func TestWebhook_BadInput(t *testing.T) {
 	})
 }
 
-// envelope is the host's invocation for the DataverseQueue function with "dataType": "binary".
+// envelope is the host's invocation for the DataverseQueue function with "dataType": "binary",
+// encoded as the host does (testdata/envelopes/README.md): strings as SerializeObject text inside
+// a string, numbers as strings, DateTime with no zone, DateTimeOffset with its offset.
 func envelope(body []byte, contentType, messageID string) string {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	return fmt.Sprintf(`{"Data":{"message":%s},"Metadata":{"MessageId":%s,"DeliveryCount":"1","ContentType":%s,`+
-		`"EnqueuedTimeUtc":%s,"ApplicationProperties":{"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName":"contact"}}}`,
-		q(base64.StdEncoding.EncodeToString(body)), q(q(messageID)), q(q(contentType)), q(q("2024-05-01T09:00:00Z")))
+		`"EnqueuedTimeUtc":"2024-05-01T09:00:00","EnqueuedTime":"2024-05-01T09:00:00+00:00","SequenceNumber":"7",`+
+		`"ApplicationProperties":{"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName":"contact"},`+
+		`"UserProperties":{"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName":"contact"},`+
+		`"sys":{"MethodName":"DataverseQueue","UtcNow":"2024-05-01T09:00:01.1234567Z","RandGuid":"0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"}}}`,
+		q(base64.StdEncoding.EncodeToString(body)), q(q(messageID)), q(q(contentType)))
 }
 
 type invokeAnswer struct {
@@ -226,7 +234,8 @@ func TestQueueInvocation_Contract(t *testing.T) {
 		}
 	})
 	t.Run("double-encoded body of a binding without dataType", func(t *testing.T) {
-		raw, _ := json.Marshal(string(contactEvent(11)))
+		once, _ := json.Marshal(string(contactEvent(11))) // JsonConvert.SerializeObject of the body text
+		raw, _ := json.Marshal(string(once))              // then the envelope's own serialization
 		var out invokeAnswer
 		status := fx.call("POST", "/DataverseQueue", `{"Data":{"message":`+string(raw)+`},"Metadata":{}}`, &out, hostHeaders...)
 		if status != http.StatusOK || len(out.Logs) == 0 {
@@ -248,12 +257,28 @@ func TestQueueInvocation_Contract(t *testing.T) {
 		if err != nil || !bytes.Equal(kept.Payload, body) {
 			t.Fatalf("poison payload %q (err %v), want the raw bytes", kept.Payload, err)
 		}
+
 	})
 	t.Run("not JSON at all is poison too", func(t *testing.T) {
 		status := fx.call("POST", "/DataverseQueue", envelope([]byte("plain text"), "text/plain", "poison-2"), nil, hostHeaders...)
 		if status != http.StatusOK {
 			t.Fatalf("status %d", status)
 		}
+		page, err := fx.store.List(t.Context(), failures.Query{Kind: string(failures.KindPoison)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range page.Items {
+			if f.MessageID != "poison-2" {
+				continue
+			}
+			// Dated by the enqueue time as the host writes it (no zone), not year 0001.
+			if want := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC); !f.OccurredAt.Equal(want) {
+				t.Fatalf("poison dated %v, want the enqueue time %v", f.OccurredAt, want)
+			}
+			return
+		}
+		t.Fatalf("poison-2 not in the store: %+v", page.Items)
 	})
 	t.Run("malformed envelope fails the invocation with JSON", func(t *testing.T) {
 		var e errorAnswer
@@ -379,4 +404,28 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 		_ = tc.SetReadBuffer(32 << 10)
 	}
 	return c, err
+}
+
+// The envelopes written from the host's serialization rules (testdata/envelopes) are processed:
+// the event reaches its consumer once per invocation, dated and identified from the metadata.
+func TestQueueInvocation_HostEnvelopesAreProcessed(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx := newAPIFixture(t, az, fixtureOptions{settings: ingressSettings(t, nil)})
+	for i, name := range []string{"binary-json.json", "binary-all-keys.json", "string-json.json"} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "testdata", "envelopes", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out invokeAnswer
+			status := fx.call("POST", "/DataverseQueue", string(raw), &out,
+				"x-functions-key", "", "X-Azure-Functions-InvocationId", "3c9f2e0a-0000-4000-8000-00000000000"+strconv.Itoa(i))
+			if status != http.StatusOK || out.ReturnValue["id"] == nil || len(out.Logs) != 1 {
+				t.Fatalf("status %d answer %+v, want 200 with the event id and one Logs line", status, out)
+			}
+			if got := fx.erp.Count(); got != i+1 {
+				t.Fatalf("consumer got %d events after %d envelopes", got, i+1)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -305,17 +306,48 @@ func TestQueueInvocation_RefusalsKeepTheCustomHandlerShape(t *testing.T) {
 // function's log. So every reason an invocation is refused must be written there, at a level
 // that DVROUTER_LOG_LEVEL=warn still keeps.
 func TestServe_InvocationRefusalsReachStdout(t *testing.T) {
-	s := startServe(t, "DVROUTER_LOG_LEVEL=warn")
+	consumer := testenv.StartConsumer(t)
+	consumer.Otherwise(testenv.ReplyStatus(http.StatusInternalServerError))
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	routesYAML := "consumers:\n  - name: erp\n    type: http\n    url: " + consumer.URL + "\n    retry: {attempts: 1}\n" +
+		"routes:\n  - name: contacts\n    table: contact\n    consumers: [erp]\n"
+	if err := os.WriteFile(routes, []byte(routesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	event, err := os.ReadFile("testdata/events/create-contact-sync.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "DVROUTER_LOG_LEVEL=warn", "DVROUTER_ROUTES="+routes)
 	s.waitProbe(t).Body.Close()
-	poison := `{"Data":{"message":"bm90IGEgY29udGV4dA=="},"Metadata":{"MessageId":"\"m-poison\"","DeliveryCount":"1"}}`
+	envelope := func(body []byte, id string) string {
+		return `{"Data":{"message":"` + base64.StdEncoding.EncodeToString(body) + `"},"Metadata":{"MessageId":"\"` + id + `\"","DeliveryCount":"1"}}`
+	}
 	tests := []struct {
 		name, body string
 		status     int
-		reason     string // what the stdout line must say
+		line       []string // what one stdout line must say
 	}{
-		{"envelope not JSON", `{"Data":`, http.StatusBadRequest, "invocation envelope: unexpected end of JSON input"},
-		{"no data under the binding", `{"Data":{},"Metadata":{}}`, http.StatusBadRequest, `envelope has no message data \"message\"`},
-		{"poison that cannot be kept (no failure store)", poison, http.StatusInternalServerError, "no failure store configured"},
+		{"envelope not JSON", `{"Data":`, http.StatusBadRequest,
+			[]string{`"invocation refused"`, "invocation envelope: unexpected end of JSON input"}},
+		{"no data under the binding", `{"Data":{},"Metadata":{}}`, http.StatusBadRequest,
+			[]string{`"invocation refused"`, `envelope has no message data \"message\"`}},
+		{"poison that cannot be kept (no failure store)", envelope([]byte("not a context"), "m-poison"), http.StatusInternalServerError,
+			[]string{`"poison message not recorded"`, `"messageId":"m-poison"`, "no failure store configured", `"reason":"`}},
+		{"a failed delivery that cannot be kept", envelope(event, "m-event"), http.StatusInternalServerError,
+			[]string{`"outcome not durable"`, `"messageId":"m-event"`, "record failure of consumer erp: no failure store configured"}},
+	}
+	has := func(want []string) (string, bool) {
+		for _, line := range strings.Split(s.stdout.String(), "\n") {
+			all := true
+			for _, w := range want {
+				all = all && strings.Contains(line, w)
+			}
+			if all {
+				return line, true
+			}
+		}
+		return "", false
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -330,24 +362,24 @@ func TestServe_InvocationRefusalsReachStdout(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
 			}
+			// The answer is written after the line is logged, but the pipe may lag.
 			deadline := time.Now().Add(5 * time.Second)
-			for !strings.Contains(s.stdout.String(), tt.reason) {
-				if time.Now().After(deadline) {
-					t.Fatalf("stdout does not give the reason %q:\n%s", tt.reason, s.stdout)
-				}
+			line, ok := has(tt.line)
+			for ; !ok && time.Now().Before(deadline); line, ok = has(tt.line) {
 				time.Sleep(10 * time.Millisecond)
 			}
-			for _, line := range strings.Split(s.stdout.String(), "\n") {
-				if !strings.Contains(line, tt.reason) {
-					continue
-				}
-				var entry struct{ Level, InvocationID string }
-				if err := json.Unmarshal([]byte(line), &entry); err != nil {
-					t.Fatalf("stdout line is not JSON: %s", line)
-				}
-				if entry.Level != "warn" && entry.Level != "error" {
-					t.Errorf("reason logged at %q: %s", entry.Level, line)
-				}
+			if !ok {
+				t.Fatalf("no stdout line says all of %q:\n%s", tt.line, s.stdout)
+			}
+			var entry struct{ Level, InvocationID string }
+			if err := json.Unmarshal([]byte(line), &entry); err != nil {
+				t.Fatalf("stdout line is not JSON: %s", line)
+			}
+			if entry.Level != "warn" && entry.Level != "error" {
+				t.Errorf("reason logged at %q: %s", entry.Level, line)
+			}
+			if entry.InvocationID != req.Header.Get("X-Azure-Functions-InvocationId") {
+				t.Errorf("line without the invocation id: %s", line)
 			}
 		})
 	}

@@ -438,7 +438,7 @@ const (
 // testdata/envelopes holds examples written from the same rules; hostemu_test.go checks that
 // this writes them.
 func Envelope(function, binding string, m *azservicebus.ReceivedMessage) ([]byte, error) {
-	meta, err := Metadata(function, m)
+	meta, err := metadata(function, m)
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +455,7 @@ func Envelope(function, binding string, m *azservicebus.ReceivedMessage) ([]byte
 // RemoteExecutionContext's CorrelationId replaces the message's); they are encoded by the same
 // rules as the rest, with null ones left out (that last point is inferred).
 func StringEnvelope(function, binding string, m *azservicebus.ReceivedMessage) ([]byte, error) {
-	meta, err := Metadata(function, m)
+	meta, err := metadata(function, m)
 	if err != nil {
 		return nil, err
 	}
@@ -501,12 +501,12 @@ const hostTimeLayout = "2006-01-02T15:04:05"
 // without a time to live (inferred from the SDK: the queue's default TTL is TimeSpan.MaxValue).
 var maxDateTimeOffset = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 
-// Metadata is the binding data of ServiceBusTriggerBindingStrategy.AddBindingData (Service Bus
+// metadata is the binding data of ServiceBusTriggerBindingStrategy.AddBindingData (Service Bus
 // extension v5) for m, plus sys, encoded as the host sends it: a string as the text of its JSON
 // literal ("MessageId": "\"abc\""), a number as its digits in a string ("DeliveryCount": "1"),
 // a DateTime as whole seconds with no zone ("EnqueuedTimeUtc": "2024-05-01T09:00:00"), a
 // DateTimeOffset with its offset, a dictionary as an object. Null values are left out.
-func Metadata(function string, m *azservicebus.ReceivedMessage) (map[string]any, error) {
+func metadata(function string, m *azservicebus.ReceivedMessage) (map[string]any, error) {
 	meta := map[string]any{}
 	str := func(key string, v *string) {
 		if v != nil {

@@ -159,7 +159,7 @@ func messageBody(data json.RawMessage) ([]byte, string, error) {
 func (r *InvokeRequest) enqueuedTime() time.Time {
 	for _, key := range []string{"EnqueuedTime", "EnqueuedTimeUtc"} {
 		if s, ok := r.metaText(key); ok {
-			if t, ok := ParseHostTime(s); ok {
+			if t, ok := parseHostTime(s); ok {
 				return t
 			}
 		}
@@ -167,9 +167,9 @@ func (r *InvokeRequest) enqueuedTime() time.Time {
 	return time.Time{}
 }
 
-// ParseHostTime reads a time as the host writes it: ISO 8601 with or without a fraction, with
+// parseHostTime reads a time as the host writes it: ISO 8601 with or without a fraction, with
 // an offset or Z, or with no zone at all, which is taken as UTC. The result is in UTC.
-func ParseHostTime(s string) (time.Time, bool) {
+func parseHostTime(s string) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), true
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,8 +73,26 @@ func freePort(tb testing.TB) string {
 type served struct {
 	cmd    *exec.Cmd
 	url    string
-	stdout *bytes.Buffer
-	stderr *bytes.Buffer
+	stdout *outputBuffer
+	stderr *outputBuffer
+}
+
+// outputBuffer collects a process's output; tests read it while the process still writes.
+type outputBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *outputBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *outputBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startServe(tb testing.TB, env ...string) *served {
@@ -80,7 +100,7 @@ func startServe(tb testing.TB, env ...string) *served {
 	port := freePort(tb)
 	cmd := exec.Command(buildBinary(tb), "serve")
 	cmd.Env = append([]string{"FUNCTIONS_CUSTOMHANDLER_PORT=" + port, "PATH=" + os.Getenv("PATH")}, env...)
-	s := &served{cmd: cmd, url: "http://127.0.0.1:" + port, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	s := &served{cmd: cmd, url: "http://127.0.0.1:" + port, stdout: &outputBuffer{}, stderr: &outputBuffer{}}
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -277,5 +297,93 @@ func TestQueueInvocation_RefusalsKeepTheCustomHandlerShape(t *testing.T) {
 				t.Fatalf("status %d %s answer %+v: want 400 JSON with Outputs, Logs and error", resp.StatusCode, resp.Header.Get("Content-Type"), out)
 			}
 		})
+	}
+}
+
+// Under the Functions host the body of a non-2xx invocation answer is thrown away, Logs
+// included (DefaultHttpWorkerService.ProcessDefaultInvocationRequest calls
+// EnsureSuccessStatusCode before it reads the answer); only the handler's stdout reaches the
+// function's log. So every reason an invocation is refused must be written there, at a level
+// that DVROUTER_LOG_LEVEL=warn still keeps.
+func TestServe_InvocationRefusalsReachStdout(t *testing.T) {
+	consumer := testenv.StartConsumer(t)
+	consumer.Otherwise(testenv.ReplyStatus(http.StatusInternalServerError))
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	routesYAML := "consumers:\n  - name: erp\n    type: http\n    url: " + consumer.URL + "\n    retry: {attempts: 1}\n" +
+		"routes:\n  - name: contacts\n    table: contact\n    consumers: [erp]\n"
+	if err := os.WriteFile(routes, []byte(routesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	event, err := os.ReadFile("testdata/events/create-contact-sync.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "DVROUTER_LOG_LEVEL=warn", "DVROUTER_ROUTES="+routes)
+	s.waitProbe(t).Body.Close()
+	envelope := func(body []byte, id string) string {
+		return `{"Data":{"message":"` + base64.StdEncoding.EncodeToString(body) + `"},"Metadata":{"MessageId":"\"` + id + `\"","DeliveryCount":"1"}}`
+	}
+	tests := []struct {
+		name, body string
+		status     int
+		line       []string // what one stdout line must say
+	}{
+		{"envelope not JSON", `{"Data":`, http.StatusBadRequest,
+			[]string{`"invocation refused"`, "invocation envelope: unexpected end of JSON input"}},
+		{"no data under the binding", `{"Data":{},"Metadata":{}}`, http.StatusBadRequest,
+			[]string{`"invocation refused"`, `envelope has no message data \"message\"`}},
+		{"poison that cannot be kept (no failure store)", envelope([]byte("not a context"), "m-poison"), http.StatusInternalServerError,
+			[]string{`"poison message not recorded"`, `"messageId":"m-poison"`, "no failure store configured", `"reason":"`}},
+		{"a failed delivery that cannot be kept", envelope(event, "m-event"), http.StatusInternalServerError,
+			[]string{`"outcome not durable"`, `"messageId":"m-event"`, "record failure of consumer erp: no failure store configured"}},
+	}
+	has := func(want []string) (string, bool) {
+		for _, line := range strings.Split(s.stdout.String(), "\n") {
+			all := true
+			for _, w := range want {
+				all = all && strings.Contains(line, w)
+			}
+			if all {
+				return line, true
+			}
+		}
+		return "", false
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, s.url+"/DataverseQueue", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Azure-Functions-InvocationId", "inv-"+strings.ReplaceAll(tt.name, " ", "-"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			// The answer is written after the line is logged, but the pipe may lag.
+			deadline := time.Now().Add(5 * time.Second)
+			line, ok := has(tt.line)
+			for ; !ok && time.Now().Before(deadline); line, ok = has(tt.line) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !ok {
+				t.Fatalf("no stdout line says all of %q:\n%s", tt.line, s.stdout)
+			}
+			var entry struct{ Level, InvocationID string }
+			if err := json.Unmarshal([]byte(line), &entry); err != nil {
+				t.Fatalf("stdout line is not JSON: %s", line)
+			}
+			if entry.Level != "warn" && entry.Level != "error" {
+				t.Errorf("reason logged at %q: %s", entry.Level, line)
+			}
+			if entry.InvocationID != req.Header.Get("X-Azure-Functions-InvocationId") {
+				t.Errorf("line without the invocation id: %s", line)
+			}
+		})
+	}
+	if strings.Contains(s.stderr.String(), "invocation") {
+		t.Errorf("refusals went to stderr, which the host logs as errors of its own: %s", s.stderr)
 	}
 }

@@ -1,14 +1,22 @@
 package handlers_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/config"
@@ -200,12 +208,17 @@ func TestWebhook_BadInput(t *testing.T) {
 	})
 }
 
-// envelope is the host's invocation for the DataverseQueue function with "dataType": "binary".
+// envelope is the host's invocation for the DataverseQueue function with "dataType": "binary",
+// encoded as the host does (testdata/envelopes/README.md): strings as SerializeObject text inside
+// a string, numbers as strings, DateTime with no zone, DateTimeOffset with its offset.
 func envelope(body []byte, contentType, messageID string) string {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	return fmt.Sprintf(`{"Data":{"message":%s},"Metadata":{"MessageId":%s,"DeliveryCount":"1","ContentType":%s,`+
-		`"EnqueuedTimeUtc":%s,"ApplicationProperties":{"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName":"contact"}}}`,
-		q(base64.StdEncoding.EncodeToString(body)), q(q(messageID)), q(q(contentType)), q(q("2024-05-01T09:00:00Z")))
+		`"EnqueuedTimeUtc":"2024-05-01T09:00:00","EnqueuedTime":"2024-05-01T09:00:00+00:00","SequenceNumber":"7",`+
+		`"ApplicationProperties":{"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName":"contact"},`+
+		`"UserProperties":{"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName":"contact"},`+
+		`"sys":{"MethodName":"DataverseQueue","UtcNow":"2024-05-01T09:00:01.1234567Z","RandGuid":"0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"}}}`,
+		q(base64.StdEncoding.EncodeToString(body)), q(q(messageID)), q(q(contentType)))
 }
 
 type invokeAnswer struct {
@@ -230,7 +243,8 @@ func TestQueueInvocation_Contract(t *testing.T) {
 		}
 	})
 	t.Run("double-encoded body of a binding without dataType", func(t *testing.T) {
-		raw, _ := json.Marshal(string(contactEvent(11)))
+		once, _ := json.Marshal(string(contactEvent(11))) // JsonConvert.SerializeObject of the body text
+		raw, _ := json.Marshal(string(once))              // then the envelope's own serialization
 		var out invokeAnswer
 		status := fx.call("POST", "/DataverseQueue", `{"Data":{"message":`+string(raw)+`},"Metadata":{}}`, &out, hostHeaders...)
 		if status != http.StatusOK || len(out.Logs) == 0 {
@@ -252,12 +266,28 @@ func TestQueueInvocation_Contract(t *testing.T) {
 		if err != nil || !bytes.Equal(kept.Payload, body) {
 			t.Fatalf("poison payload %q (err %v), want the raw bytes", kept.Payload, err)
 		}
+
 	})
 	t.Run("not JSON at all is poison too", func(t *testing.T) {
 		status := fx.call("POST", "/DataverseQueue", envelope([]byte("plain text"), "text/plain", "poison-2"), nil, hostHeaders...)
 		if status != http.StatusOK {
 			t.Fatalf("status %d", status)
 		}
+		page, err := fx.store.List(t.Context(), failures.Query{Kind: string(failures.KindPoison)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range page.Items {
+			if f.MessageID != "poison-2" {
+				continue
+			}
+			// Dated by the enqueue time as the host writes it (no zone), not year 0001.
+			if want := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC); !f.OccurredAt.Equal(want) {
+				t.Fatalf("poison dated %v, want the enqueue time %v", f.OccurredAt, want)
+			}
+			return
+		}
+		t.Fatalf("poison-2 not in the store: %+v", page.Items)
 	})
 	t.Run("malformed envelope fails the invocation with JSON", func(t *testing.T) {
 		var e errorAnswer
@@ -278,4 +308,133 @@ func TestQueueInvocation_Contract(t *testing.T) {
 			t.Fatalf("status %d answer %+v, want non-2xx with Logs", status, out)
 		}
 	})
+}
+
+// A client that sends a whole oversized body before reading the answer, as most do, must read
+// its 413 rather than a connection reset: the server reads and throws away what keeps coming
+// (within bounds) before it closes the connection.
+func TestWebhook_OversizedBodyStillGets413WhileTheClientKeepsSending(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx := newAPIFixture(t, az, fixtureOptions{settings: ingressSettings(t, nil)}) // DVROUTER_MAX_BODY default, 1 MiB
+	// Small socket buffers, as on a real network, where far less than 2 MiB is in flight: on
+	// loopback the kernel would otherwise take in the whole body before the server closes.
+	srv := httptest.NewUnstartedServer(fx.srv.Config.Handler)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	body := bytes.Repeat([]byte("a"), 2<<20)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	for _, tt := range []struct {
+		name, path string
+		chunked    bool
+	}{
+		{"webhook, Content-Length", "/api/dataverse/webhook", false},
+		{"webhook, chunked", "/api/dataverse/webhook", true},
+		{"queue invocation, Content-Length over its envelope bound", "/DataverseQueue", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := body
+			if tt.path == "/DataverseQueue" {
+				payload = bytes.Repeat([]byte("a"), 5<<20) // the envelope may be 4 x DVROUTER_MAX_BODY
+			}
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.(*net.TCPConn).SetWriteBuffer(32 << 10)
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			head := "POST " + tt.path + " HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\n"
+			if tt.chunked {
+				head += "Transfer-Encoding: chunked\r\n\r\n"
+			} else {
+				head += fmt.Sprintf("Content-Length: %d\r\n\r\n", len(payload))
+			}
+			if _, err := io.WriteString(conn, head); err != nil {
+				t.Fatal(err)
+			}
+			// Send every byte before reading anything.
+			for off := 0; off < len(payload); off += 64 << 10 {
+				chunk := payload[off:min(off+64<<10, len(payload))]
+				if tt.chunked {
+					_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk)
+				} else {
+					_, err = conn.Write(chunk)
+				}
+				if err != nil {
+					t.Fatalf("sending the body, %d of %d bytes sent: %v", off, len(payload), err)
+				}
+			}
+			if tt.chunked {
+				if _, err := io.WriteString(conn, "0\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("reading the answer after sending %d bytes: %v", len(payload), err)
+			}
+			defer resp.Body.Close()
+			var e errorAnswer
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+				t.Fatalf("413 body: %v", err)
+			}
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Error == "" || !strings.Contains(e.Detail, "DVROUTER_MAX_BODY") {
+				t.Fatalf("answer %d %+v, want 413 with a JSON error naming DVROUTER_MAX_BODY", resp.StatusCode, e)
+			}
+			if resp.Header.Get("Connection") != "close" && !resp.Close {
+				t.Errorf("413 without Connection: close")
+			}
+		})
+	}
+	t.Run("Go's own client", func(t *testing.T) {
+		resp, err := http.Post(srv.URL+"/api/dataverse/webhook", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e errorAnswer
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
+			t.Fatalf("answer %d %+v, want 413 with a JSON error", resp.StatusCode, e)
+		}
+	})
+	if status, _ := fx.raw("GET", "/", ""); status != http.StatusOK {
+		t.Fatalf("server stopped answering: %d", status)
+	}
+}
+
+// smallBuffers gives every accepted connection a small receive buffer.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(32 << 10)
+	}
+	return c, err
+}
+
+// The envelopes written from the host's serialization rules (testdata/envelopes) are processed:
+// the event reaches its consumer once per invocation, dated and identified from the metadata.
+func TestQueueInvocation_HostEnvelopesAreProcessed(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx := newAPIFixture(t, az, fixtureOptions{settings: ingressSettings(t, nil)})
+	for i, name := range []string{"binary-json.json", "binary-all-keys.json", "string-json.json"} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "testdata", "envelopes", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out invokeAnswer
+			status := fx.call("POST", "/DataverseQueue", string(raw), &out,
+				"x-functions-key", "", "X-Azure-Functions-InvocationId", "3c9f2e0a-0000-4000-8000-00000000000"+strconv.Itoa(i))
+			if status != http.StatusOK || out.ReturnValue["id"] == nil || len(out.Logs) != 1 {
+				t.Fatalf("status %d answer %+v, want 200 with the event id and one Logs line", status, out)
+			}
+			if got := fx.erp.Count(); got != i+1 {
+				t.Fatalf("consumer got %d events after %d envelopes", got, i+1)
+			}
+		})
+	}
 }

@@ -31,29 +31,30 @@ type queueInvocation struct {
 }
 
 func (h *queueInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		invocationError(w, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
-		return
-	}
 	invocation := r.Header.Get(headerInvocationID)
 	log := h.log.With().Str("invocationId", invocation).Logger()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuseInvocation(w, log, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
+		return
+	}
 	raw, status, err := readBounded(w, r, h.settings.MaxBody*envelopeFactor, h.settings.BodyReadTimeout)
 	if err != nil {
-		invocationError(w, status, "invocation could not be read", err.Error())
+		refuseInvocation(w, log, status, "invocation could not be read", err.Error())
+		drainRefused(w, r, status)
 		return
 	}
 	req, err := customhandler.ParseInvokeRequest(raw)
 	if err != nil {
-		invocationError(w, http.StatusBadRequest, "malformed invocation", err.Error())
+		refuseInvocation(w, log, http.StatusBadRequest, "malformed invocation", err.Error())
 		return
 	}
 	msg, err := req.ServiceBusMessage(queueBinding)
 	if err != nil {
-		invocationError(w, http.StatusBadRequest, "malformed invocation", err.Error())
+		refuseInvocation(w, log, http.StatusBadRequest, "malformed invocation", err.Error())
 		return
 	}
-	log = log.With().Str("messageId", msg.MessageID).Int("deliveryCount", msg.DeliveryCount).Logger()
+	log = log.With().Str("messageId", msg.MessageID).Int("deliveryCount", msg.DeliveryCount).Str("bodyForm", msg.Form).Logger()
 
 	ev, err := decodeMessage(msg)
 	if err != nil {
@@ -124,9 +125,12 @@ func exceeded(props map[string]any) bool {
 	return false
 }
 
-// invocationError refuses an invocation in the custom-handler shape, with the reason in Logs for
-// the invocation's log and as the usual JSON error beside it.
-func invocationError(w http.ResponseWriter, status int, msg, detail string) {
+// refuseInvocation refuses an invocation in the custom-handler shape. The reason goes to the
+// log as well as into Logs: the host throws away the body of a non-2xx answer, Logs included
+// (DefaultHttpWorkerService calls EnsureSuccessStatusCode before reading it), so under the host
+// the only record of why is the line this writes to stdout.
+func refuseInvocation(w http.ResponseWriter, log zerolog.Logger, status int, msg, detail string) {
+	log.Warn().Int("status", status).Str("error", msg).Str("detail", detail).Msg("invocation refused")
 	writeJSON(w, status, struct {
 		customhandler.InvokeResponse
 		apiError

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"os"
@@ -62,6 +63,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, status, err := readBounded(w, r, h.settings.MaxBody, h.settings.BodyReadTimeout)
 	if err != nil {
 		writeError(w, status, http.StatusText(status), err.Error())
+		drainRefused(w, r, status)
 		return
 	}
 	ev, err := dataverse.DecodeWith(body, dataverse.DecodeOptions{
@@ -128,8 +130,11 @@ func jsonContentType(v string) (string, bool) {
 // readBounded reads the whole body, refusing anything over max without reading past it, and
 // anything that takes longer than timeout to arrive: a client trickling a body would otherwise
 // hold the handler forever (the server sets no ReadTimeout, which would also cut deliveries).
+// After a 413 the caller writes its answer and then calls drainRefused.
 func readBounded(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) ([]byte, int, error) {
+	rc := http.NewResponseController(w)
 	if r.ContentLength > max {
+		prepareRefusal(w, rc)
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the limit of %d bytes (DVROUTER_MAX_BODY)", r.ContentLength, max)
 	}
 	// Read into one buffer sized from Content-Length (Dataverse always sends it) rather than
@@ -138,7 +143,6 @@ func readBounded(w http.ResponseWriter, r *http.Request, max int64, timeout time
 	if r.ContentLength > 0 {
 		size += r.ContentLength
 	}
-	rc := http.NewResponseController(w)
 	// The deadline is lifted once the body is in: left in place it would cancel the request's
 	// context while the event is delivered. Not every writer supports deadlines (tests' recorders).
 	if timeout > 0 && rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
@@ -150,6 +154,7 @@ func readBounded(w http.ResponseWriter, r *http.Request, max int64, timeout time
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			prepareRefusal(w, rc)
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the limit of %d bytes (DVROUTER_MAX_BODY)", max)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -164,6 +169,38 @@ func readBounded(w http.ResponseWriter, r *http.Request, max int64, timeout time
 		return nil, http.StatusBadRequest, errors.New("the body is empty")
 	}
 	return body, 0, nil
+}
+
+// How much of a refused oversized body is read and thrown away, and for how long, so the
+// client gets to read its 413. A client that is still sending when the server closes the
+// connection gets a TCP reset, and a reset makes its kernel drop the 413 it has not read yet:
+// the client then sees "connection reset" instead of the answer. Past either bound the
+// connection is closed anyway; a client that sends that much is not Dataverse (it trims
+// bodies to 256 KB).
+const (
+	refusedDrainLimit   = 64 << 20
+	refusedDrainTimeout = 5 * time.Second
+)
+
+// prepareRefusal readies a 413: full duplex keeps the body readable after the answer is
+// written (an HTTP/1 server otherwise stops reading it), and the connection closes afterwards.
+func prepareRefusal(w http.ResponseWriter, rc *http.ResponseController) {
+	w.Header().Set("Connection", "close")
+	_ = rc.EnableFullDuplex()
+}
+
+// drainRefused runs after a refusal has been written. For a 413 it sends the answer on its way
+// and reads what the client is still sending, within bounds, before the connection is closed.
+func drainRefused(w http.ResponseWriter, r *http.Request, status int) {
+	if status != http.StatusRequestEntityTooLarge {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	if rc.SetReadDeadline(time.Now().Add(refusedDrainTimeout)) != nil {
+		return // not a real connection (tests' recorders): nothing to drain
+	}
+	_, _ = io.CopyN(io.Discard, r.Body, refusedDrainLimit)
 }
 
 // decodeStatus maps a decode error to its status: 400 for bytes that are not valid JSON,

@@ -168,7 +168,9 @@ func newFaultSuite(t *testing.T, cfg suiteConfig, bin string, templates []*loadt
 		"GOMAXPROCS=2",
 	}
 	if queued {
-		s.sb = testenv.StartServiceBus(t, testenv.WithEntities(faultQueue))
+		// Duplicate detection on, as infra/modules/servicebus.bicep creates the queue: an event
+		// posted again after an unanswered attempt (the kill) is enqueued again and dropped.
+		s.sb = testenv.StartServiceBus(t, testenv.WithEntities(faultQueue), testenv.WithDuplicateDetection(faultQueue))
 		env = append(env, "ServiceBusConnection="+s.sb.ConnectionString, "DVROUTER_QUEUE="+faultQueue)
 	}
 	s.router = &loadtest.Router{Bin: bin, Env: env, Port: port, Log: filepath.Join(dir, "dvrouter.log")}
@@ -263,8 +265,10 @@ func (s *faultSuite) directTimeline() []fault {
 	}
 }
 
-// queuedTimeline: consumer faults while the queue is worked, and dvrouter killed with SIGKILL
-// in the middle of it all and started again.
+// queuedTimeline: consumer faults while the queue is worked, dvrouter killed with SIGKILL in
+// the middle of it all and started again, then the failure store down while a consumer fails:
+// those failures cannot be kept, so their invocations must fail and Service Bus redeliver them
+// until the store is back.
 func (s *faultSuite) queuedTimeline() []fault {
 	return []fault{
 		{0.08, "alpha answers 500 to 30% of requests", s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError, Ratio: 0.3})},
@@ -283,12 +287,20 @@ func (s *faultSuite) queuedTimeline() []fault {
 			s.healthy("charlie")()
 			s.consumers["bravo"].Refuse()
 		}},
-		{0.75, "bravo listens again; alpha healthy", func() {
+		{0.72, "bravo listens again; alpha healthy", func() {
 			if err := s.consumers["bravo"].Accept(); err != nil {
 				s.t.Fatal(err)
 			}
 			s.healthy("alpha")()
 		}},
+		{0.78, "charlie answers 503; Azurite stopped for " + s.outage().String(), func() {
+			s.set("charlie", &loadtest.Fault{Status: http.StatusServiceUnavailable})()
+			s.az.Stop()
+			time.Sleep(s.outage())
+			s.az.Start(s.t)
+			s.t.Logf("  Azurite back after %s (host so far: %+v)", s.outage(), s.host.Stats())
+		}},
+		{0.95, "charlie healthy", s.healthy("charlie")},
 	}
 }
 
@@ -486,7 +498,7 @@ func (s *faultSuite) drainQueue(timeout time.Duration) {
 		msgs := s.sb.Messages(s.t, faultQueue)
 		open := 0
 		for _, m := range msgs {
-			if m.State != "completed" && m.State != "deadlettered" {
+			if m.State != "completed" && m.State != "deadlettered" && m.State != "duplicate" {
 				open++
 			}
 		}
@@ -622,7 +634,14 @@ func (s *faultSuite) report(r *faultReport) {
 	t.Logf("  duplicates:    %d extra deliveries over %d pairs", r.duplicates, r.duplicatedPairs)
 	if s.queued {
 		dlq := s.sb.Messages(t, faultQueue+"/$deadletterqueue")
-		t.Logf("  queue:         %d messages, %d dead-lettered; host %+v", len(s.sb.Messages(t, faultQueue)), len(dlq), s.host.Stats())
+		msgs := s.sb.Messages(t, faultQueue)
+		dropped := 0
+		for _, m := range msgs {
+			if m.State == "duplicate" {
+				dropped++
+			}
+		}
+		t.Logf("  queue:         %d messages sent, %d dropped as duplicates, %d dead-lettered; host %+v", len(msgs), dropped, len(dlq), s.host.Stats())
 	}
 	t.Logf("  lost: %d", len(r.lost))
 
@@ -635,6 +654,12 @@ func (s *faultSuite) report(r *faultReport) {
 	}
 	if s.queued && r.statuses[0] == 0 {
 		t.Errorf("no webhook request went unanswered: dvrouter's kill was never felt")
+	}
+	if s.queued && s.host.Stats().Refused == 0 {
+		t.Errorf("no invocation was refused: the failure store outage was never felt in queued mode")
+	}
+	if s.queued && s.host.Stats().Hangs+s.host.Stats().Malformed > 0 {
+		t.Errorf("dvrouter answered invocations the host cannot read: %+v", s.host.Stats())
 	}
 	if r.accepted != r.events {
 		t.Errorf("%d of %d events were never accepted", r.events-r.accepted, r.events)

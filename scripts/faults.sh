@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make faults`: the full fault suite (loadtest/faults_test.go), 10,000 events in direct mode
-# and 10,000 in queued mode, with consumer faults, the failure store stopped and restarted,
-# and dvrouter killed with SIGKILL mid-run. It prints the accounting of each mode and ends with
-# `lost: 0`, or fails. `make test` runs the same suite with 600 events per mode.
+# and 10,000 in queued mode, with consumer faults and the failure store stopped and restarted in
+# both modes, and dvrouter killed with SIGKILL mid-run in queued mode. It prints the accounting
+# of each mode and ends with `lost: 0`, or fails. `make test` runs the same suite with 600
+# events per mode.
 #
 #   DVROUTER_FAULTS_N=10000     events per mode
 #   DVROUTER_FAULTS_RATE=...    events per second (default N/60)

@@ -54,6 +54,8 @@ type sbConfig struct {
 	lockDuration     time.Duration
 	maxDeliveryCount int
 	maxMessageSize   int
+	duplicates       []string
+	duplicateWindow  time.Duration
 	verbose          bool
 }
 
@@ -95,6 +97,20 @@ func WithMaxMessageSize(bytes int) SBOption {
 	return func(c *sbConfig) { c.maxMessageSize = bytes }
 }
 
+// WithDuplicateDetection turns duplicate detection on for queues or topics, as a Service Bus
+// entity created with requiresDuplicateDetection: a message whose MessageId was first enqueued
+// there within the window is accepted (the send succeeds) and dropped. The side channel lists
+// it with state "duplicate" and sequence number 0.
+func WithDuplicateDetection(queuesOrTopics ...string) SBOption {
+	return func(c *sbConfig) { c.duplicates = append(c.duplicates, queuesOrTopics...) }
+}
+
+// WithDuplicateDetectionWindow sets the duplicate detection history window (default 10 minutes,
+// Azure's default duplicateDetectionHistoryTimeWindow).
+func WithDuplicateDetectionWindow(d time.Duration) SBOption {
+	return func(c *sbConfig) { c.duplicateWindow = d }
+}
+
 // WithVerbose makes the stand-in log refused links and errors to its output (Output).
 func WithVerbose() SBOption {
 	return func(c *sbConfig) { c.verbose = true }
@@ -125,7 +141,8 @@ type SBMessage struct {
 	Value    any    `json:"value"` // the AmqpValue body, when BodyType is "value"
 	Size     int    `json:"size"`  // encoded bytes as sent
 	// State is active, scheduled, locked, completed, deferred, deadlettered or cancelled;
-	// on a topic, published (copied to each subscription).
+	// on a topic, published (copied to each subscription); duplicate when duplicate detection
+	// dropped it.
 	State string `json:"state"`
 	// DeliveryCount is the SDK's DeliveryCount at the latest delivery, 0 if never delivered.
 	DeliveryCount              int        `json:"deliveryCount"`
@@ -295,6 +312,12 @@ func (s *ServiceBus) args() []string {
 	}
 	if s.cfg.maxMessageSize > 0 {
 		args = append(args, "--max-message-size", strconv.Itoa(s.cfg.maxMessageSize))
+	}
+	if len(s.cfg.duplicates) > 0 {
+		args = append(args, "--duplicate-detection", strings.Join(s.cfg.duplicates, ","))
+	}
+	if s.cfg.duplicateWindow > 0 {
+		args = append(args, "--duplicate-detection-window", strconv.FormatInt(s.cfg.duplicateWindow.Milliseconds(), 10)+"ms")
 	}
 	if s.cfg.verbose {
 		args = append(args, "--verbose")

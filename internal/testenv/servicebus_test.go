@@ -630,6 +630,76 @@ func TestServiceBus_StopAndRestartKeepMessagesAndPort(t *testing.T) {
 	}
 }
 
+// Service Bus with requiresDuplicateDetection accepts a message whose MessageId it saw within
+// the window and drops it: the send succeeds, nothing is delivered.
+func TestServiceBus_DuplicateDetectionDropsARepeatedMessageIDWithinTheWindow(t *testing.T) {
+	sb := testenv.StartServiceBus(t, testenv.WithEntities("orders", "plain", "events/subscriptions/audit"),
+		testenv.WithDuplicateDetection("orders", "events"), testenv.WithDuplicateDetectionWindow(time.Second))
+	c := sbClient(t, sb)
+	withID := func(id, text string) *azservicebus.Message {
+		return &azservicebus.Message{MessageID: to(id), Body: []byte(text)}
+	}
+	orders := sender(t, c, "orders")
+	send(t, orders, withID("a", "first"), withID("a", "again"), withID("b", "other"))
+	// In one batch too.
+	batch, err := orders.NewMessageBatch(timeout(t, 5*time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*azservicebus.Message{withID("c", "batched"), withID("c", "batched again"), withID("a", "third")} {
+		if err := batch.AddMessage(m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := orders.SendMessageBatch(timeout(t, 5*time.Second), batch, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := queueReceiver(t, c, "orders", &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	got := receive(t, r, 3)
+	var bodies []string
+	for _, m := range got {
+		bodies = append(bodies, string(m.Body))
+	}
+	if strings.Join(bodies, ",") != "first,other,batched" {
+		t.Fatalf("received %v, want first, other, batched", bodies)
+	}
+	receiveNone(t, r)
+	var states []string
+	for _, m := range sb.Messages(t, "orders") {
+		states = append(states, m.MessageID+"="+m.State)
+	}
+	if want := "a=completed,a=duplicate,b=completed,c=completed,c=duplicate,a=duplicate"; strings.Join(states, ",") != want {
+		t.Errorf("side channel %v, want %s", states, want)
+	}
+
+	// Past the window the id is new again.
+	time.Sleep(1100 * time.Millisecond)
+	send(t, orders, withID("a", "after the window"))
+	if got := receive(t, r, 1); string(got[0].Body) != "after the window" {
+		t.Fatalf("after the window received %q", got[0].Body)
+	}
+
+	// A queue without it keeps both; a topic with it drops before fanning out.
+	send(t, sender(t, c, "plain"), withID("a", "1"), withID("a", "2"))
+	receive(t, queueReceiver(t, c, "plain", nil), 2)
+	send(t, sender(t, c, "events"), withID("e", "1"), withID("e", "2"))
+	if n := len(sb.Messages(t, "events/subscriptions/audit")); n != 1 {
+		t.Errorf("subscription got %d copies, want 1", n)
+	}
+}
+
+func TestServiceBus_DuplicateDetectionSurvivesARestart(t *testing.T) {
+	sb := testenv.StartServiceBus(t, testenv.WithEntities("orders"), testenv.WithDuplicateDetection("orders"))
+	send(t, sender(t, sbClient(t, sb), "orders"), &azservicebus.Message{MessageID: to("a"), Body: []byte("1")})
+	sb.Stop()
+	sb.Restart(t)
+	send(t, sender(t, sbClient(t, sb), "orders"), &azservicebus.Message{MessageID: to("a"), Body: []byte("2")})
+	msgs := sb.Messages(t, "orders")
+	if len(msgs) != 2 || msgs[0].State != "active" || msgs[1].State != "duplicate" {
+		t.Fatalf("after restart: %+v", msgs)
+	}
+}
+
 func to(s string) *string { return &s }
 
 func deref(s *string) string {

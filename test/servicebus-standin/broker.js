@@ -46,6 +46,10 @@ class Entity {
         this.sessions = new Map(); // session id -> { owner, state }
         this.subscriptions = new Map(); // topics only: lower-case name -> Entity
         this.deadLetter = null;
+        // Duplicate detection (queues and topics, as Azure's requiresDuplicateDetection): the
+        // message ids seen, with when each was first enqueued.
+        this.duplicateDetection = false;
+        this.seenIds = new Map(); // message id -> ms of its first enqueue, oldest first
     }
 
     push(rec) {
@@ -107,7 +111,35 @@ class Broker {
         this.lockDurationMs = options.lockDurationMs;
         this.maxDeliveryCount = options.maxDeliveryCount;
         this.autoCreate = options.autoCreate;
+        this.duplicateWindowMs = options.duplicateWindowMs || 600000;
         this.entities = new Map(); // lower-case path -> Entity
+    }
+
+    // requireDuplicateDetection turns duplicate detection on for a queue or topic.
+    requireDuplicateDetection(name) {
+        const e = this.entities.get(String(name).toLowerCase());
+        if (!e || (e.kind !== 'queue' && e.kind !== 'topic')) {
+            throw new Error('duplicate detection: ' + JSON.stringify(name) + ' is not a queue or topic');
+        }
+        e.duplicateDetection = true;
+        return e;
+    }
+
+    // isDuplicate reports whether a message id was first enqueued on the entity within the
+    // window, and otherwise remembers it. Service Bus accepts a duplicate (the send succeeds)
+    // and drops it; a message without an id is never a duplicate.
+    isDuplicate(entity, msg, now) {
+        if (!entity.duplicateDetection) return false;
+        const id = codec.idText(msg.properties.message_id);
+        if (id === '') return false;
+        const seen = entity.seenIds;
+        for (const [old, at] of seen) { // oldest first: forget what left the window
+            if (now - at < this.duplicateWindowMs) break;
+            seen.delete(old);
+        }
+        if (seen.has(id)) return true;
+        seen.set(id, now);
+        return false;
     }
 
     // define creates entities from the --entities syntax: "q" is a queue,
@@ -176,6 +208,13 @@ class Broker {
         const now = Date.now();
         const out = [];
         for (const msg of parsed) {
+            if (this.isDuplicate(entity, msg, now)) {
+                // Kept in the side channel only, with no sequence number, as state duplicate.
+                const rec = this.record(entity, msg, now, true);
+                rec.state = 'duplicate';
+                out.push(rec);
+                continue;
+            }
             if (entity.kind === 'topic') {
                 const rec = this.record(entity, msg, now);
                 rec.state = 'published';
@@ -190,9 +229,9 @@ class Broker {
         return out;
     }
 
-    record(entity, msg, now) {
+    record(entity, msg, now, unsequenced) {
         const rec = {
-            entity, msg, seq: entity.nextSeq++, enqueuedAt: now, state: 'active',
+            entity, msg, seq: unsequenced ? 0 : entity.nextSeq++, enqueuedAt: now, state: 'active',
             prior: 0, lastCount: 0, deferred: false, lockToken: null, lockHex: '', lockedUntil: 0,
             timer: null, deadLetterReason: null, deadLetterErrorDescription: null,
         };
@@ -529,6 +568,8 @@ class Broker {
                 name: e.name, kind: e.kind, nextSeq: e.nextSeq, records: recs(e),
                 deadLetter: e.deadLetter ? recs(e.deadLetter) : [],
                 sessionStates: [...e.sessions].filter(([, s]) => s.state).map(([id, s]) => [id, s.state.toString('base64')]),
+                duplicateDetection: e.duplicateDetection,
+                seenIds: [...e.seenIds],
             });
         }
         return { version: 1, entities: out };
@@ -542,6 +583,8 @@ class Broker {
         for (const s of snap.entities) {
             const e = this.lookup(s.name, false);
             e.nextSeq = s.nextSeq;
+            if (s.duplicateDetection) e.duplicateDetection = true;
+            for (const [id, at] of s.seenIds || []) e.seenIds.set(id, at);
             for (const [id, state] of s.sessionStates || []) e.session(id).state = Buffer.from(state, 'base64');
             const load = (entity, list) => {
                 for (const r of list) {

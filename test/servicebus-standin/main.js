@@ -31,6 +31,11 @@ const USAGE = `usage: node main.js [flags]
   --lock-duration D         PeekLock lock duration, e.g. 500ms, 30s (default 60s, as Azure)
   --max-delivery-count N    deliveries before dead-lettering (default 10, as Azure)
   --max-message-size N      bytes, advertised on sender links (default 262144, Standard tier)
+  --duplicate-detection LIST
+                            comma-separated queues and topics that drop a message whose
+                            MessageId was enqueued within the window (requiresDuplicateDetection)
+  --duplicate-detection-window D
+                            duplicate detection history window (default 10m, as Azure)
   --state FILE              load messages from FILE at start if it exists; save them there on
                             SIGTERM or SIGINT, so a restart keeps them
   --exit-with-stdin         exit when stdin closes (the Go test helper holds it open)
@@ -53,6 +58,7 @@ function parseArgs(argv) {
     const o = {
         host: '127.0.0.1', port: 0, httpPort: 0, entities: [], topics: [], autoCreate: false,
         lockDurationMs: 60000, maxDeliveryCount: 10, maxMessageSize: 262144, state: '', exitWithStdin: false, verbose: false,
+        duplicateDetection: [], duplicateWindowMs: 600000,
     };
     const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean);
     for (let i = 0; i < argv.length; i++) {
@@ -71,6 +77,8 @@ function parseArgs(argv) {
         case '--lock-duration': o.lockDurationMs = duration(value()); break;
         case '--max-delivery-count': o.maxDeliveryCount = integer(value(), flag); break;
         case '--max-message-size': o.maxMessageSize = integer(value(), flag); break;
+        case '--duplicate-detection': o.duplicateDetection.push(...list(value())); break;
+        case '--duplicate-detection-window': o.duplicateWindowMs = duration(value()); break;
         case '--state': o.state = value(); break;
         case '--exit-with-stdin': o.exitWithStdin = true; break;
         case '--verbose': o.verbose = true; break;
@@ -80,6 +88,7 @@ function parseArgs(argv) {
     }
     if (o.maxDeliveryCount < 1) throw new Error('--max-delivery-count must be at least 1');
     if (o.maxMessageSize < 1) throw new Error('--max-message-size must be at least 1');
+    if (o.duplicateWindowMs <= 0) throw new Error('--duplicate-detection-window must be above 0');
     return o;
 }
 
@@ -130,6 +139,7 @@ async function main() {
     const broker = new Broker(options);
     for (const t of options.topics) broker.defineTopic(t);
     for (const e of options.entities) broker.define(e);
+    for (const e of options.duplicateDetection) broker.requireDuplicateDetection(e);
     if (options.state && fs.existsSync(options.state)) {
         broker.restore(JSON.parse(fs.readFileSync(options.state, 'utf8')));
     }

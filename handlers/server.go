@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/console"
 )
 
 // Deps is what the handlers need from the rest of the program, wired in main.
@@ -26,6 +27,7 @@ type Deps struct {
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
 //	     /api/failures...        Failures API
+//	GET  /api/console/...        Console: the support console's files (anonymous)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -40,6 +42,9 @@ func New(d Deps) http.Handler {
 	}
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
+	consoleFiles := newConsole(console.Files())
+	mux.Handle("/api/console", consoleFiles)
+	mux.Handle("/api/console/", consoleFiles)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

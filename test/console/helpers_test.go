@@ -49,52 +49,83 @@ func buildDvrouter(tb testing.TB) string {
 
 // dvrouter is a running `dvrouter serve`.
 type dvrouter struct {
-	URL string
-	out *bytes.Buffer
+	URL    string
+	out    *output
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // startDvrouter runs `dvrouter serve` standalone (PORT, not the Functions host's port, so its
-// own admin-key check is on) with env, and waits until it is ready.
+// own admin-key check is on) with env, waits until it is ready, and stops it when tb ends.
 func startDvrouter(tb testing.TB, env ...string) *dvrouter {
 	tb.Helper()
-	port, err := testenv.FreePort()
+	d, err := launchDvrouter(buildDvrouter(tb), env...)
+	if d != nil {
+		tb.Cleanup(d.stop)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(buildDvrouter(tb), "serve")
+	return d
+}
+
+// launchDvrouter starts bin serve and waits for it to be ready; the caller stops it.
+func launchDvrouter(bin string, env ...string) (*dvrouter, error) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve")
 	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append([]string{"PORT=" + strconv.Itoa(port), "PATH=" + os.Getenv("PATH"), "DVROUTER_LOG_LEVEL=warn"}, env...)
-	d := &dvrouter{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &bytes.Buffer{}}
+	d := &dvrouter{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: &output{}, cmd: cmd, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	go func() { _ = cmd.Wait(); close(d.exited) }()
 	// /api/health answers once start-up (routes, store) is done; before that it waits.
 	client := http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-exited:
-			tb.Fatalf("dvrouter exited during start-up: %s", d.out)
+		case <-d.exited:
+			return d, fmt.Errorf("dvrouter exited during start-up: %s", d.out)
 		default:
 		}
 		resp, err := client.Get(d.URL + "/api/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return d
+				return d, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tb.Fatalf("dvrouter not ready within 60s: %s", d.out)
-	return nil
+	return d, fmt.Errorf("dvrouter not ready within 60s: %s", d.out)
+}
+
+// output is a child process's output, written by it while a test may read it.
+type output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+func (d *dvrouter) stop() {
+	_ = d.cmd.Process.Kill()
+	<-d.exited
 }
 
 // openStore opens the failure store on table of az, as dvrouter will.

@@ -22,6 +22,8 @@ const (
 	chromiumPath = "/usr/bin/chromium"
 	adminKeyName = "support-desk"
 	adminKey     = "console-test-key-0123456789"
+	// readerKey has the reader role where dvrouter knows roles (name:reader=key).
+	readerKey = "console-reader-key-0123456789"
 	// hostile is what an attacker might get into a failure: a consumer's error body and a
 	// Dataverse column can hold any text. The console must show it as text.
 	hostile = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
@@ -92,7 +94,7 @@ routes:
 		"DVROUTER_TABLES="+az.ConnectionString(),
 		"DVROUTER_FAILURES_TABLE="+table,
 		"DVROUTER_ROUTES="+routes,
-		"DVROUTER_ADMIN_KEYS="+adminKeyName+"="+adminKey,
+		"DVROUTER_ADMIN_KEYS="+adminKeyName+"="+adminKey+",rita:reader="+readerKey,
 		"DVROUTER_DELIVERY_BUDGET=10s")
 
 	shots := os.Getenv("CONSOLE_SCREENSHOTS")
@@ -110,6 +112,7 @@ routes:
 		"CONSOLE_URL="+srv.URL+"/api/console/",
 		"CONSOLE_KEY="+adminKey,
 		"CONSOLE_ACTOR="+adminKeyName,
+		"CONSOLE_READER_KEY="+readerKey,
 		"CONSOLE_SEEDED="+string(config),
 		"CONSOLE_SCREENSHOTS="+shots,
 		"CHROMIUM="+chromiumPath,

@@ -374,11 +374,11 @@ function renderFailure(f, notice) {
     ['First failed', timeCell(f.firstFailedAt)],
     ['Last failed', timeCell(f.lastFailedAt)],
     ['Last HTTP status', f.lastStatusCode ? String(f.lastStatusCode) : ''],
-    ['Last error', text(f.lastError) ? h('span', { class: 'pre' }, text(f.lastError)) : ''],
     ['Being replayed by', f.status === 'replaying' ? actedBy(f.claimedBy, f.claimedAt) : ''],
     ['Last changed by', actedBy(f.updatedBy, f.updatedAt)],
-    ['Discard reason', text(f.reason) ? h('span', { class: 'pre' }, text(f.reason)) : ''],
-    ['Failure id', h('code', null, text(f.id))],
+    ['Last error', text(f.lastError) ? h('span', { class: 'pre' }, text(f.lastError)) : '', 'wide'],
+    ['Discard reason', text(f.reason) ? h('span', { class: 'pre' }, text(f.reason)) : '', 'wide'],
+    ['Failure id', h('code', null, text(f.id)), 'wide'],
   ].filter(([, v]) => v !== '' && v != null);
 
   const status = text(f.status);
@@ -390,7 +390,7 @@ function renderFailure(f, notice) {
     session.operator && actionable ? actions(f) : null,
     h('section', { class: 'card' },
       h('h2', null, 'Details'),
-      h('dl', { class: 'fields', id: 'fields' }, fields.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]))),
+      h('dl', { class: 'fields', id: 'fields' }, fields.map(([k, v, wide]) => [h('dt', { class: wide }, k), h('dd', { class: wide }, v)]))),
     history(f),
     payloadSection(f));
 }
@@ -408,21 +408,27 @@ function actedBy(by, at) {
   return [t, name ? `by ${name}` : ''].filter(Boolean).join(' ');
 }
 
-// history shows the failure's status changes, when the API gives them (a list of objects such
-// as {status, by, at, reason}); each column is a field the entries have.
+// history shows the failure's changes of status, oldest first, as the API gives them: a list of
+// {at, action, status, by, detail}. Fields the page does not know get a column of their own.
 function history(f) {
   const entries = [f.history, f.statusHistory].find(Array.isArray);
   if (!entries || entries.length === 0) return null;
-  const preferred = ['at', 'status', 'by', 'action', 'result', 'reason', 'error'];
+  const labels = { at: 'When', action: 'What', status: 'Status', by: 'Who', detail: 'Detail', reason: 'Reason', error: 'Error' };
   const seen = new Set();
   for (const e of entries) if (e && typeof e === 'object') for (const k of Object.keys(e)) seen.add(k);
-  const cols = [...preferred.filter((k) => seen.has(k)), ...[...seen].filter((k) => !preferred.includes(k))];
-  const cell = (k, v) => (/(^at$|At$)/.test(k) && validTime(v) ? timeCell(v) : text(v));
+  const known = Object.keys(labels);
+  const cols = [...known.filter((k) => seen.has(k)), ...[...seen].filter((k) => !known.includes(k))];
+  const cell = (k, v) => {
+    if (k === 'status') return statusBadge(v);
+    if ((k === 'at' || k.endsWith('At')) && validTime(v)) return timeCell(v);
+    return text(v);
+  };
   return h('section', { class: 'card' },
     h('h2', null, 'Status history'),
     h('table', { class: 'history', id: 'history' },
-      h('thead', null, h('tr', null, cols.map((k) => h('th', { scope: 'col' }, k)))),
-      h('tbody', null, entries.map((e) => h('tr', null, cols.map((k) => h('td', { 'data-label': k }, cell(k, e && e[k]))))))));
+      h('thead', null, h('tr', null, cols.map((k) => h('th', { scope: 'col' }, labels[k] || k)))),
+      h('tbody', null, entries.map((e) => h('tr', null,
+        cols.map((k) => h('td', { 'data-label': labels[k] || k, class: k === 'detail' ? 'pre' : null }, cell(k, e && e[k]))))))));
 }
 
 function payloadSection(f) {

@@ -24,14 +24,17 @@ type Deps struct {
 //
 //	GET  /                       the host's start-up probe
 //	GET  /api/health             Health (anonymous)
+//	GET  /api/console/...        Console: the support console's files (anonymous)
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
 //	     /api/failures...        Failures API
-//	GET  /api/console/...        Console: the support console's files (anonymous)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
 	mux.Handle("GET /api/health", healthHandler(d.Health))
+	consoleFiles := newConsole(console.Files())
+	mux.Handle("/api/console", consoleFiles)
+	mux.Handle("/api/console/", consoleFiles)
 	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, log: d.Log})
 	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, log: d.Log})
 	failures := d.Failures
@@ -42,9 +45,6 @@ func New(d Deps) http.Handler {
 	}
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
-	consoleFiles := newConsole(console.Files())
-	mux.Handle("/api/console", consoleFiles)
-	mux.Handle("/api/console/", consoleFiles)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

@@ -233,7 +233,7 @@ async function loadPage(results, filters, top) {
     session.operator ? bulkButton(filters) : null);
 
   if (items.length === 0) {
-    show(results, toolbar, h('p', { class: 'empty' }, at === 0 ? 'No failures match these filters.' : 'No more failures.'));
+    show(results, toolbar, h('p', { class: 'empty' }, at === 0 ? 'No failures match these filters (consumer and table are exact names).' : 'No more failures.'));
     return;
   }
   show(results, toolbar, failureTable(items));

@@ -24,8 +24,8 @@ const session = { me: null, operator: false };
 
 // list is where the list is: its filters, the continuation token of each page seen so far
 // (tokens[0] is the first page's, ''), and the page shown. Pages go forward by the API's
-// continuation token; going back reuses a token kept here, so nothing is loaded twice or
-// counted: 10,000 pending failures cost one page at a time.
+// continuation token and back by a token kept here; only the page shown is ever loaded and
+// nothing is counted, so 10,000 pending failures cost what 50 do.
 let list = { key: '', tokens: [''], index: 0 };
 
 // Each render takes a ticket; an answer that arrives after the user moved on is dropped.
@@ -125,8 +125,8 @@ function problem(err) {
   return `Something went wrong in the page: ${err && err.message ? err.message : err}`;
 }
 
-// refused handles an error any view can get: a key no longer accepted goes back to sign-in;
-// a refused action means the role does not allow it. It reports whether it handled err.
+// refused handles the error any view can get: a sign-in no longer accepted (401) goes back to
+// the sign-in form. It reports whether it handled err.
 function refused(err) {
   if (!(err instanceof APIError)) return false;
   if (err.status === 401) {
@@ -158,7 +158,13 @@ function route() {
   if (path === '/failures') {
     showList(new URLSearchParams(query));
   } else if (path.startsWith('/failures/') && path.length > '/failures/'.length) {
-    showFailure(decodeURIComponent(path.slice('/failures/'.length)));
+    let id;
+    try {
+      id = decodeURIComponent(path.slice('/failures/'.length));
+    } catch {
+      id = path.slice('/failures/'.length); // not an escape of ours: let the API say it is no id
+    }
+    showFailure(id);
   } else {
     location.hash = '#/failures';
   }
@@ -223,8 +229,13 @@ async function loadPage(results, filters, top) {
   const first = at * top + 1;
   const newer = h('button', { type: 'button', id: 'newer', disabled: at === 0 }, '← Newer');
   const older = h('button', { type: 'button', id: 'older', disabled: !list.tokens[at + 1] }, 'Older →');
-  newer.addEventListener('click', () => { list.index--; loadPage(results, filters, top); });
-  older.addEventListener('click', () => { list.index++; loadPage(results, filters, top); });
+  const turn = (by) => () => {
+    newer.disabled = older.disabled = true; // one page turn at a time
+    list.index += by;
+    loadPage(results, filters, top);
+  };
+  newer.addEventListener('click', turn(-1));
+  older.addEventListener('click', turn(1));
   const range = items.length ? `${num(first)}–${num(first + items.length - 1)}` : 'none';
   const more = list.tokens[at + 1] ? ', more older' : '';
   const toolbar = h('div', { class: 'toolbar' },
@@ -280,11 +291,12 @@ function filterForm(filters, top) {
 
 // go shows the view of hash, reloading it when it is the one shown already.
 function go(hash) {
-  if (location.hash === hash) {
+  const before = location.hash;
+  location.hash = hash;
+  if (location.hash === before) {
+    // The same hash fires no hashchange: reload the view, from its first page.
     list.key = '';
     route();
-  } else {
-    location.hash = hash;
   }
 }
 
@@ -411,8 +423,8 @@ function actedBy(by, at) {
 // history shows the failure's changes of status, oldest first, as the API gives them: a list of
 // {at, action, status, by, detail}. Fields the page does not know get a column of their own.
 function history(f) {
-  const entries = [f.history, f.statusHistory].find(Array.isArray);
-  if (!entries || entries.length === 0) return null;
+  const entries = Array.isArray(f.history) ? f.history : [];
+  if (entries.length === 0) return null;
   const labels = { at: 'When', action: 'What', status: 'Status', by: 'Who', detail: 'Detail', reason: 'Reason', error: 'Error' };
   const seen = new Set();
   for (const e of entries) if (e && typeof e === 'object') for (const k of Object.keys(e)) seen.add(k);
@@ -433,7 +445,7 @@ function history(f) {
 
 function payloadSection(f) {
   const size = Number(f.payloadSize) || 0;
-  let note = f.kind === 'poison' ? 'as received' : 'the normalized event';
+  let note = f.kind === 'poison' || f.payloadError ? 'the text as received' : 'the normalized event';
   let body;
   if (typeof f.payload === 'string') {
     if (f.payloadEncoding === 'base64') {
@@ -475,14 +487,14 @@ function actions(f) {
   const out = h('div', { class: 'outcome', role: 'status', id: 'outcome' });
   const replay = h('button', { type: 'button', id: 'replay' }, 'Replay now');
   replay.addEventListener('click', async () => {
-    replay.disabled = true;
+    busy(true);
     show(out, 'Replaying…');
     try {
       const res = await call('POST', failurePath(f.id, 'replay'));
       await reloadWith(f.id, replayNotice(res));
     } catch (err) {
       if (refused(err)) return;
-      replay.disabled = false;
+      busy(false);
       actionFailed(err);
     }
   });
@@ -498,17 +510,23 @@ function actions(f) {
       reason.focus();
       return;
     }
-    discard.disabled = true;
+    busy(true);
     show(out, 'Discarding…');
     try {
       await call('POST', failurePath(f.id, 'discard'), { body: { reason: reason.value.trim() } });
       await reloadWith(f.id, h('p', { class: 'notice ok', role: 'status', id: 'notice' }, 'Discarded. It stays listed, with your reason, and is not replayed.'));
     } catch (err) {
       if (refused(err)) return;
-      discard.disabled = false;
+      busy(false);
       actionFailed(err);
     }
   });
+
+  // One action at a time: a replay and a discard of the same failure would race.
+  function busy(on) {
+    replay.disabled = on;
+    discard.disabled = on;
+  }
 
   // actionFailed shows why an action did not happen; refused by role, the actions go away.
   function actionFailed(err) {
@@ -593,7 +611,11 @@ function openBulk(filters) {
   max.addEventListener('input', () => show(result)); // a new max needs a new dry run
   close.addEventListener('click', () => bulkDialog.close());
   bulkDialog.oncancel = (ev) => { if (running) ev.preventDefault(); };
-  bulkDialog.onclose = () => { if (location.hash.startsWith('#/failures') && !location.hash.startsWith('#/failures/')) go(location.hash || '#/failures'); };
+  // Closed, the list shows what the replay left (unless the user went to a failure or out).
+  bulkDialog.onclose = () => {
+    const onList = location.hash === '' || location.hash === '#/failures' || location.hash.startsWith('#/failures?');
+    if (session.me && onList) go(location.hash || '#/failures');
+  };
 
   dry.addEventListener('click', async () => {
     const n = limit();

@@ -235,6 +235,11 @@ try {
     }).observe(document.getElementById('bulk'), { subtree: true, childList: true, attributes: true, characterData: true });
   });
   await page.click('#bulk-go');
+  await page.waitForFunction(() => {
+    const bar = document.getElementById('bulk-progress');
+    return bar && bar.value > 0 && bar.value < bar.max;
+  });
+  await shot(page, 'bulk-progress-1280x800');
   await page.waitForSelector('#bulk-summary', { timeout: 120_000 });
   const summary = await page.textContent('#bulk-summary');
   assert.match(summary, new RegExp(`Done: matched ${pendingERP} · delivered ${pendingERP} · failed 0 · skipped 0`));
@@ -258,6 +263,7 @@ try {
   const failed = Number(/failed (\d+)/.exec(failedSummary)[1]);
   assert.ok(failed >= 1, `some replays failed again: ${failedSummary}`);
   assert.ok(await page.$('#bulk-errors') || await page.$('#bulk-reason'), 'the failures are explained');
+  await phoneShot(page, 'bulk-failed');
   await page.click('#bulk-close');
 
   step('signing out forgets the key');

@@ -58,6 +58,8 @@ func TestConsole_SupportLoopInABrowser(t *testing.T) {
 	const table = "ConsoleFailures"
 	store := openStore(t, az, table)
 	erp := testenv.StartConsumer(t)
+	// A consumer that takes its time, as real ones do: a bulk replay's progress can be seen.
+	erp.Otherwise(testenv.ReplyStall(100 * time.Millisecond))
 	crm := testenv.StartConsumer(t)
 	deadPort, err := testenv.FreePort() // nothing listens there: the ledger stays down
 	if err != nil {

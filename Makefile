@@ -1,5 +1,6 @@
 # dvrouter: `make run` serves locally on Azurite, `make test` runs every test.
-# Both install what they need (Node packages through npm ci) on a fresh machine.
+# Both install what they need on a fresh machine: Node packages through npm ci, and for `make test`
+# Debian's chromium (the console's browser test) when it is missing.
 
 GO        ?= go
 PORT      ?= 7071

@@ -92,12 +92,17 @@ routes:
 `, erp.URL, crm.URL, deadPort))
 
 	want := seed(t, store)
-	srv := startDvrouter(t,
-		"DVROUTER_TABLES="+az.ConnectionString(),
-		"DVROUTER_FAILURES_TABLE="+table,
-		"DVROUTER_ROUTES="+routes,
-		"DVROUTER_ADMIN_KEYS="+adminKeyName+"="+adminKey+",rita:reader="+readerKey,
-		"DVROUTER_DELIVERY_BUDGET=10s")
+	env := []string{
+		"DVROUTER_TABLES=" + az.ConnectionString(),
+		"DVROUTER_FAILURES_TABLE=" + table,
+		"DVROUTER_ROUTES=" + routes,
+		"DVROUTER_ADMIN_KEYS=" + adminKeyName + "=" + adminKey + ",rita:reader=" + readerKey,
+		"DVROUTER_DELIVERY_BUDGET=10s",
+	}
+	srv := startDvrouter(t, env...)
+	// The same store behind App Service authentication, where dvrouter knows it: the browser
+	// script plays the platform (it sets x-ms-client-principal) against this one.
+	behindAppService := startDvrouter(t, append(env, "DVROUTER_APPSERVICE_AUTH=true")...)
 
 	shots := os.Getenv("CONSOLE_SCREENSHOTS")
 	if shots == "" {
@@ -115,6 +120,7 @@ routes:
 		"CONSOLE_KEY="+adminKey,
 		"CONSOLE_ACTOR="+adminKeyName,
 		"CONSOLE_READER_KEY="+readerKey,
+		"CONSOLE_APPSERVICE_URL="+behindAppService.URL+"/api/console/",
 		"CONSOLE_SEEDED="+string(config),
 		"CONSOLE_SCREENSHOTS="+shots,
 		"CHROMIUM="+chromiumPath,

@@ -129,6 +129,15 @@ function problem(err) {
 // the sign-in form. It reports whether it handled err.
 function refused(err) {
   if (!(err instanceof APIError)) return false;
+  if (err.status === 401 && session.me && session.me.via === 'appservice') {
+    // The platform's session ended: signing in again is the platform's page, not a key.
+    ticket++;
+    show(main, h('section', { class: 'signin' },
+      h('h1', null, 'Signed out'),
+      h('p', null, 'Your sign-in has expired.'),
+      h('button', { type: 'button', onclick: () => location.reload() }, 'Sign in again')));
+    return true;
+  }
   if (err.status === 401) {
     keepKey('');
     session.me = null;

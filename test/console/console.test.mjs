@@ -271,6 +271,16 @@ try {
   await page.waitForSelector('#signin');
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   assert.deepEqual(await page.evaluate(() => window.__violations), [], 'the page broke no rule of its Content-Security-Policy');
+  // Trusted Types are enforced: had any code put text in as HTML, it would have thrown.
+  const sink = await page.evaluate(() => {
+    try {
+      document.getElementById('main').innerHTML = '<b>markup</b>';
+      return 'innerHTML allowed';
+    } catch (err) {
+      return err.name;
+    }
+  });
+  assert.equal(sink, 'TypeError', 'the CSP makes innerHTML throw');
   await page.close();
 
   // The reader role is decided by the server: GET /api/me says which roles the key has, and

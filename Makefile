@@ -1,5 +1,6 @@
 # dvrouter: `make run` serves locally on Azurite, `make test` runs every test.
-# Both install what they need (Node packages through npm ci) on a fresh machine.
+# Both install what they need on a fresh machine: Node packages through npm ci, and for `make test`
+# Debian's chromium (the console's browser test) when it is missing.
 
 GO        ?= go
 PORT      ?= 7071
@@ -20,7 +21,7 @@ FUZZ_TARGETS := \
 	./pkg/failures:FuzzParseID \
 	./pkg/failures:FuzzParseContinuation
 
-.PHONY: run test vet unit fuzz-short fuzz bench faults package build tools clean
+.PHONY: run test vet unit fuzz-short fuzz bench faults package build tools browser clean
 
 build:
 	$(GO) build -o dvrouter .
@@ -31,10 +32,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The support console's browser test (test/console) drives Debian's chromium; installed once.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium; \
+	fi
+
 run: tools build
 	PORT=$(PORT) ./scripts/run-local.sh
 
-test: tools vet unit fuzz-short
+test: tools browser vet unit fuzz-short
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

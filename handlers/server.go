@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/console"
 )
 
 // Deps is what the handlers need from the rest of the program, wired in main.
@@ -23,6 +24,7 @@ type Deps struct {
 //
 //	GET  /                       the host's start-up probe
 //	GET  /api/health             Health (anonymous)
+//	GET  /api/console/...        Console: the support console's files (anonymous)
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
 //	     /api/failures...        Failures API
@@ -30,6 +32,9 @@ func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
 	mux.Handle("GET /api/health", healthHandler(d.Health))
+	consoleFiles := newConsole(console.Files())
+	mux.Handle("/api/console", consoleFiles)
+	mux.Handle("/api/console/", consoleFiles)
 	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, log: d.Log})
 	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, log: d.Log})
 	failures := d.Failures

@@ -47,6 +47,8 @@ bench ./handlers 'WebhookDirect$|BareForward$'
 bench ./pkg/deliver 'DeliverHTTP$|BarePost$'
 # Azurite is a node process: a fixed count of inserts keeps the two sides comparable.
 bench ./pkg/failures 'RecordFailure$|RawTableInsert$' -benchtime 2000x
+# The console's first page with 10,000 failures in Azurite (about 0.1 s an op, plus seeding).
+bench ./test/console 'FirstPage' -benchtime 100x
 
 echo "## Benchmarks (median of $COUNT runs)"
 echo
@@ -80,6 +82,13 @@ awk -v count="$COUNT" '
     row("record a failure in Table Storage (Azurite)", "BenchmarkRecordFailure", "BenchmarkRawTableInsert", ">= 0.80")
     if ("BenchmarkMatch50Routes" in ns)
       printf "| match 50 routes (filter + condition each) | BenchmarkMatch50Routes: %.1f µs/op, %d allocs/op | (BenchmarkDecode above) | | |\n", median(ns["BenchmarkMatch50Routes"]) / 1000, allocs["BenchmarkMatch50Routes"]
+    for (v = 1; v <= 2; v++) {
+      page = v == 1 ? "unfiltered" : "consumer+status"
+      c = "BenchmarkConsoleFirstPage/" page; l = "BenchmarkStoreListFirstPage/" page
+      if ((c in ns) && (l in ns))
+        printf "| the console'"'"'s first page (%s), 10,000 failures in Azurite | %s: %.1f ms/op | %s: %.1f ms/op | %.2f | < 300 ms |\n", \
+          page, c, median(ns[c]) / 1e6, l, median(ns[l]) / 1e6, median(ns[l]) / median(ns[c])
+    }
     d = "BenchmarkWebhookDirect/inprocess"; f = "BenchmarkBareForward/inprocess"
     if ((d in allocs) && (f in allocs))
       printf "\nAllocations per event on the direct webhook path (%s): %d allocs, %d bytes; the bare forwarder with the same consumer: %d allocs, %d bytes.\n", d, allocs[d], bytes[d], allocs[f], bytes[f]

@@ -30,6 +30,11 @@ export DVROUTER_TABLES=${DVROUTER_TABLES:-UseDevelopmentStorage=true}
 export DVROUTER_ADMIN_KEYS=${DVROUTER_ADMIN_KEYS:-local=local-admin-key-change-me}
 export DVROUTER_DELIVERY_BUDGET=${DVROUTER_DELIVERY_BUDGET:-10s}
 echo "dvrouter: http://127.0.0.1:$PORT (health: /api/health, webhook: POST /api/dataverse/webhook)"
+if [ "$DVROUTER_ADMIN_KEYS" = local=local-admin-key-change-me ]; then
+  echo "console:  http://127.0.0.1:$PORT/api/console/ (sign in with the local admin key: local-admin-key-change-me)"
+else
+  echo "console:  http://127.0.0.1:$PORT/api/console/ (sign in with a key from DVROUTER_ADMIN_KEYS)"
+fi
 ./dvrouter serve &
 pids+=($!)
 wait "${pids[-1]}"

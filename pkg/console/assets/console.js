@@ -1,0 +1,755 @@
+// The support console: sign in, the failures list with its filters and pages, one failure with
+// its payload, replay one, bulk replay (dry run first, then chunks with a progress bar) and
+// discard. Views are picked by the URL's hash: #/failures?filters and #/failures/<id>.
+import { APIError, call, failurePath, keepKey, storedKey } from './api.js';
+import { fromLocalInput, h, localInput, num, show, text, timeZone, validTime, when } from './dom.js';
+
+const main = document.getElementById('main');
+const who = document.getElementById('who');
+const bulkDialog = document.getElementById('bulk');
+
+// Bulk replay goes in requests of this many failures, so the progress bar moves and no request
+// nears the time limit the Functions front end puts on an answer; the CLI does the same.
+const replayChunk = 50;
+const defaultReplayMax = 1000;
+const maxReplayMax = 100000; // the API's limit
+const pageSizes = [25, 50, 100, 200];
+const statuses = ['pending', 'replaying', 'replayed', 'discarded'];
+const kinds = ['delivery', 'breaker-open', 'poison'];
+// The list filters, in the order the form shows them; each is a parameter of GET /api/failures.
+const filterNames = ['consumer', 'table', 'status', 'kind', 'from', 'to'];
+
+// session is who is signed in: {name, roles, via} from GET /api/me, and whether they may act.
+const session = { me: null, operator: false };
+
+// list is where the list is: its filters, the continuation token of each page seen so far
+// (tokens[0] is the first page's, ''), and the page shown. Pages go forward by the API's
+// continuation token and back by a token kept here; only the page shown is ever loaded and
+// nothing is counted, so 10,000 pending failures cost what 50 do.
+let list = { key: '', tokens: [''], index: 0 };
+
+// Each render takes a ticket; an answer that arrives after the user moved on is dropped.
+let ticket = 0;
+
+// ---- signing in
+
+// identify asks who the key (or the App Service sign-in, with no key) belongs to. A dvrouter
+// without GET /api/me gives every key it accepts the operator role, and names it "key".
+async function identify(key) {
+  try {
+    const me = await call('GET', 'me', { key });
+    const roles = Array.isArray(me.roles) ? me.roles.map(text) : [];
+    return { name: text(me.name) || 'unknown', roles, via: text(me.via) };
+  } catch (err) {
+    if (!(err instanceof APIError) || err.status !== 404) throw err;
+  }
+  await call('GET', 'failures', { query: { top: 1 }, key });
+  return { name: 'key', roles: ['reader', 'operator'], via: 'key' };
+}
+
+function signedIn(me, key) {
+  keepKey(me.via === 'appservice' ? '' : key);
+  session.me = me;
+  session.operator = me.roles.includes('operator');
+  showWho();
+}
+
+function signOut() {
+  const viaAppService = session.me && session.me.via === 'appservice';
+  keepKey('');
+  session.me = null;
+  session.operator = false;
+  if (viaAppService) {
+    // App Service authentication's own sign-out ends the platform session.
+    location.assign('/.auth/logout');
+    return;
+  }
+  showWho();
+  showSignIn();
+}
+
+function showWho() {
+  if (!session.me) {
+    who.hidden = true;
+    who.replaceChildren();
+    return;
+  }
+  const role = session.operator ? 'operator' : 'reader';
+  show(who,
+    h('span', { class: 'who-name', title: session.me.name }, session.me.name),
+    h('span', { class: `role role-${role}` }, role),
+    h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
+  who.hidden = false;
+}
+
+// showSignIn asks for an admin key. why, when set, says why the last try did not work.
+function showSignIn(why) {
+  ticket++;
+  const input = h('input', { type: 'password', id: 'key', name: 'key', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const error = h('p', { class: 'error', role: 'alert', id: 'signin-error' }, why || '');
+  error.hidden = !why;
+  const button = h('button', { type: 'submit' }, 'Sign in');
+  const form = h('form', { class: 'signin', id: 'signin' },
+    h('h1', null, 'Sign in'),
+    h('p', null, 'Enter your admin key. It is kept for this browser tab only, and sent only to this dvrouter.'),
+    h('label', { for: 'key' }, 'Admin key'),
+    input,
+    button,
+    error);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      signedIn(await identify(input.value.trim()), input.value.trim());
+      route();
+    } catch (err) {
+      error.textContent = signInProblem(err);
+      error.hidden = false;
+      button.disabled = false;
+      input.select();
+    }
+  });
+  show(main, form);
+  input.focus();
+}
+
+function signInProblem(err) {
+  if (err instanceof APIError && err.status === 401) return 'That key was refused: check it and try again.';
+  return problem(err);
+}
+
+// problem is an error for reading.
+function problem(err) {
+  if (err instanceof APIError) return err.message;
+  return `Something went wrong in the page: ${err && err.message ? err.message : err}`;
+}
+
+// refused handles the error any view can get: a sign-in no longer accepted (401) goes back to
+// the sign-in form. It reports whether it handled err.
+function refused(err) {
+  if (!(err instanceof APIError)) return false;
+  if (err.status === 401 && session.me && session.me.via === 'appservice') {
+    // The platform's session ended: signing in again is the platform's page, not a key.
+    ticket++;
+    show(main, h('section', { class: 'signin' },
+      h('h1', null, 'Signed out'),
+      h('p', null, 'Your sign-in has expired.'),
+      h('button', { type: 'button', onclick: () => location.reload() }, 'Sign in again')));
+    return true;
+  }
+  if (err.status === 401) {
+    keepKey('');
+    session.me = null;
+    showWho();
+    showSignIn('Your sign-in is no longer accepted: sign in again.');
+    return true;
+  }
+  return false;
+}
+
+// notAllowed says what a 403 on an action means, and stops offering actions.
+function notAllowed(err) {
+  session.operator = false;
+  showWho();
+  return `Not allowed: your sign-in can list and show failures but not replay or discard them (${err.message}). Ask for the operator role.`;
+}
+
+// ---- routing
+
+function route() {
+  if (!session.me) {
+    showSignIn();
+    return;
+  }
+  const hash = location.hash.replace(/^#/, '') || '/failures';
+  const [path, query] = splitOnce(hash, '?');
+  if (path === '/failures') {
+    showList(new URLSearchParams(query));
+  } else if (path.startsWith('/failures/') && path.length > '/failures/'.length) {
+    let id;
+    try {
+      id = decodeURIComponent(path.slice('/failures/'.length));
+    } catch {
+      id = path.slice('/failures/'.length); // not an escape of ours: let the API say it is no id
+    }
+    showFailure(id);
+  } else {
+    location.hash = '#/failures';
+  }
+}
+
+function splitOnce(s, sep) {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)];
+}
+
+function listHash(filters, top) {
+  const q = new URLSearchParams();
+  for (const name of filterNames) if (filters[name]) q.set(name, filters[name]);
+  if (top && top !== 50) q.set('top', String(top));
+  const s = q.toString();
+  return s ? `#/failures?${s}` : '#/failures';
+}
+
+// ---- the list
+
+function readFilters(params) {
+  const f = {};
+  for (const name of filterNames) f[name] = (params.get(name) || '').trim();
+  return f;
+}
+
+function readTop(params) {
+  const top = Number(params.get('top'));
+  return pageSizes.includes(top) ? top : 50;
+}
+
+async function showList(params) {
+  const filters = readFilters(params);
+  const top = readTop(params);
+  const key = JSON.stringify([filters, top]);
+  if (key !== list.key) list = { key, tokens: [''], index: 0 };
+
+  const results = h('div', { class: 'results', id: 'results' }, h('p', { class: 'loading' }, 'Loading…'));
+  show(main,
+    h('h1', null, 'Failed deliveries'),
+    filterForm(filters, top),
+    results);
+  await loadPage(results, filters, top);
+}
+
+async function loadPage(results, filters, top) {
+  const mine = ++ticket;
+  const at = list.index;
+  let page;
+  try {
+    page = await call('GET', 'failures', { query: { ...filters, top, continuation: list.tokens[at] } });
+  } catch (err) {
+    if (mine !== ticket || refused(err)) return;
+    show(results, h('p', { class: 'error', role: 'alert' }, problem(err)));
+    return;
+  }
+  if (mine !== ticket) return;
+  const items = Array.isArray(page.items) ? page.items : [];
+  list.tokens[at + 1] = text(page.continuation);
+  list.tokens.length = at + 2;
+
+  const first = at * top + 1;
+  const newer = h('button', { type: 'button', id: 'newer', disabled: at === 0 }, '← Newer');
+  const older = h('button', { type: 'button', id: 'older', disabled: !list.tokens[at + 1] }, 'Older →');
+  const turn = (by) => () => {
+    newer.disabled = older.disabled = true; // one page turn at a time
+    list.index += by;
+    loadPage(results, filters, top);
+  };
+  newer.addEventListener('click', turn(-1));
+  older.addEventListener('click', turn(1));
+  const range = items.length ? `${num(first)}–${num(first + items.length - 1)}` : 'none';
+  const more = list.tokens[at + 1] ? ', more older' : '';
+  const toolbar = h('div', { class: 'toolbar' },
+    h('span', { class: 'page-info', id: 'page-info' }, `Page ${num(at + 1)} · ${range}${more}`),
+    h('span', { class: 'pager' }, newer, older),
+    session.operator ? bulkButton(filters) : null);
+
+  if (items.length === 0) {
+    show(results, toolbar, h('p', { class: 'empty' }, at === 0 ? 'No failures match these filters (consumer and table are exact names).' : 'No more failures.'));
+    return;
+  }
+  show(results, toolbar, failureTable(items));
+}
+
+function filterForm(filters, top) {
+  const field = (name, label, input) =>
+    h('div', { class: input.type === 'datetime-local' ? 'field time' : 'field' }, h('label', { for: `f-${name}` }, label), input);
+  const textInput = (name, placeholder) =>
+    h('input', { id: `f-${name}`, name, value: filters[name], placeholder, autocomplete: 'off', spellcheck: 'false' });
+  const choice = (name, values, anyLabel) => {
+    const sel = h('select', { id: `f-${name}`, name },
+      h('option', { value: '' }, anyLabel),
+      values.map((v) => h('option', { value: v }, v)));
+    sel.value = filters[name];
+    return sel;
+  };
+  const timeInput = (name) => h('input', { id: `f-${name}`, name, type: 'datetime-local', value: localInput(filters[name]) });
+  const size = h('select', { id: 'f-top', name: 'top' }, pageSizes.map((n) => h('option', { value: n }, `${n} a page`)));
+  size.value = String(top);
+
+  const form = h('form', { class: 'filters', id: 'filters' },
+    field('consumer', 'Consumer', textInput('consumer', 'any')),
+    field('table', 'Table', textInput('table', 'any')),
+    field('status', 'Status', choice('status', statuses, 'any')),
+    field('kind', 'Kind', choice('kind', kinds, 'any')),
+    field('from', 'Event time from', timeInput('from')),
+    field('to', 'until (not included)', timeInput('to')),
+    h('div', { class: 'field' }, h('label', { for: 'f-top' }, 'Show'), size),
+    h('div', { class: 'field actions' },
+      h('button', { type: 'submit', id: 'apply' }, 'Apply'),
+      h('button', { type: 'button', class: 'secondary', id: 'clear', onclick: () => go('#/failures') }, 'Clear')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    const next = {};
+    for (const name of filterNames) next[name] = String(data.get(name) || '').trim();
+    next.from = fromLocalInput(next.from);
+    next.to = fromLocalInput(next.to);
+    go(listHash(next, Number(data.get('top'))));
+  });
+  return form;
+}
+
+// go shows the view of hash, reloading it when it is the one shown already.
+function go(hash) {
+  const before = location.hash;
+  location.hash = hash;
+  if (location.hash === before) {
+    // The same hash fires no hashchange: reload the view, from its first page.
+    list.key = '';
+    route();
+  }
+}
+
+const knownStatus = new Set(statuses);
+
+function statusBadge(status) {
+  const s = text(status);
+  return h('span', { class: `status status-${knownStatus.has(s) ? s : 'other'}` }, s || 'unknown');
+}
+
+function failureTable(items) {
+  const head = h('tr', null,
+    h('th', { scope: 'col' }, 'Event time', h('small', null, timeZone())),
+    h('th', { scope: 'col' }, 'Status'),
+    h('th', { scope: 'col' }, 'Consumer'),
+    h('th', { scope: 'col' }, 'Event'),
+    h('th', { scope: 'col', class: 'num' }, 'Attempts'),
+    h('th', { scope: 'col' }, 'Last error'));
+  const rows = items.map((f) => {
+    const link = `#/failures/${encodeURIComponent(text(f.id))}`;
+    const row = h('tr', { 'data-id': text(f.id) },
+      h('td', { 'data-label': 'Event time' }, h('a', { href: link }, when(f.occurredAt) || '—')),
+      h('td', { 'data-label': 'Status' }, statusBadge(f.status), f.kind !== 'delivery' ? h('span', { class: 'kind' }, text(f.kind)) : null),
+      h('td', { 'data-label': 'Consumer' }, text(f.consumer) || '—'),
+      h('td', { 'data-label': 'Event' }, [text(f.message), text(f.table)].filter(Boolean).join(' · ') || '—'),
+      h('td', { 'data-label': 'Attempts', class: 'num' }, num(f.attempts)),
+      h('td', { 'data-label': 'Last error', class: 'error-text' }, lastError(f)));
+    // The whole row opens the failure, not only its link: easier on a phone.
+    row.addEventListener('click', (ev) => {
+      if (!ev.target.closest('a')) location.hash = link;
+    });
+    return row;
+  });
+  return h('table', { class: 'failures', id: 'failures' }, h('thead', null, head), h('tbody', null, rows));
+}
+
+function lastError(f) {
+  let e = text(f.lastError).replace(/\s+/g, ' ').trim();
+  const code = Number(f.lastStatusCode) || 0;
+  if (code && !e.includes(String(code))) e = `HTTP ${code}: ${e}`;
+  if (e.length > 160) e = `${e.slice(0, 159)}…`;
+  return e || '—';
+}
+
+// ---- one failure
+
+async function showFailure(id) {
+  const mine = ++ticket;
+  show(main, backLink(), h('p', { class: 'loading' }, 'Loading…'));
+  let f;
+  try {
+    f = await call('GET', failurePath(id));
+  } catch (err) {
+    if (mine !== ticket || refused(err)) return;
+    show(main, backLink(), h('p', { class: 'error', role: 'alert' }, problem(err)));
+    return;
+  }
+  if (mine !== ticket) return;
+  renderFailure(f, null);
+}
+
+// backLink returns to the list as it was left: same filters, same page.
+function backLink() {
+  let hash = '#/failures';
+  if (list.key) {
+    const [filters, top] = JSON.parse(list.key);
+    hash = listHash(filters, top);
+  }
+  return h('p', { class: 'back' }, h('a', { href: hash, id: 'back' }, '← Failures'));
+}
+
+// renderFailure shows f; notice, when set, is the outcome of the action just taken.
+function renderFailure(f, notice) {
+  const fields = [
+    ['Status', statusBadge(f.status)],
+    ['Kind', text(f.kind)],
+    ['Consumer', text(f.consumer)],
+    ['Route', text(f.route)],
+    ['Table', text(f.table)],
+    ['Message', text(f.message)],
+    ['Record id', text(f.recordId)],
+    ['Event id', text(f.eventId)],
+    ['Correlation id', text(f.correlationId)],
+    ['Service Bus message id', text(f.messageId)],
+    ['Event time', timeCell(f.occurredAt)],
+    ['Attempts', num(f.attempts)],
+    ['First failed', timeCell(f.firstFailedAt)],
+    ['Last failed', timeCell(f.lastFailedAt)],
+    ['Last HTTP status', f.lastStatusCode ? String(f.lastStatusCode) : ''],
+    ['Being replayed by', f.status === 'replaying' ? actedBy(f.claimedBy, f.claimedAt) : ''],
+    ['Last changed by', actedBy(f.updatedBy, f.updatedAt)],
+    ['Last error', text(f.lastError) ? h('span', { class: 'pre' }, text(f.lastError)) : '', 'wide'],
+    ['Discard reason', text(f.reason) ? h('span', { class: 'pre' }, text(f.reason)) : '', 'wide'],
+    ['Failure id', h('code', null, text(f.id)), 'wide'],
+  ].filter(([, v]) => v !== '' && v != null);
+
+  const status = text(f.status);
+  const actionable = status === 'pending' || status === 'replaying';
+  show(main,
+    backLink(),
+    h('h1', null, [text(f.message), text(f.table)].filter(Boolean).join(' ') || 'Failure', ' → ', text(f.consumer) || 'routing'),
+    notice,
+    session.operator && actionable ? actions(f) : null,
+    h('section', { class: 'card' },
+      h('h2', null, 'Details'),
+      h('dl', { class: 'fields', id: 'fields' }, fields.map(([k, v, wide]) => [h('dt', { class: wide }, k), h('dd', { class: wide }, v)]))),
+    history(f),
+    payloadSection(f));
+}
+
+function timeCell(iso) {
+  const d = validTime(iso);
+  if (!d) return '';
+  return h('time', { datetime: d.toISOString(), title: d.toISOString() }, when(iso));
+}
+
+function actedBy(by, at) {
+  const name = text(by);
+  const t = when(at);
+  if (!name && !t) return '';
+  return [t, name ? `by ${name}` : ''].filter(Boolean).join(' ');
+}
+
+// history shows the failure's changes of status, oldest first, as the API gives them: a list of
+// {at, action, status, by, detail}. Fields the page does not know get a column of their own.
+function history(f) {
+  const entries = Array.isArray(f.history) ? f.history : [];
+  if (entries.length === 0) return null;
+  const labels = { at: 'When', action: 'What', status: 'Status', by: 'Who', detail: 'Detail', reason: 'Reason', error: 'Error' };
+  const seen = new Set();
+  for (const e of entries) if (e && typeof e === 'object') for (const k of Object.keys(e)) seen.add(k);
+  const known = Object.keys(labels);
+  const cols = [...known.filter((k) => seen.has(k)), ...[...seen].filter((k) => !known.includes(k))];
+  const cell = (k, v) => {
+    if (k === 'status') return statusBadge(v);
+    if ((k === 'at' || k.endsWith('At')) && validTime(v)) return timeCell(v);
+    return text(v);
+  };
+  return h('section', { class: 'card' },
+    h('h2', null, 'Status history'),
+    h('table', { class: 'history', id: 'history' },
+      h('thead', null, h('tr', null, cols.map((k) => h('th', { scope: 'col' }, labels[k] || k)))),
+      h('tbody', null, entries.map((e) => h('tr', null,
+        cols.map((k) => h('td', { 'data-label': labels[k] || k, class: k === 'detail' ? 'pre' : null }, cell(k, e && e[k]))))))));
+}
+
+function payloadSection(f) {
+  const size = Number(f.payloadSize) || 0;
+  let note = f.kind === 'poison' || f.payloadError ? 'the text as received' : 'the normalized event';
+  let body;
+  if (typeof f.payload === 'string') {
+    if (f.payloadEncoding === 'base64') {
+      note = 'not UTF-8 text, shown in base64';
+      body = f.payload;
+    } else {
+      body = prettyJSON(f.payload);
+    }
+  } else {
+    body = f.payload == null ? '(no payload)' : JSON.stringify(f.payload, null, 2);
+  }
+  const pre = h('pre', { class: 'payload', id: 'payload' }, body);
+  const copy = h('button', { type: 'button', class: 'secondary small', id: 'copy' }, 'Copy');
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(body);
+      copy.textContent = 'Copied';
+    } catch {
+      copy.textContent = 'Copy failed: select the text instead';
+    }
+  });
+  return h('section', { class: 'card' },
+    h('div', { class: 'card-head' }, h('h2', null, 'Payload'), copy),
+    h('p', { class: 'muted' }, `${num(size)} bytes as received; shown here as ${note}.`),
+    f.payloadError ? h('p', { class: 'error' }, text(f.payloadError)) : null,
+    pre);
+}
+
+// prettyJSON indents text that is JSON and leaves any other text as it is.
+function prettyJSON(s) {
+  try {
+    return JSON.stringify(JSON.parse(s), null, 2);
+  } catch {
+    return s;
+  }
+}
+
+function actions(f) {
+  const out = h('div', { class: 'outcome', role: 'status', id: 'outcome' });
+  const replay = h('button', { type: 'button', id: 'replay' }, 'Replay now');
+  replay.addEventListener('click', async () => {
+    busy(true);
+    show(out, 'Replaying…');
+    try {
+      const res = await call('POST', failurePath(f.id, 'replay'));
+      await reloadWith(f.id, replayNotice(res));
+    } catch (err) {
+      if (refused(err)) return;
+      busy(false);
+      actionFailed(err);
+    }
+  });
+
+  const reason = h('textarea', { id: 'reason', name: 'reason', rows: 2, maxlength: 1024, required: true,
+    placeholder: 'Why is it given up? e.g. the customer re-sent the order by hand' });
+  const discard = h('button', { type: 'submit', class: 'danger', id: 'discard' }, 'Discard');
+  const form = h('form', { class: 'discard', id: 'discard-form' },
+    h('label', { for: 'reason' }, 'Discard, with a reason'), reason, discard);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) {
+      reason.focus();
+      return;
+    }
+    busy(true);
+    show(out, 'Discarding…');
+    try {
+      await call('POST', failurePath(f.id, 'discard'), { body: { reason: reason.value.trim() } });
+      await reloadWith(f.id, h('p', { class: 'notice ok', role: 'status', id: 'notice' }, 'Discarded. It stays listed, with your reason, and is not replayed.'));
+    } catch (err) {
+      if (refused(err)) return;
+      busy(false);
+      actionFailed(err);
+    }
+  });
+
+  // One action at a time: a replay and a discard of the same failure would race.
+  function busy(on) {
+    replay.disabled = on;
+    discard.disabled = on;
+  }
+
+  // actionFailed shows why an action did not happen; refused by role, the actions go away.
+  function actionFailed(err) {
+    const why = h('p', { class: 'error', role: 'alert', id: 'action-error' }, err.status === 403 ? notAllowed(err) : problem(err));
+    if (err.status === 403) renderFailure(f, why);
+    else show(out, why);
+  }
+
+  return h('section', { class: 'card actions-card' },
+    h('h2', null, 'Actions'),
+    h('div', { class: 'action-row' },
+      h('div', null, replay, h('p', { class: 'muted' }, 'Delivers it to the consumer again, now, with the route as it is today.')),
+      form),
+    out);
+}
+
+function replayNotice(res) {
+  if (res.result === 'delivered') {
+    const d = res.dispatch;
+    const routed = d ? ` Routed again: matched ${names(d.matched)}; delivered to ${names(d.delivered)}; failed ${names(d.failed)} (kept as new failures).` : '';
+    return h('p', { class: 'notice ok', role: 'status', id: 'notice' }, `Delivered.${routed}`);
+  }
+  return h('p', { class: 'notice bad', role: 'status', id: 'notice' }, `Failed again: ${text(res.error) || 'no error given'}`);
+}
+
+function names(values) {
+  return Array.isArray(values) && values.length ? values.map(text).join(', ') : 'none';
+}
+
+async function reloadWith(id, notice) {
+  const mine = ++ticket;
+  let f;
+  try {
+    f = await call('GET', failurePath(id));
+  } catch (err) {
+    if (mine !== ticket || refused(err)) return;
+    show(main, backLink(), notice, h('p', { class: 'error', role: 'alert' }, problem(err)));
+    return;
+  }
+  if (mine === ticket) renderFailure(f, notice);
+}
+
+// ---- bulk replay
+
+function bulkButton(filters) {
+  const pendingOnly = filters.status === '' || filters.status === 'pending';
+  const b = h('button', { type: 'button', id: 'bulk-open', class: 'secondary', disabled: !pendingOnly,
+    title: pendingOnly ? 'Replay the pending failures these filters match' : 'Bulk replay handles pending failures only' },
+  'Replay matching…');
+  b.addEventListener('click', () => openBulk(filters));
+  return b;
+}
+
+function describe(filters) {
+  const parts = [];
+  if (filters.consumer) parts.push(`consumer ${filters.consumer}`);
+  if (filters.table) parts.push(`table ${filters.table}`);
+  if (filters.kind) parts.push(`kind ${filters.kind}`);
+  if (filters.from) parts.push(`from ${when(filters.from)}`);
+  if (filters.to) parts.push(`until ${when(filters.to)}`);
+  return parts;
+}
+
+// openBulk replays the pending failures filters match: a dry run counts them, then each request
+// replays the next chunk from where the previous one stopped (its continuation), so a failure
+// that fails again is not met twice in one run, and the bar has a total to move towards.
+function openBulk(filters) {
+  const base = { consumer: filters.consumer, table: filters.table, kind: filters.kind, from: filters.from, to: filters.to, status: 'pending' };
+  const parts = describe(filters);
+  const max = h('input', { type: 'number', id: 'bulk-max', min: 1, max: maxReplayMax, value: defaultReplayMax, required: true });
+  const dry = h('button', { type: 'button', id: 'bulk-dry' }, 'Dry run');
+  const close = h('button', { type: 'button', class: 'secondary', id: 'bulk-close' }, 'Close');
+  const result = h('div', { class: 'bulk-result', id: 'bulk-result', role: 'status' });
+  let running = false;
+  let stopAsked = false;
+
+  const limit = () => {
+    const n = Math.floor(Number(max.value));
+    return n >= 1 && n <= maxReplayMax ? n : 0;
+  };
+
+  max.addEventListener('input', () => show(result)); // a new max needs a new dry run
+  close.addEventListener('click', () => bulkDialog.close());
+  bulkDialog.oncancel = (ev) => { if (running) ev.preventDefault(); };
+  // Closed, the list shows what the replay left (unless the user went to a failure or out).
+  bulkDialog.onclose = () => {
+    const onList = location.hash === '' || location.hash === '#/failures' || location.hash.startsWith('#/failures?');
+    if (session.me && onList) go(location.hash || '#/failures');
+  };
+
+  dry.addEventListener('click', async () => {
+    const n = limit();
+    if (!n) {
+      show(result, h('p', { class: 'error' }, `Max must be a whole number from 1 to ${num(maxReplayMax)}.`));
+      return;
+    }
+    dry.disabled = true;
+    show(result, h('p', null, 'Counting…'));
+    let count;
+    try {
+      count = await call('POST', 'failures/replay', { body: { ...base, max: n, dryRun: true } });
+    } catch (err) {
+      dry.disabled = false;
+      if (refused(err)) { bulkDialog.close(); return; }
+      show(result, h('p', { class: 'error', role: 'alert' }, err.status === 403 ? notAllowed(err) : problem(err)));
+      return;
+    }
+    dry.disabled = false;
+    const matched = Number(count.matched) || 0;
+    if (matched === 0) {
+      show(result, h('p', { id: 'bulk-count' }, 'Dry run: no pending failures match. Nothing to replay.'));
+      return;
+    }
+    const beyond = count.continuation ? ` (more match beyond the max of ${num(n)})` : '';
+    const confirm = h('button', { type: 'button', id: 'bulk-go', class: 'danger' }, `Replay ${num(matched)}`);
+    confirm.addEventListener('click', () => run(n, matched));
+    show(result,
+      h('p', { id: 'bulk-count' }, `Dry run: ${num(matched)} pending failures would be replayed${beyond}. Nothing was sent.`),
+      confirm);
+  });
+
+  async function run(n, total) {
+    running = true;
+    stopAsked = false;
+    dry.disabled = true;
+    max.disabled = true;
+    close.disabled = true;
+    const bar = h('progress', { id: 'bulk-progress', max: total, value: 0 });
+    const line = h('p', { id: 'bulk-line', class: 'counts' }, `replaying 0/${num(total)}`);
+    const stop = h('button', { type: 'button', class: 'secondary', id: 'bulk-stop' }, 'Stop');
+    stop.addEventListener('click', () => {
+      stopAsked = true;
+      stop.disabled = true;
+      stop.textContent = 'Stopping after this chunk…';
+    });
+    show(result, bar, line, stop);
+
+    const sum = { matched: 0, delivered: 0, failed: 0, skipped: 0, errors: [] };
+    let reason = '';
+    let problemText = '';
+    let continuation = '';
+    while (sum.matched < n && !stopAsked) {
+      let chunk;
+      try {
+        chunk = await call('POST', 'failures/replay', {
+          body: { ...base, max: Math.min(replayChunk, n - sum.matched), continuation, dryRun: false },
+        });
+      } catch (err) {
+        if (err instanceof APIError && err.status === 401) { running = false; bulkDialog.close(); refused(err); return; }
+        problemText = err instanceof APIError && err.status === 403 ? notAllowed(err) : problem(err);
+        break;
+      }
+      sum.matched += Number(chunk.matched) || 0;
+      sum.delivered += Number(chunk.delivered) || 0;
+      sum.failed += Number(chunk.failed) || 0;
+      sum.skipped += Number(chunk.skipped) || 0;
+      for (const e of Array.isArray(chunk.errors) ? chunk.errors : []) {
+        if (sum.errors.length < 20) sum.errors.push(e);
+      }
+      const done = sum.delivered + sum.failed + sum.skipped;
+      // Failures recorded meanwhile can change what matches: the total only ever grows.
+      total = Math.max(total, done);
+      bar.max = total;
+      bar.value = done;
+      line.textContent = `replaying ${num(done)}/${num(total)} · delivered ${num(sum.delivered)} · failed ${num(sum.failed)} · skipped ${num(sum.skipped)}`;
+      if (chunk.stoppedEarly) {
+        reason = text(chunk.reason);
+        break;
+      }
+      continuation = text(chunk.continuation);
+      if (!continuation || !chunk.matched) break;
+    }
+    running = false;
+    close.disabled = false;
+    max.disabled = false;
+    dry.disabled = false;
+    const done = sum.delivered + sum.failed + sum.skipped;
+    bar.max = Math.max(done, 1);
+    bar.value = done;
+    show(result,
+      bar,
+      h('p', { id: 'bulk-summary', class: 'counts' },
+        `${stopAsked ? 'Stopped' : 'Done'}: matched ${num(sum.matched)} · delivered ${num(sum.delivered)} · failed ${num(sum.failed)} · skipped ${num(sum.skipped)}`),
+      reason ? h('p', { class: 'notice bad', id: 'bulk-reason' }, `Stopped early: ${reason}`) : null,
+      problemText ? h('p', { class: 'error', role: 'alert' }, problemText) : null,
+      sum.errors.length ? h('ul', { class: 'bulk-errors', id: 'bulk-errors' },
+        sum.errors.map((e) => h('li', null, h('a', { href: `#/failures/${encodeURIComponent(text(e && e.id))}`, onclick: () => bulkDialog.close() }, text(e && e.id)), ': ', text(e && e.error)))) : null);
+  }
+
+  show(bulkDialog,
+    h('h2', { id: 'bulk-title' }, 'Replay pending failures'),
+    h('p', null, parts.length ? `Pending failures with ${parts.join(', ')}.` : 'Every pending failure: no filter is set.'),
+    h('div', { class: 'field inline' }, h('label', { for: 'bulk-max' }, 'At most'), max),
+    h('p', { class: 'muted' }, 'A dry run counts them first; nothing is sent until you confirm.'),
+    h('div', { class: 'dialog-buttons' }, dry, close),
+    result);
+  bulkDialog.showModal();
+}
+
+// ---- start
+
+async function start() {
+  window.addEventListener('hashchange', route);
+  const key = storedKey();
+  try {
+    signedIn(await identify(key), key);
+  } catch (err) {
+    // No key yet, and no App Service sign-in: the form is the first thing to see, not an error.
+    const quiet = !key && err instanceof APIError && err.status === 401;
+    keepKey('');
+    showSignIn(quiet ? '' : (err instanceof APIError && err.status === 401 ? 'Your key is no longer accepted: sign in again.' : problem(err)));
+    return;
+  }
+  route();
+}
+
+start();

@@ -243,9 +243,18 @@ func TestTemplate_HardeningFlags(t *testing.T) {
 
 func TestTemplate_FlexRunsTheCustomHandlerRuntime(t *testing.T) {
 	text := read(t, "infra/modules/functionapp.bicep")
-	runtime := regexp.MustCompile(`runtime:\s*\{\s*name:\s*'custom'\s*version:\s*'1\.0'\s*\}`)
+	runtime := regexp.MustCompile(`runtime:\s*\{\s*name:\s*flexRuntimeName\s*version:\s*flexRuntimeVersion\s*\}`)
 	if !runtime.MatchString(text) {
-		t.Error("functionAppConfig.runtime is not {name: 'custom', version: '1.0'}")
+		t.Error("functionAppConfig.runtime is not {name: flexRuntimeName, version: flexRuntimeVersion}")
+	}
+	// The runtime is a parameter, defaulting to the custom handler's, in the module and in main.
+	for _, f := range []string{"infra/modules/functionapp.bicep", "infra/main.bicep"} {
+		text := read(t, f)
+		for name, def := range map[string]string{"flexRuntimeName": "'custom'", "flexRuntimeVersion": "'1.0'"} {
+			if !regexp.MustCompile(`(?m)^param\s+` + name + `\s+string\s*=\s*` + regexp.QuoteMeta(def) + `\s*$`).MatchString(text) {
+				t.Errorf("%s: param %s does not default to %s", f, name, def)
+			}
+		}
 	}
 	if !strings.Contains(text, "type: 'UserAssignedIdentity'") {
 		t.Error("the Flex deployment container is not read with the user-assigned identity")

@@ -227,9 +227,15 @@ var (
 		return azidentity.NewDefaultAzureCredential(nil)
 	}
 	vaultOptions *azsecrets.ClientOptions
+	// vaultRefresh, when set, replaces DVROUTER_KEYVAULT_REFRESH (at least a minute) so that
+	// tests can see a rotation applied.
+	vaultRefresh time.Duration
 )
 
 func openVault(v config.Vault) (*config.VaultReader, error) {
+	if vaultRefresh > 0 {
+		v.Refresh = vaultRefresh
+	}
 	cred, err := vaultCredential(v.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("key vault %s: credential: %w", v.URI, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 // serveWithVault runs `dvrouter serve` in this process against the Key Vault stand-in, with
 // the settings the template gives the app on a private network.
-func serveWithVault(t *testing.T, kv *testenv.KeyVault, env map[string]string) (url string, stdout, stderr *bytes.Buffer, done chan int) {
+func serveWithVault(t *testing.T, kv *testenv.KeyVault, env map[string]string) (url string, stdout, stderr *syncBuffer, done chan int) {
 	t.Helper()
 	prevCred, prevOpts := vaultCredential, vaultOptions
 	vaultCredential = func(string) (azcore.TokenCredential, error) { return kv.Credential(), nil }
@@ -26,10 +27,28 @@ func serveWithVault(t *testing.T, kv *testenv.KeyVault, env map[string]string) (
 	port := freePort(t)
 	env["FUNCTIONS_CUSTOMHANDLER_PORT"] = port
 	env["DVROUTER_KEYVAULT_URI"] = kv.URL
-	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	done = make(chan int, 1)
 	go func() { done <- run([]string{"serve"}, nil, stdout, stderr, func(k string) string { return env[k] }) }()
 	return "http://127.0.0.1:" + port, stdout, stderr, done
+}
+
+// syncBuffer is a log the test reads while the server writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestServe_SecretsComeFromKeyVaultWhenReferencesCannotBeResolved(t *testing.T) {
@@ -101,6 +120,79 @@ func TestServe_SecretsComeFromKeyVaultWhenReferencesCannotBeResolved(t *testing.
 	}
 	if strings.Contains(stdout.String()+stderr.String(), webhookKey) {
 		t.Error("the secret's value appears in the log")
+	}
+}
+
+func TestServe_RotatedVaultSecretIsAppliedWithoutARestart(t *testing.T) {
+	kv := testenv.StartKeyVault(t)
+	const oldKey, newKey = "first-webhook-key-0123456789", "second-webhook-key-0123456789"
+	kv.Set("dvrouter-webhook-keys", oldKey)
+	prev := vaultRefresh
+	vaultRefresh = 50 * time.Millisecond
+	t.Cleanup(func() { vaultRefresh = prev })
+	url, stdout, stderr, done := serveWithVault(t, kv, map[string]string{
+		"DVROUTER_KEYVAULT_SECRETS": "DVROUTER_WEBHOOK_KEYS=dvrouter-webhook-keys",
+	})
+	status := func(key string) int {
+		req, _ := http.NewRequest(http.MethodPost, url+"/api/dataverse/webhook", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("x-dvrouter-key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			select {
+			case code := <-done:
+				t.Fatalf("serve exited %d: %s", code, stderr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: timed out; log %s", what, stdout)
+			}
+		}
+	}
+	waitFor("the first key is accepted", func() bool { s := status(oldKey); return s != 0 && s != http.StatusUnauthorized })
+
+	// A rotation to a value that does not validate (too short) keeps the service as it is.
+	kv.Set("dvrouter-webhook-keys", "short")
+	waitFor("the invalid rotation is refused", func() bool {
+		return strings.Contains(stdout.String(), "the settings they give are invalid: keeping the ones in use")
+	})
+	if s := status(oldKey); s == http.StatusUnauthorized {
+		t.Fatal("an invalid rotation replaced the keys in use")
+	}
+
+	kv.Set("dvrouter-webhook-keys", newKey)
+	waitFor("the rotated key is accepted", func() bool { s := status(newKey); return s != 0 && s != http.StatusUnauthorized })
+	if s := status(oldKey); s != http.StatusUnauthorized {
+		t.Errorf("the old key still gets %d after the rotation, want 401", s)
+	}
+	if !strings.Contains(stdout.String(), "secrets changed in Key Vault: settings reloaded") {
+		t.Errorf("no reload line in the log: %s", stdout)
+	}
+
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, stderr)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+	for _, secret := range []string{oldKey, newKey} {
+		if strings.Contains(stdout.String()+stderr.String(), secret) {
+			t.Error("a secret's value appears in the log")
+		}
 	}
 }
 

@@ -62,6 +62,7 @@ const RESOURCE_MODELS = {
       authsettings: 'SiteAuthSettings',
       web: 'SiteConfigResource',
       logs: 'SiteLogsConfig',
+      slotConfigNames: 'SlotConfigNamesResource',
     },
   },
   'Microsoft.Web/sites/basicPublishingCredentialsPolicies': { pkg: '@azure/arm-appservice', model: 'CsmPublishingCredentialsPoliciesEntity', sdkApi: '2025-05-01' },
@@ -70,6 +71,8 @@ const RESOURCE_MODELS = {
   'Microsoft.Storage/storageAccounts/blobServices/containers': { pkg: '@azure/arm-storage', model: 'BlobContainer', sdkApi: '2026-06-01' },
   'Microsoft.Storage/storageAccounts/tableServices': { pkg: '@azure/arm-storage', model: 'TableServiceProperties', sdkApi: '2026-06-01' },
   'Microsoft.Storage/storageAccounts/tableServices/tables': { pkg: '@azure/arm-storage', model: 'Table', sdkApi: '2026-06-01' },
+  'Microsoft.Storage/storageAccounts/queueServices': { pkg: '@azure/arm-storage', model: 'QueueServiceProperties', sdkApi: '2026-06-01' },
+  'Microsoft.Storage/storageAccounts/queueServices/queues': { pkg: '@azure/arm-storage', model: 'StorageQueue', sdkApi: '2026-06-01' },
   'Microsoft.ServiceBus/namespaces': {
     pkg: '@azure/arm-servicebus', model: 'SBNamespace', sdkApi: '2021-11-01',
     // The newest @azure/arm-servicebus (6.1.0) models 2021-11-01. What later versions added,
@@ -89,8 +92,10 @@ const RESOURCE_MODELS = {
     newer: { source: 'https://learn.microsoft.com/azure/templates/microsoft.servicebus/change-log/namespaces/queues', properties: {} },
   },
   'Microsoft.KeyVault/vaults': { pkg: '@azure/arm-keyvault', model: 'VaultCreateOrUpdateParameters', sdkApi: '2026-02-01' },
+  'Microsoft.KeyVault/vaults/secrets': { pkg: '@azure/arm-keyvault', model: 'SecretCreateOrUpdateParameters', sdkApi: '2026-02-01' },
   'Microsoft.Authorization/roleAssignments': { pkg: '@azure/arm-authorization', model: 'RoleAssignmentCreateParameters', sdkApi: '2022-04-01' },
   'Microsoft.ManagedIdentity/userAssignedIdentities': { pkg: '@azure/arm-msi', model: 'Identity', sdkApi: '2024-11-30' },
+  'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials': { pkg: '@azure/arm-msi', model: 'FederatedIdentityCredential', sdkApi: '2024-11-30' },
   'Microsoft.Insights/components': {
     pkg: '@azure/arm-appinsights', model: 'ApplicationInsightsComponent', sdkApi: '2018-05-01-preview',
     // @azure/arm-appinsights 4.0.0 models components at 2018-05-01-preview. What 2020-02-02
@@ -109,6 +114,7 @@ const RESOURCE_MODELS = {
   'Microsoft.Insights/actionGroups': { pkg: '@azure/arm-monitor', model: 'ActionGroupResource', sdkApi: '2024-10-01-preview' },
   'Microsoft.Insights/scheduledQueryRules': { pkg: '@azure/arm-monitor', model: 'ScheduledQueryRuleResource', sdkApi: '2025-01-01-preview' },
   'Microsoft.Insights/metricAlerts': { pkg: '@azure/arm-monitor', model: 'MetricAlertResource', sdkApi: '2026-01-01' },
+  'Microsoft.Insights/diagnosticSettings': { pkg: '@azure/arm-monitor', model: 'DiagnosticSettingsResource', sdkApi: '2021-05-01-preview' },
   'Microsoft.Network/virtualNetworks': { pkg: '@azure/arm-network', model: 'VirtualNetwork', sdkApi: '2026-01-01' },
   'Microsoft.Network/privateEndpoints': { pkg: '@azure/arm-network', model: 'PrivateEndpoint', sdkApi: '2026-01-01' },
   'Microsoft.Network/privateEndpoints/privateDnsZoneGroups': { pkg: '@azure/arm-network', model: 'PrivateDnsZoneGroup', sdkApi: '2026-01-01' },
@@ -198,11 +204,19 @@ function readJS(pkg, file) {
       if (!pkg.functions.has(node.name.text)) pkg.functions.set(node.name.text, node);
       return;
     }
-    // AutoRest mappers: `export const Name = { type: { name: "Composite", className, modelProperties } }`
-    if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer && ts.isObjectLiteralExpression(node.initializer)) {
-      const type = prop(node.initializer, 'type');
+    // AutoRest mappers: `export const Name = { type: { name: "Composite", className, modelProperties } }`,
+    // or in CommonJS builds `exports.Name = { ... }`.
+    let mapperName, mapperValue;
+    if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer) {
+      [mapperName, mapperValue] = [node.name.text, node.initializer];
+    } else if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.EqualsToken &&
+      ts.isPropertyAccessExpression(node.left) && ts.isIdentifier(node.left.expression) && node.left.expression.text === 'exports') {
+      [mapperName, mapperValue] = [node.left.name.text, node.right];
+    }
+    if (mapperValue && ts.isObjectLiteralExpression(mapperValue)) {
+      const type = prop(mapperValue, 'type');
       if (type && ts.isObjectLiteralExpression(type) && prop(type, 'modelProperties')) {
-        if (!pkg.mappers.has(node.name.text)) pkg.mappers.set(node.name.text, type);
+        if (!pkg.mappers.has(mapperName)) pkg.mappers.set(mapperName, type);
         return;
       }
     }
@@ -230,6 +244,7 @@ function interfaceMembers(pkg, name, seen = new Set()) {
 }
 
 const modelCache = new Map();
+const unmapped = new Set();
 
 // wireModel returns the wire-level shape of an SDK model: for each wire name, its client
 // member (type, read-only), and whether it sits in the `properties` bag the SDK flattened.
@@ -285,6 +300,9 @@ function wireModel(pkg, name) {
       if (readOnly && members.get(client)) members.get(client).readonly = true;
     }
   } else {
+    // No wire-name map for this model: its client names are taken as the wire names.
+    model.unmapped = true;
+    unmapped.add(`${pkg.name} ${name}`);
     for (const k of members.keys()) add(k, k, false);
   }
   if (model.props && model.top.has('properties')) model.top.delete('properties');
@@ -366,12 +384,18 @@ function* mapperProperties(pkg, type, seen = new Set()) {
 }
 
 function* baseMapper(pkg, expr, seen) {
-  // Base.type.modelProperties
+  // Base.type.modelProperties, or exports.Base.type.modelProperties in CommonJS builds.
+  const names = [];
   let e = expr;
-  while (ts.isPropertyAccessExpression(e)) e = e.expression;
-  if (ts.isIdentifier(e) && !seen.has(e.text) && pkg.mappers.has(e.text)) {
-    seen.add(e.text);
-    yield* mapperProperties(pkg, pkg.mappers.get(e.text), seen);
+  while (ts.isPropertyAccessExpression(e)) {
+    names.unshift(e.name.text);
+    e = e.expression;
+  }
+  if (!ts.isIdentifier(e)) return;
+  const name = e.text === 'exports' ? names[0] : e.text;
+  if (name && !seen.has(name) && pkg.mappers.has(name)) {
+    seen.add(name);
+    yield* mapperProperties(pkg, pkg.mappers.get(name), seen);
   }
 }
 
@@ -830,7 +854,10 @@ for (const file of bicepFiles) {
   tree.delete();
 }
 
-if (showVerbose) for (const v of verbose) console.log(v);
+if (showVerbose) {
+  for (const v of verbose) console.log(v);
+  for (const u of [...unmapped].sort()) console.log(`note: ${u} has no serializer or mapper; checked by its client names`);
+}
 for (const p of versionProblems) console.log(p);
 findings.sort((a, b) => a.file.localeCompare(b.file) || a.row - b.row || a.col - b.col);
 for (const f of findings) console.log(`${relative(process.cwd(), f.file) || f.file}:${f.row + 1}:${f.col + 1}: ${f.message}`);

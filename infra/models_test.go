@@ -98,6 +98,40 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
 }
 `
 
+// extraSample holds resource types the template does not use today but modules may add: each
+// read through a different kind of SDK package (TypeSpec serializers, CommonJS AutoRest mappers).
+const extraSample = `resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: 'kv'
+}
+
+resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'example'
+  properties: {
+    contentType: 'text/plain'
+    attributes: {
+      enabled: true
+    }
+  }
+}
+
+resource id 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: 'id'
+}
+
+resource github 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = {
+  parent: id
+  name: 'github'
+  properties: {
+    issuer: 'https://token.actions.githubusercontent.com'
+    subject: 'repo:owner/repo:environment:prod'
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
+}
+`
+
 // plant is one error written into a copy of infra/: the text replaced (which must occur
 // exactly once, so the test cannot pass by planting nothing) and what the checker must say.
 type plant struct {
@@ -139,12 +173,17 @@ func TestBicep_ModelCheckFindsPlantedErrors(t *testing.T) {
 			"properties.login.cookieExpiration.convention: 'FixedTme' is not a value of CookieExpirationConvention (FixedTime, IdentityProviderDerived); nearest 'FixedTime'"},
 		{"infra/modules/auth-sample.bicep", "tokenRefreshExtensionHours: 72", "tokenRefreshExtensionHours: '72h'",
 			"properties.login.tokenStore.tokenRefreshExtensionHours: a number is expected; given a string"},
+		// Keys of models read from CommonJS AutoRest mappers and TypeSpec serializers.
+		{"infra/modules/extra-sample.bicep", "    audiences: [", "    audience: [",
+			"properties.audience: unknown key in FederatedIdentityCredential; nearest known name 'audiences'"},
+		{"infra/modules/extra-sample.bicep", "    contentType: 'text/plain'", "    contentTyp: 'text/plain'",
+			"properties.contentTyp: unknown key in SecretProperties; nearest known name 'contentType'"},
 		{"infra/modules/auth-sample.bicep", "    globalValidation: {\n      requireAuthentication: true\n", "    globalValidation: {\n      requireAuthentication: true\n      requireHttps: true\n",
 			"properties.globalValidation.requireHttps: unknown key in GlobalValidation; the resource has requireHttps at properties.httpSettings.requireHttps"},
 	}
 
 	// A clean copy with the auth sample passes first: the sample itself is right.
-	dir := copyInfra(t, map[string]string{"infra/modules/auth-sample.bicep": authSample})
+	dir := copyInfra(t, map[string]string{"infra/modules/auth-sample.bicep": authSample, "infra/modules/extra-sample.bicep": extraSample})
 	if out, code := runNode(t, "infra/check-models.mjs", filepath.Join(dir, "infra")); code != 0 {
 		t.Fatalf("the unplanted copy has findings (exit %d):\n%s", code, out)
 	}

@@ -12,10 +12,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/rs/zerolog"
 
 	"github.com/dvrouter/dvrouter/handlers"
@@ -92,38 +96,100 @@ func runServe(args []string, stdout, stderr io.Writer, getenv func(string) strin
 			return 2
 		}
 	}
-	settings, err := config.LoadSettings(getenv)
+	addr, _, err := config.ListenAddr(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter: invalid settings:\n%v\n", err)
 		return 1
 	}
-	if routesFlag != "" {
-		settings.RoutesPath = routesFlag
-	}
-	log := newLogger(stdout, settings.LogLevel)
-
-	ln, err := net.Listen("tcp", settings.Addr)
+	vault, err := config.LoadVault(getenv)
 	if err != nil {
-		log.Error().Err(err).Str("addr", settings.Addr).Msg("cannot listen")
+		fmt.Fprintf(stderr, "dvrouter: invalid settings:\n%v\n", err)
+		return 1
+	}
+
+	// Listen first, so the host's GET / probe is answered while secrets and stores load.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "dvrouter: cannot listen on %s: %v\n", addr, err)
 		return 1
 	}
 	gate := newGate()
 	srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Str("mode", settings.Mode()).Msg("listening")
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	app, err := buildApp(ctx, settings, getenv, log)
-	if err != nil {
-		log.Error().Err(err).Msg("start-up failed")
-		fmt.Fprintf(stderr, "dvrouter: %v\n", err)
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "dvrouter: "+format+"\n", args...)
 		_ = srv.Close()
 		return 1
 	}
-	gate.open(app.handler)
-	log.Info().Int("routes", app.routes).Bool("store", settings.Tables.Configured()).Msg("ready")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Settings held in Key Vault are read before the others are validated, so they are
+	// validated alike.
+	baseGetenv := getenv
+	var reader *config.VaultReader
+	var secrets map[string]string
+	if vault.Configured() {
+		if reader, err = openVault(vault); err != nil {
+			return fail("%v", err)
+		}
+		readCtx, cancel := context.WithTimeout(ctx, 25*time.Second)
+		secrets, err = reader.Read(readCtx)
+		cancel()
+		if err != nil {
+			return fail("invalid settings:\n%v", err)
+		}
+		getenv = config.Overlay(baseGetenv, secrets)
+	}
+	settings, err := loadServeSettings(getenv, routesFlag)
+	if err != nil {
+		return fail("invalid settings:\n%v", err)
+	}
+	log := newLogger(stdout, settings.LogLevel)
+	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Str("mode", settings.Mode()).Int("vaultSettings", len(vault.Secrets)).Msg("listening")
+
+	started, err := buildApp(ctx, settings, getenv, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		return fail("%v", err)
+	}
+	gate.open(started.handler)
+	log.Info().Int("routes", started.routes).Bool("store", settings.Tables.Configured()).Msg("ready")
+
+	var current struct {
+		sync.Mutex
+		app *app
+	}
+	current.app = started
+	if reader != nil {
+		// A rotated secret is applied without a restart: the whole service is built again
+		// with the new values and swapped in; the old one finishes its in-flight work first.
+		// A rotation that does not validate leaves the running service as it is.
+		go reader.Watch(ctx, secrets, func(values map[string]string) {
+			env := config.Overlay(baseGetenv, values)
+			s, err := loadServeSettings(env, routesFlag)
+			if err != nil {
+				log.Error().Err(err).Msg("secrets changed in Key Vault, but the settings they give are invalid: keeping the ones in use")
+				return
+			}
+			next, err := buildApp(ctx, s, env, log)
+			if err != nil {
+				log.Error().Err(err).Msg("secrets changed in Key Vault, but the service cannot start with them: keeping the one in use")
+				return
+			}
+			current.Lock()
+			old := current.app
+			current.app = next
+			current.Unlock()
+			gate.swap(next.handler)
+			log.Info().Msg("secrets changed in Key Vault: settings reloaded")
+			time.AfterFunc(s.DeliveryBudget+10*time.Second, func() { old.close(context.Background()) })
+		}, func(err error) {
+			log.Warn().Err(err).Msg("re-reading Key Vault secrets failed: keeping the values in use")
+		})
+	}
 
 	select {
 	case <-ctx.Done():
@@ -134,9 +200,47 @@ func runServe(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), settings.DeliveryBudget+10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	app.close(shutdownCtx)
+	current.Lock()
+	current.app.close(shutdownCtx)
+	current.Unlock()
 	log.Info().Msg("stopped")
 	return 0
+}
+
+func loadServeSettings(getenv func(string) string, routesFlag string) (*config.Settings, error) {
+	s, err := config.LoadSettings(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if routesFlag != "" {
+		s.RoutesPath = routesFlag
+	}
+	return s, nil
+}
+
+// vaultCredential and vaultOptions reach Key Vault; tests point them at a stand-in.
+var (
+	vaultCredential = func(clientID string) (azcore.TokenCredential, error) {
+		if clientID != "" {
+			return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
+		}
+		return azidentity.NewDefaultAzureCredential(nil)
+	}
+	vaultOptions *azsecrets.ClientOptions
+	// vaultRefresh, when set, replaces DVROUTER_KEYVAULT_REFRESH (at least a minute) so that
+	// tests can see a rotation applied.
+	vaultRefresh time.Duration
+)
+
+func openVault(v config.Vault) (*config.VaultReader, error) {
+	if vaultRefresh > 0 {
+		v.Refresh = vaultRefresh
+	}
+	cred, err := vaultCredential(v.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("key vault %s: credential: %w", v.URI, err)
+	}
+	return config.NewVaultReader(v, cred, vaultOptions)
 }
 
 type app struct {
@@ -292,6 +396,9 @@ func (g *gate) open(h http.Handler) {
 	g.handler.Store(&h)
 	close(g.ready)
 }
+
+// swap replaces the handler of an open gate; requests already inside the old one finish there.
+func (g *gate) swap(h http.Handler) { g.handler.Store(&h) }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h := g.handler.Load(); h != nil {

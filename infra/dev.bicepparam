@@ -14,6 +14,8 @@ param enablePrivateNetworking = false
 param alertEmail = readEnvironmentVariable('DVROUTER_ALERT_EMAIL')
 param allowedOrganizationIds = readEnvironmentVariable('DVROUTER_ALLOWED_ORGS', '')
 param deployerPrincipalId = readEnvironmentVariable('DVROUTER_DEPLOYER_PRINCIPAL_ID', '')
+// ServicePrincipal for a pipeline; a person deploying by hand sets User (see README.md).
+param deployerPrincipalType = readEnvironmentVariable('DVROUTER_DEPLOYER_PRINCIPAL_TYPE', 'ServicePrincipal')
 param secretsOfficerPrincipalIds = empty(readEnvironmentVariable('DVROUTER_SECRETS_OFFICER_ID', '')) ? [] : [
   readEnvironmentVariable('DVROUTER_SECRETS_OFFICER_ID', '')
 ]

@@ -106,16 +106,22 @@ func infraFiles(t *testing.T, ext string) []string {
 // output and exit code.
 func runChecker(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return runNode(t, "infra/check-bicep.mjs", args...)
+}
+
+// runNode runs one of the Node checkers in infra/ from the repository root.
+func runNode(t *testing.T, script string, args ...string) (string, int) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatal("node is not installed; the Bicep syntax check needs Node.js (make test installs the rest with npm ci)")
+		t.Fatal("node is not installed; the Bicep checks need Node.js (make test installs the rest with npm ci)")
 	}
-	for _, need := range []string{"node_modules/web-tree-sitter", "node_modules/tree-sitter-bicep/tree-sitter-bicep.wasm"} {
+	for _, need := range []string{"node_modules/web-tree-sitter", "node_modules/tree-sitter-bicep/tree-sitter-bicep.wasm", "node_modules/typescript"} {
 		if _, err := os.Stat(filepath.Join(root(t), need)); err != nil {
 			t.Fatalf("%s is missing: run `npm ci` at the repository root", need)
 		}
 	}
-	cmd := exec.Command(node, append([]string{"infra/check-bicep.mjs"}, args...)...)
+	cmd := exec.Command(node, append([]string{script}, args...)...)
 	cmd.Dir = root(t)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -125,7 +131,7 @@ func runChecker(t *testing.T, args ...string) (string, int) {
 	case errors.As(err, &exit):
 		return string(out), exit.ExitCode()
 	default:
-		t.Fatalf("run check-bicep: %v", err)
+		t.Fatalf("run %s: %v", script, err)
 		return "", -1
 	}
 }
@@ -237,9 +243,18 @@ func TestTemplate_HardeningFlags(t *testing.T) {
 
 func TestTemplate_FlexRunsTheCustomHandlerRuntime(t *testing.T) {
 	text := read(t, "infra/modules/functionapp.bicep")
-	runtime := regexp.MustCompile(`runtime:\s*\{\s*name:\s*'custom'\s*version:\s*'1\.0'\s*\}`)
+	runtime := regexp.MustCompile(`runtime:\s*\{\s*name:\s*flexRuntimeName\s*version:\s*flexRuntimeVersion\s*\}`)
 	if !runtime.MatchString(text) {
-		t.Error("functionAppConfig.runtime is not {name: 'custom', version: '1.0'}")
+		t.Error("functionAppConfig.runtime is not {name: flexRuntimeName, version: flexRuntimeVersion}")
+	}
+	// The runtime is a parameter, defaulting to the custom handler's, in the module and in main.
+	for _, f := range []string{"infra/modules/functionapp.bicep", "infra/main.bicep"} {
+		text := read(t, f)
+		for name, def := range map[string]string{"flexRuntimeName": "'custom'", "flexRuntimeVersion": "'1.0'"} {
+			if !regexp.MustCompile(`(?m)^param\s+` + name + `\s+string\s*=\s*` + regexp.QuoteMeta(def) + `\s*$`).MatchString(text) {
+				t.Errorf("%s: param %s does not default to %s", f, name, def)
+			}
+		}
 	}
 	if !strings.Contains(text, "type: 'UserAssignedIdentity'") {
 		t.Error("the Flex deployment container is not read with the user-assigned identity")

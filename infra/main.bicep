@@ -42,10 +42,16 @@ param premiumSku string = 'EP1'
 @maxValue(100)
 param premiumMaximumElasticWorkerCount int = 20
 
-@description('Flex Consumption: most instances the app scales out to.')
-@minValue(1)
+@description('Flex Consumption: most instances the app scales out to. Flex\'s lowest maximum is 40, its highest 1000.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Flex Consumption: runtime stack of the app; dvrouter is a custom handler.')
+param flexRuntimeName string = 'custom'
+
+@description('Flex Consumption: runtime version (az functionapp list-flexconsumption-runtimes --location <region> --runtime custom).')
+param flexRuntimeVersion string = '1.0'
 
 @description('Service Bus tier. Private networking needs Premium and forces it.')
 @allowed([
@@ -105,6 +111,21 @@ param enablePurgeProtection bool = true
 
 @description('Principal id of the deployment pipeline\'s identity: gets write access to the Elastic Premium package container. Empty for none.')
 param deployerPrincipalId string = ''
+
+@description('What deployerPrincipalId is: ServicePrincipal for a pipeline (an app registration or managed identity), User for a person, Group for a group.')
+@allowed([
+  'ServicePrincipal'
+  'User'
+  'Group'
+])
+param deployerPrincipalType string = 'ServicePrincipal'
+
+@description('Role of the app on the ingress queue for the Service Bus trigger: Receiver (least privilege) or Owner (also lets the scale controller read the queue length for target-based scaling). See infra/README.md.')
+@allowed([
+  'Receiver'
+  'Owner'
+])
+param serviceBusTriggerRole string = 'Receiver'
 
 @description('Principal ids (groups by default) that may set secrets in the vault.')
 param secretsOfficerPrincipalIds array = []
@@ -172,6 +193,7 @@ module storage 'modules/storage.bicep' = {
     failuresTableName: failuresTableName
     principalId: identity.properties.principalId
     deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
     privateOnly: enablePrivateNetworking
     tags: allTags
   }
@@ -185,6 +207,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     skuName: effectiveServiceBusSku
     queueName: queueName
     principalId: identity.properties.principalId
+    triggerRole: serviceBusTriggerRole
     privateOnly: enablePrivateNetworking
     tags: allTags
   }
@@ -250,6 +273,8 @@ module functionApp 'modules/functionapp.bicep' = {
     premiumSku: premiumSku
     premiumMaximumElasticWorkerCount: premiumMaximumElasticWorkerCount
     maximumInstanceCount: maximumInstanceCount
+    flexRuntimeName: flexRuntimeName
+    flexRuntimeVersion: flexRuntimeVersion
     identityId: identity.id
     identityClientId: identity.properties.clientId
     storageAccountName: storage.outputs.name
@@ -259,6 +284,7 @@ module functionApp 'modules/functionapp.bicep' = {
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     queueName: serviceBus.outputs.queueName
     keyVaultName: keyVault.outputs.name
+    keyVaultUri: keyVault.outputs.uri
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     allowedOrganizationIds: allowedOrganizationIds
     consumerSecrets: consumerSecrets

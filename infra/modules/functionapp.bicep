@@ -1,7 +1,7 @@
 // The Function App that runs dvrouter as a custom handler, on Linux, in a Flex Consumption plan
 // (default) or an Elastic Premium plan. Every connection uses the one user-assigned identity:
 // host storage, the Service Bus trigger and dvrouter's own enqueue, the failure table,
-// Application Insights and the Key Vault references. No setting holds a key or a connection
+// Application Insights and the vault's secrets. No setting holds a key or a connection
 // string with a key in it.
 
 @description('Azure region.')
@@ -33,10 +33,18 @@ param premiumSku string = 'EP1'
 @maxValue(100)
 param premiumMaximumElasticWorkerCount int = 20
 
-@description('Flex Consumption: most instances the app scales out to.')
-@minValue(1)
+// Flex Consumption's lowest maximum is 40 and its highest 1000 ("Considerations",
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan).
+@description('Flex Consumption: most instances the app scales out to (40 to 1000).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Flex Consumption: the language runtime stack. dvrouter is a custom handler: custom.')
+param flexRuntimeName string = 'custom'
+
+@description('Flex Consumption: the runtime version; see az functionapp list-flexconsumption-runtimes --location <region> --runtime custom.')
+param flexRuntimeVersion string = '1.0'
 
 @description('Resource id of the user-assigned identity.')
 param identityId string
@@ -64,6 +72,9 @@ param queueName string
 
 @description('Key Vault holding the webhook keys, admin keys and consumer secrets.')
 param keyVaultName string
+
+@description('URI of that vault (https://<name>.vault.azure.net/).')
+param keyVaultUri string
 
 @description('Application Insights connection string.')
 param appInsightsConnectionString string
@@ -93,6 +104,15 @@ param tags object = {}
 
 var isFlex = hostingPlan == 'flex'
 var integrated = !empty(integrationSubnetId)
+// With private networking the vault refuses public traffic, and Flex Consumption could not
+// resolve Key Vault references from such a vault ("Considerations" on
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan). dvrouter then reads
+// its secrets itself, over the vault's private endpoint, with the app's identity (Key Vault
+// Secrets User, keyvault.bicep), on both plans alike: DVROUTER_KEYVAULT_* below. Without
+// private networking the settings stay Key Vault references that App Service resolves.
+var secretsReadByApp = integrated
+var webhookKeysSecret = 'dvrouter-webhook-keys'
+var adminKeysSecret = 'dvrouter-admin-keys'
 var storageSuffix = environment().suffixes.storage
 var blobEndpoint = 'https://${storageAccountName}.blob.${storageSuffix}'
 
@@ -120,8 +140,9 @@ var appSettings = {
   DVROUTER_TABLES__tableServiceUri: 'https://${storageAccountName}.table.${storageSuffix}'
   DVROUTER_TABLES__clientId: identityClientId
   DVROUTER_FAILURES_TABLE: failuresTableName
-  DVROUTER_WEBHOOK_KEYS: requireWebhookHeaderKey ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=dvrouter-webhook-keys)' : ''
-  DVROUTER_ADMIN_KEYS: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=dvrouter-admin-keys)'
+  // Empty when dvrouter reads them from the vault itself (vaultSettings).
+  DVROUTER_WEBHOOK_KEYS: requireWebhookHeaderKey && !secretsReadByApp ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${webhookKeysSecret})' : ''
+  DVROUTER_ADMIN_KEYS: secretsReadByApp ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${adminKeysSecret})'
   DVROUTER_ALLOWED_ORGS: allowedOrganizationIds
   DVROUTER_MAX_BODY: '1048576'
   DVROUTER_DELIVERY_BUDGET: '20s'
@@ -138,7 +159,26 @@ var premiumSettings = {
   WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID: identityId
 }
 
-var consumerSecretSettings = toObject(consumerSecrets, setting => setting, setting => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${replace(setting, '_', '-')})')
+var consumerSecretSettings = secretsReadByApp ? {} : toObject(consumerSecrets, setting => setting, setting => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${replace(setting, '_', '-')})')
+
+// The settings dvrouter reads from the vault itself (pkg/config, DVROUTER_KEYVAULT_*): each
+// SETTING=secret-name, read at start-up and re-read hourly; a rotated secret is applied
+// without a restart.
+var vaultSecretList = concat(
+  requireWebhookHeaderKey ? [
+    'DVROUTER_WEBHOOK_KEYS=${webhookKeysSecret}'
+  ] : [],
+  [
+    'DVROUTER_ADMIN_KEYS=${adminKeysSecret}'
+  ],
+  map(consumerSecrets, setting => '${setting}=${replace(setting, '_', '-')}')
+)
+var vaultSettings = {
+  DVROUTER_KEYVAULT_URI: keyVaultUri
+  DVROUTER_KEYVAULT_CLIENT_ID: identityClientId
+  DVROUTER_KEYVAULT_SECRETS: join(vaultSecretList, ',')
+  DVROUTER_KEYVAULT_REFRESH: '1h'
+}
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -192,17 +232,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: 2048
       }
       runtime: {
-        name: 'custom'
-        version: '1.0'
+        name: flexRuntimeName
+        version: flexRuntimeVersion
       }
     } : null
     siteConfig: union({
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }, isFlex ? {} : {
-      // Elastic Premium: send all outbound traffic through the virtual network when integrated,
-      // and let the runtime report scale needs, since the scale controller cannot reach a
-      // private Service Bus namespace.
+      // Elastic Premium only: Flex Consumption does not use these site settings (it deploys
+      // through its deployment container, routes outbound traffic through the virtual
+      // network it integrates with, and scales per function by itself).
+      ftpsState: 'Disabled'
+      // Send all outbound traffic through the virtual network when integrated, and let the
+      // runtime report scale needs, since the scale controller cannot reach a private
+      // Service Bus namespace.
       vnetRouteAllEnabled: integrated
       functionsRuntimeScaleMonitoringEnabled: integrated
     })
@@ -212,7 +255,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(appSettings, isFlex ? {} : premiumSettings, consumerSecretSettings)
+  properties: union(appSettings, isFlex ? {} : premiumSettings, consumerSecretSettings, secretsReadByApp ? vaultSettings : {})
 }
 
 // No publishing with user names and passwords: deployments authenticate with Entra ID.

@@ -23,6 +23,17 @@ param queueName string
 @description('Principal id of the user-assigned identity the Function App uses.')
 param principalId string
 
+// The Service Bus trigger needs Azure Service Bus Data Receiver, or Data Owner
+// (https://learn.microsoft.com/azure/azure-functions/functions-bindings-service-bus-trigger#identity-based-connections).
+// Receiver is the least privilege; Owner also lets the platform read the queue's message count,
+// which target-based scaling uses (see infra/README.md, "The Service Bus trigger's rights").
+@description('Role of the app on the queue for the trigger: Receiver (least privilege) or Owner (target-based scaling can read the queue length).')
+@allowed([
+  'Receiver'
+  'Owner'
+])
+param triggerRole string = 'Receiver'
+
 @description('Refuse traffic from public networks; reachable only through private endpoints (Premium only).')
 param privateOnly bool = false
 
@@ -30,6 +41,7 @@ param tags object = {}
 
 var serviceBusDataReceiver = '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
 var serviceBusDataSender = '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+var serviceBusDataOwner = '090c5cfd-751d-490a-894a-3ce6f1109419'
 var premium = skuName == 'Premium'
 
 resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
@@ -75,7 +87,7 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
 }
 
 // The DataverseQueue trigger receives from the queue.
-resource receiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource receiverRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (triggerRole == 'Receiver') {
   name: guid(queue.id, principalId, serviceBusDataReceiver)
   scope: queue
   properties: {
@@ -91,6 +103,17 @@ resource senderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: queue
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The same, with the rights target-based scaling reads the queue length with.
+resource ownerRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (triggerRole == 'Owner') {
+  name: guid(queue.id, principalId, serviceBusDataOwner)
+  scope: queue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataOwner)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

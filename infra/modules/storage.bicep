@@ -35,6 +35,16 @@ param principalId string
 @description('Principal id of the deployment pipeline, granted write access to the package container only. Empty for none.')
 param deployerPrincipalId string = ''
 
+// ARM checks the type against the principal and refuses a mismatch (UnmatchedPrincipalType):
+// a person deploying by hand passes User, a pipeline ServicePrincipal.
+@description('What deployerPrincipalId is: ServicePrincipal (a pipeline: app registration or managed identity), User (a person) or Group.')
+@allowed([
+  'ServicePrincipal'
+  'User'
+  'Group'
+])
+param deployerPrincipalType string = 'ServicePrincipal'
+
 @description('Refuse traffic from public networks; reachable only through private endpoints.')
 param privateOnly bool = false
 
@@ -129,7 +139,7 @@ resource deployerPackageRole 'Microsoft.Authorization/roleAssignments@2022-04-01
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
     principalId: deployerPrincipalId
-    principalType: 'ServicePrincipal'
+    principalType: deployerPrincipalType
   }
 }
 

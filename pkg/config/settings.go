@@ -144,15 +144,11 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		errs = append(errs, fmt.Errorf("setting %s: "+format, append([]any{name}, args...)...))
 	}
 
-	port := strings.TrimSpace(getenv(EnvCustomHandlerPort))
-	s.UnderFunctionsHost = port != ""
-	if port == "" {
-		port = orDefault(getenv(EnvPort), "7071")
+	addr, underHost, err := ListenAddr(getenv)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad(EnvPort, "%q is not a port number", port)
-	}
-	s.Addr = "127.0.0.1:" + port
+	s.Addr, s.UnderFunctionsHost = addr, underHost
 
 	s.MaxBody = 1 << 20
 	if v := strings.TrimSpace(getenv(EnvMaxBody)); v != "" {
@@ -227,6 +223,21 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// ListenAddr is the address to listen on: 127.0.0.1 and the port the Functions host gives
+// (FUNCTIONS_CUSTOMHANDLER_PORT, which also says the host started us), else $PORT, else 7071.
+// serve needs it before the other settings, which may wait on Key Vault.
+func ListenAddr(getenv func(string) string) (addr string, underHost bool, err error) {
+	port := strings.TrimSpace(getenv(EnvCustomHandlerPort))
+	underHost = port != ""
+	if port == "" {
+		port = orDefault(getenv(EnvPort), "7071")
+	}
+	if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+		err = fmt.Errorf("setting %s: %q is not a port number", EnvPort, port)
+	}
+	return "127.0.0.1:" + port, underHost, err
 }
 
 // refuseUnresolved wraps getenv so that a Key Vault reference App Service could not resolve

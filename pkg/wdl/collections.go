@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Collection and object functions. Results are new arrays and objects: nothing here changes a
@@ -23,10 +24,11 @@ func fnFirst(env *Env, a args4, _ int) (value, error) {
 		return null, err
 	}
 	if a[0].k == kStr {
-		if a[0].s == "" {
-			return null, nil
+		// the first character, a whole one even outside the Basic Multilingual Plane
+		for _, r := range a[0].s {
+			return strV(string(r)), nil
 		}
-		return strV(substring16(a[0].s, 0, 1)), nil
+		return null, nil
 	}
 	arr := a[0].arr()
 	if len(arr) == 0 {
@@ -40,11 +42,11 @@ func fnLast(env *Env, a args4, _ int) (value, error) {
 		return null, err
 	}
 	if a[0].k == kStr {
-		n := len16(a[0].s)
-		if n == 0 {
+		if a[0].s == "" {
 			return null, nil
 		}
-		return strV(substring16(a[0].s, n-1, 1)), nil
+		r, _ := utf8.DecodeLastRuneInString(a[0].s)
+		return strV(string(r)), nil
 	}
 	arr := a[0].arr()
 	if len(arr) == 0 {

@@ -168,7 +168,7 @@ func init() {
 	eager("chunk", 2, 2, fnChunk)
 	variadic("union", 1, fnUnion)
 	variadic("intersection", 1, fnIntersection)
-	variadic("createArray", 1, func(env *Env, a []value) (value, error) {
+	variadic("createArray", 0, func(env *Env, a []value) (value, error) {
 		out := make([]any, len(a))
 		for i, v := range a {
 			out[i] = toAny(v, env)

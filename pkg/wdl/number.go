@@ -59,6 +59,10 @@ func parseNetNumber(s string, c *culture) (netNumber, bool) {
 		case !sawPoint && sawDigit && c.group != "" && strings.HasPrefix(s, c.group):
 			s = s[len(c.group):]
 			continue
+		case !sawPoint && sawDigit && ch == ' ' && (c.group == "\u00a0" || c.group == "\u202f"):
+			// .NET takes a plain space for a no-break-space group separator (fr-FR)
+			s = s[1:]
+			continue
 		}
 		break
 	}
@@ -94,10 +98,10 @@ func parseNetNumber(s string, c *culture) (netNumber, bool) {
 	if strings.TrimFunc(s, unicode.IsSpace) != "" {
 		return n, false
 	}
-	n.digits = strings.TrimRight(digits.String(), "0")
+	n.digits = digits.String() // trailing zeros kept: decimal('1.50') keeps its scale
 	n.point = point
-	if n.digits == "" {
-		n.point = 0
+	if strings.Trim(n.digits, "0") == "" {
+		n.digits, n.point = "", 0
 	}
 	return n, true
 }

@@ -302,6 +302,10 @@ func boolInt(b bool) int64 {
 // the integer to float64 would make 2^53+1 equal 2^53).
 func compareNumbers(a, b value) int {
 	if a.k == kDec || b.k == kDec {
+		if a.k == kFloat || b.k == kFloat {
+			// a decimal meets a double as the nearest double, as .NET converts it
+			return compareNumbers(floatV(a.float()), floatV(b.float()))
+		}
 		return exactRat(a).Cmp(exactRat(b))
 	}
 	switch {

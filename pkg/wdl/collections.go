@@ -19,7 +19,7 @@ func arrayOrString(v value, what string) error {
 	return nil
 }
 
-func fnFirst(env *Env, a args4, _ int) (value, error) {
+func fnFirst(env *Env, a args3, _ int) (value, error) {
 	if err := arrayOrString(a[0], "its parameter"); err != nil {
 		return null, err
 	}
@@ -37,7 +37,7 @@ func fnFirst(env *Env, a args4, _ int) (value, error) {
 	return fromAny(arr[0]), nil
 }
 
-func fnLast(env *Env, a args4, _ int) (value, error) {
+func fnLast(env *Env, a args3, _ int) (value, error) {
 	if err := arrayOrString(a[0], "its parameter"); err != nil {
 		return null, err
 	}
@@ -67,7 +67,7 @@ func countArg(v value) (int, error) {
 }
 
 // fnTake is take(collection, count): the first count items (all of them when there are fewer).
-func fnTake(env *Env, a args4, _ int) (value, error) {
+func fnTake(env *Env, a args3, _ int) (value, error) {
 	if err := arrayOrString(a[0], "its first parameter"); err != nil {
 		return null, err
 	}
@@ -83,7 +83,7 @@ func fnTake(env *Env, a args4, _ int) (value, error) {
 }
 
 // fnSkip is skip(collection, count): every item after the first count.
-func fnSkip(env *Env, a args4, _ int) (value, error) {
+func fnSkip(env *Env, a args3, _ int) (value, error) {
 	if err := arrayOrString(a[0], "its first parameter"); err != nil {
 		return null, err
 	}
@@ -101,7 +101,7 @@ func fnSkip(env *Env, a args4, _ int) (value, error) {
 }
 
 // fnJoin is join(array, delimiter); items print as string() prints them.
-func fnJoin(env *Env, a args4, _ int) (value, error) {
+func fnJoin(env *Env, a args3, _ int) (value, error) {
 	if a[0].k != kArr {
 		return null, failf("expects its first parameter to be an array, got %s", a[0].typeName())
 	}
@@ -118,7 +118,7 @@ func fnJoin(env *Env, a args4, _ int) (value, error) {
 	return strV(b.String()), nil
 }
 
-func fnReverse(env *Env, a args4, _ int) (value, error) {
+func fnReverse(env *Env, a args3, _ int) (value, error) {
 	if a[0].k != kArr {
 		return null, failf("expects its parameter to be an array, got %s", a[0].typeName())
 	}
@@ -129,7 +129,7 @@ func fnReverse(env *Env, a args4, _ int) (value, error) {
 
 // fnSort is sort(array, key?): numbers by value, strings ordinally, booleans false first; with
 // a key, objects by that property. Items of different kinds cannot be sorted together.
-func fnSort(env *Env, a args4, n int) (value, error) {
+func fnSort(env *Env, a args3, n int) (value, error) {
 	if a[0].k != kArr {
 		return null, failf("expects its first parameter to be an array, got %s", a[0].typeName())
 	}
@@ -198,7 +198,7 @@ func sortOrder(a, b value) (int, error) {
 }
 
 // fnChunk is chunk(collection, length): the collection cut into pieces of length items.
-func fnChunk(env *Env, a args4, _ int) (value, error) {
+func fnChunk(env *Env, a args3, _ int) (value, error) {
 	if err := arrayOrString(a[0], "its first parameter"); err != nil {
 		return null, err
 	}
@@ -229,7 +229,7 @@ func fnChunk(env *Env, a args4, _ int) (value, error) {
 
 // fnRange is range(start, count): count integers from start. The reference limits count to
 // 100,000 and start + count to 2,147,483,647.
-func fnRange(env *Env, a args4, _ int) (value, error) {
+func fnRange(env *Env, a args3, _ int) (value, error) {
 	if a[0].k != kInt || a[1].k != kInt {
 		bad := a[0]
 		if a[0].k == kInt {
@@ -348,8 +348,8 @@ func containsValue(arr []any, v value, env *Env) bool {
 
 // propertyFn is addProperty (fails when the property exists), setProperty (adds or replaces)
 // and removeProperty (a missing property leaves the object as it was). Each returns a copy.
-func propertyFn(op string) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, _ int) (value, error) {
+func propertyFn(op string) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, _ int) (value, error) {
 		if !a[0].isObjectLike() {
 			return null, failf("expects its first parameter to be an object, got %s", a[0].typeName())
 		}
@@ -390,7 +390,7 @@ func propertyFn(op string) func(env *Env, a args4, n int) (value, error) {
 
 // fnJSON is json(text): the JSON value the text holds (numbers as the row's are read); the
 // reference says json(null) is an empty object.
-func fnJSON(env *Env, a args4, _ int) (value, error) {
+func fnJSON(env *Env, a args3, _ int) (value, error) {
 	switch a[0].k {
 	case kNull:
 		return value{k: kObj, ref: map[string]any{}}, nil

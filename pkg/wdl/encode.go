@@ -13,14 +13,14 @@ import (
 
 // Encodings, URIs and the two non-deterministic functions (guid, rand).
 
-func oneString(a args4) (string, error) {
+func oneString(a args3) (string, error) {
 	if a[0].k != kStr {
 		return "", failf("expects its parameter to be a string, got %s", a[0].typeName())
 	}
 	return a[0].s, nil
 }
 
-func fnBase64(env *Env, a args4, _ int) (value, error) {
+func fnBase64(env *Env, a args3, _ int) (value, error) {
 	s, err := oneString(a)
 	if err != nil {
 		return null, err
@@ -41,7 +41,7 @@ func decodeBase64Text(s string) ([]byte, error) {
 	return b, nil
 }
 
-func fnBase64ToString(env *Env, a args4, _ int) (value, error) {
+func fnBase64ToString(env *Env, a args3, _ int) (value, error) {
 	s, err := oneString(a)
 	if err != nil {
 		return null, err
@@ -54,7 +54,7 @@ func fnBase64ToString(env *Env, a args4, _ int) (value, error) {
 }
 
 // fnDataURI is dataUri(text): a text/plain UTF-8 data URI holding the text in base64.
-func fnDataURI(env *Env, a args4, _ int) (value, error) {
+func fnDataURI(env *Env, a args3, _ int) (value, error) {
 	s, err := oneString(a)
 	if err != nil {
 		return null, err
@@ -63,7 +63,7 @@ func fnDataURI(env *Env, a args4, _ int) (value, error) {
 }
 
 // fnDataURIToString reads a data URI (RFC 2397: data:[<media type>][;base64],<data>).
-func fnDataURIToString(env *Env, a args4, _ int) (value, error) {
+func fnDataURIToString(env *Env, a args3, _ int) (value, error) {
 	s, err := oneString(a)
 	if err != nil {
 		return null, err
@@ -87,7 +87,7 @@ func fnDataURIToString(env *Env, a args4, _ int) (value, error) {
 
 // fnURIComponent escapes as .NET's Uri.EscapeDataString: everything but the RFC 3986
 // unreserved characters, as UTF-8 bytes in upper-case hex.
-func fnURIComponent(env *Env, a args4, _ int) (value, error) {
+func fnURIComponent(env *Env, a args3, _ int) (value, error) {
 	s, err := oneString(a)
 	if err != nil {
 		return null, err
@@ -105,7 +105,7 @@ func fnURIComponent(env *Env, a args4, _ int) (value, error) {
 	return strV(b.String()), nil
 }
 
-func fnURIComponentToString(env *Env, a args4, _ int) (value, error) {
+func fnURIComponentToString(env *Env, a args3, _ int) (value, error) {
 	s, err := oneString(a)
 	if err != nil {
 		return null, err
@@ -140,8 +140,8 @@ var defaultPorts = map[string]int64{"http": 80, "https": 443, "ftp": 21, "ws": 8
 	"mailto": 25, "news": 119, "nntp": 119, "gopher": 70, "telnet": 23}
 
 // uriPart reads a part of an absolute URI as .NET's System.Uri gives it.
-func uriPart(part string) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, _ int) (value, error) {
+func uriPart(part string) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, _ int) (value, error) {
 		s, err := oneString(a)
 		if err != nil {
 			return null, err

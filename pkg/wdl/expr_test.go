@@ -52,6 +52,8 @@ func TestEval(t *testing.T) {
 		// Literals and the forms of a JSON string value.
 		{"int literal", "@1", int64(1)},
 		{"negative int", "@-5", int64(-5)},
+		{"plus sign, as the designer reads it", "@+7", int64(7)},
+		{"plus sign float", "@+1.5e1", 15.0},
 		{"float literal", "@1.5", 1.5},
 		{"leading-dot float", "@.5", 0.5},
 		{"exponent is float", "@1e3", 1000.0},
@@ -643,6 +645,16 @@ func FuzzCompile(f *testing.F) {
 		"@{",
 		"@'",
 		"@((",
+		"@contains(createArray(1, 2), triggerOutputs()?['body/statecode'])",
+		"@formatNumber(add(mul(1.5, 2), decimal('0.125')), '#,##0.00;(0.0);zero', 'de-DE')",
+		"@parseDateTime('martes 20 octubre 2020 13:05', 'es-es', 'dddd d MMMM yyyy HH:mm')",
+		"@convertTimeZone(addToTime(utcNow(), 1, 'Month'), 'UTC', 'Pacific Standard Time', 'F')",
+		"@float('12345,6,78,-', 'fr-FR')",
+		"@join(sort(union(createArray(3, 1), range(0, 3))), ',')",
+		"@uriQuery(concat('https://x/?a=', uriComponent(base64ToString(base64('é')))))",
+		"@dateDifference(getPastTime(1, 'Week'), startOfDay(utcNow()))",
+		"@setProperty(json('{\"a\":[1]}'), 'b', slice(nthIndexOf('aaa', 'a', -2), 1))",
+		"@+7",
 	} {
 		f.Add(seed)
 	}

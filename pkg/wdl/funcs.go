@@ -57,10 +57,17 @@ func (s *fnSpec) check(i int, f func(value) error) *fnSpec {
 	return s
 }
 
-// eager registers a function whose arguments (at most four) are all evaluated before it runs.
-func eager(name string, lo, hi int, fn func(env *Env, a args4, n int) (value, error)) *fnSpec {
+// eager registers a function whose arguments (at most three) are all evaluated before it runs.
+func eager(name string, lo, hi int, fn func(env *Env, a args3, n int) (value, error)) *fnSpec {
 	return register(name, lo, hi, func(name string, off int, args []node) node {
 		return fold(&callNode{name: name, off: off, args: args, fn: fn})
+	})
+}
+
+// eager4 is eager for functions of up to four arguments.
+func eager4(name string, lo, hi int, fn func(env *Env, a args4, n int) (value, error)) *fnSpec {
+	return register(name, lo, hi, func(name string, off int, args []node) node {
+		return &call4Node{name: name, off: off, args: args, fn: fn}
 	})
 }
 
@@ -127,7 +134,7 @@ func init() {
 	register("or", 1, -1, func(name string, off int, args []node) node {
 		return &andNode{name: name, off: off, args: args, or: true}
 	})
-	eager("not", 1, 1, func(env *Env, a args4, _ int) (value, error) {
+	eager("not", 1, 1, func(env *Env, a args3, _ int) (value, error) {
 		if a[0].k != kBool {
 			return null, failf("expects a boolean parameter, got %s", a[0].typeName())
 		}
@@ -138,7 +145,7 @@ func init() {
 	})
 	register("equals", 2, -1, func(_ string, _ int, args []node) node { return &eqNode{args: args} })
 	order := func(name string, holds func(int) bool) {
-		eager(name, 2, 2, func(env *Env, a args4, _ int) (value, error) {
+		eager(name, 2, 2, func(env *Env, a args3, _ int) (value, error) {
 			c, err := orderValues(a[0], a[1])
 			if err != nil {
 				return null, err
@@ -175,7 +182,7 @@ func init() {
 		}
 		return value{k: kArr, ref: out}, nil
 	})
-	eager("array", 1, 1, func(env *Env, a args4, _ int) (value, error) {
+	eager("array", 1, 1, func(env *Env, a args3, _ int) (value, error) {
 		return value{k: kArr, ref: []any{toAny(a[0], env)}}, nil
 	})
 	eager("range", 2, 2, fnRange)
@@ -187,7 +194,7 @@ func init() {
 	eager("json", 1, 1, fnJSON)
 
 	// Strings.
-	eager("startsWith", 2, 2, func(env *Env, a args4, _ int) (value, error) {
+	eager("startsWith", 2, 2, func(env *Env, a args3, _ int) (value, error) {
 		s, p, err := twoStrings(a)
 		if err != nil {
 			return null, err
@@ -195,7 +202,7 @@ func init() {
 		_, ok := hasPrefixFold(s, p)
 		return boolV(ok), nil
 	})
-	eager("endsWith", 2, 2, func(env *Env, a args4, _ int) (value, error) {
+	eager("endsWith", 2, 2, func(env *Env, a args3, _ int) (value, error) {
 		s, p, err := twoStrings(a)
 		if err != nil {
 			return null, err
@@ -222,7 +229,7 @@ func init() {
 	eager("int", 1, 1, fnInt)
 	eager("float", 1, 2, fnFloat).check(1, checkLocale)
 	eager("decimal", 1, 1, fnDecimal)
-	eager("string", 1, 1, func(env *Env, a args4, _ int) (value, error) {
+	eager("string", 1, 1, func(env *Env, a args3, _ int) (value, error) {
 		return strV(text(a[0], env)), nil
 	})
 	eager("bool", 1, 1, fnBool)
@@ -271,8 +278,8 @@ func init() {
 	}{{"addDays", 86400}, {"addHours", 3600}, {"addMinutes", 60}, {"addSeconds", 1}} {
 		eager(f.name, 2, 3, addTime(f.unit)).check(0, checkTimestamp).check(2, checkDateFormat)
 	}
-	eager("addToTime", 3, 4, shiftTime(1)).check(0, checkTimestamp).check(2, checkUnit).check(3, checkDateFormat)
-	eager("subtractFromTime", 3, 4, shiftTime(-1)).check(0, checkTimestamp).check(2, checkUnit).check(3, checkDateFormat)
+	eager4("addToTime", 3, 4, shiftTime(1)).check(0, checkTimestamp).check(2, checkUnit).check(3, checkDateFormat)
+	eager4("subtractFromTime", 3, 4, shiftTime(-1)).check(0, checkTimestamp).check(2, checkUnit).check(3, checkDateFormat)
 	eager("startOfDay", 1, 2, startOf("day")).check(0, checkTimestamp).check(1, checkDateFormat)
 	eager("startOfHour", 1, 2, startOf("hour")).check(0, checkTimestamp).check(1, checkDateFormat)
 	eager("startOfMonth", 1, 2, startOf("month")).check(0, checkTimestamp).check(1, checkDateFormat)
@@ -285,7 +292,7 @@ func init() {
 	eager("ticks", 1, 1, fnTicks).check(0, checkTimestamp)
 	eager("convertFromUtc", 2, 3, fnConvertFromUtc).check(0, checkTimestamp).check(1, checkZone).check(2, checkDateFormat)
 	eager("convertToUtc", 2, 3, fnConvertToUtc).check(0, checkTimestamp).check(1, checkZone).check(2, checkDateFormat)
-	eager("convertTimeZone", 3, 4, fnConvertTimeZone).check(0, checkTimestamp).check(1, checkZone).check(2, checkZone).check(3, checkDateFormat)
+	eager4("convertTimeZone", 3, 4, fnConvertTimeZone).check(0, checkTimestamp).check(1, checkZone).check(2, checkZone).check(3, checkDateFormat)
 
 	// The trigger.
 	register("triggerBody", 0, 0, func(string, int, []node) node { return triggerBodyNode{} })
@@ -293,7 +300,7 @@ func init() {
 	register("trigger", 0, 0, func(string, int, []node) node { return triggerNode{} })
 }
 
-func fnEmpty(env *Env, a args4, _ int) (value, error) {
+func fnEmpty(env *Env, a args3, _ int) (value, error) {
 	v := a[0]
 	switch v.k {
 	case kNull:
@@ -310,7 +317,7 @@ func fnEmpty(env *Env, a args4, _ int) (value, error) {
 	return null, failf("expects an object, an array or a string, got %s", v.typeName())
 }
 
-func fnContains(env *Env, a args4, _ int) (value, error) {
+func fnContains(env *Env, a args3, _ int) (value, error) {
 	c, x := a[0], a[1]
 	switch c.k {
 	case kStr:
@@ -335,7 +342,7 @@ func fnContains(env *Env, a args4, _ int) (value, error) {
 	return null, failf("expects its first parameter to be an object, an array or a string, got %s", c.typeName())
 }
 
-func fnLength(env *Env, a args4, _ int) (value, error) {
+func fnLength(env *Env, a args3, _ int) (value, error) {
 	switch a[0].k {
 	case kStr:
 		return intV(int64(len16(a[0].s))), nil
@@ -345,7 +352,7 @@ func fnLength(env *Env, a args4, _ int) (value, error) {
 	return null, failf("expects its parameter to be an array or a string, got %s", a[0].typeName())
 }
 
-func twoStrings(a args4) (string, string, error) {
+func twoStrings(a args3) (string, string, error) {
 	if a[0].k != kStr {
 		return "", "", failf("expects its first parameter to be a string, got %s", a[0].typeName())
 	}
@@ -355,8 +362,8 @@ func twoStrings(a args4) (string, string, error) {
 	return a[0].s, a[1].s, nil
 }
 
-func stringFn(f func(string) string) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, _ int) (value, error) {
+func stringFn(f func(string) string) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, _ int) (value, error) {
 		if a[0].k != kStr {
 			return null, failf("expects its parameter to be a string, got %s", a[0].typeName())
 		}
@@ -365,7 +372,7 @@ func stringFn(f func(string) string) func(env *Env, a args4, n int) (value, erro
 }
 
 // fnIndexOf ignores case, as documented, and counts in UTF-16 code units as .NET does.
-func fnIndexOf(env *Env, a args4, _ int) (value, error) {
+func fnIndexOf(env *Env, a args3, _ int) (value, error) {
 	s, p, err := twoStrings(a)
 	if err != nil {
 		return null, err
@@ -413,7 +420,7 @@ func matchesFold(s, p string, limit int) []int {
 
 // fnLastIndexOf ignores case, as documented; an empty search text is found at the last
 // character (length - 1), or at 0 in an empty text, as the reference specifies.
-func fnLastIndexOf(env *Env, a args4, _ int) (value, error) {
+func fnLastIndexOf(env *Env, a args3, _ int) (value, error) {
 	s, p, err := twoStrings(a)
 	if err != nil {
 		return null, err
@@ -435,7 +442,7 @@ func fnLastIndexOf(env *Env, a args4, _ int) (value, error) {
 
 // fnNthIndexOf is nthIndexOf(text, search, n): where the nth occurrence starts, counting from
 // the end when n is negative; -1 when there are fewer. Case is ignored as by indexOf.
-func fnNthIndexOf(env *Env, a args4, _ int) (value, error) {
+func fnNthIndexOf(env *Env, a args3, _ int) (value, error) {
 	s, p, err := twoStrings(a)
 	if err != nil {
 		return null, err
@@ -466,7 +473,7 @@ func fnNthIndexOf(env *Env, a args4, _ int) (value, error) {
 
 // fnSlice is slice(text, start, end?): negative positions count from the end, positions past
 // the end are the end, and an end at or before the start gives "".
-func fnSlice(env *Env, a args4, n int) (value, error) {
+func fnSlice(env *Env, a args3, n int) (value, error) {
 	if a[0].k != kStr {
 		return null, failf("expects its first parameter to be a string, got %s", a[0].typeName())
 	}
@@ -507,7 +514,7 @@ func intArg(v value, what string) (int, error) {
 	return int(v.i), nil
 }
 
-func fnSubstring(env *Env, a args4, n int) (value, error) {
+func fnSubstring(env *Env, a args3, n int) (value, error) {
 	if a[0].k != kStr {
 		return null, failf("expects its first parameter to be a string, got %s", a[0].typeName())
 	}
@@ -532,7 +539,7 @@ func fnSubstring(env *Env, a args4, n int) (value, error) {
 	return strV(substring16(s, start, length)), nil
 }
 
-func fnReplace(env *Env, a args4, _ int) (value, error) {
+func fnReplace(env *Env, a args3, _ int) (value, error) {
 	if a[0].k != kStr || a[1].k != kStr {
 		bad := a[0]
 		if a[0].k == kStr {
@@ -554,7 +561,7 @@ func fnReplace(env *Env, a args4, _ int) (value, error) {
 	return strV(strings.ReplaceAll(a[0].s, a[1].s, with)), nil
 }
 
-func fnSplit(env *Env, a args4, _ int) (value, error) {
+func fnSplit(env *Env, a args3, _ int) (value, error) {
 	s, sep, err := twoStrings(a)
 	if err != nil {
 		return null, err
@@ -572,7 +579,7 @@ func fnSplit(env *Env, a args4, _ int) (value, error) {
 	return value{k: kArr, ref: out}, nil
 }
 
-func fnInt(env *Env, a args4, _ int) (value, error) {
+func fnInt(env *Env, a args3, _ int) (value, error) {
 	v := a[0]
 	switch v.k {
 	case kInt:
@@ -593,7 +600,7 @@ func fnInt(env *Env, a args4, _ int) (value, error) {
 	return null, failf("expects a string or a number, got %s", v.typeName())
 }
 
-func fnBool(env *Env, a args4, _ int) (value, error) {
+func fnBool(env *Env, a args3, _ int) (value, error) {
 	v := a[0]
 	switch v.k {
 	case kBool:

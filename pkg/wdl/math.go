@@ -8,8 +8,8 @@ import (
 // Math: integers stay integers (an overflow is an error, not a wrapped result), a float makes
 // the result a float, decimal() values stay decimals with integers and other decimals.
 
-func arith(op byte) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, _ int) (value, error) {
+func arith(op byte) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, _ int) (value, error) {
 		x, y := a[0], a[1]
 		if !x.isNum() || !y.isNum() {
 			bad := x

@@ -9,20 +9,24 @@ type litNode struct{ v value }
 
 func (n *litNode) eval(*Env) (value, error) { return n.v, nil }
 
-// args4 carries a fixed-arity call's arguments by value, so that calling through a function
+// args3 carries a fixed-arity call's arguments by value, so that calling through a function
 // value does not move them to the heap.
+type args3 [3]value
+
+// args4 is args3 for the few functions of four arguments (addToTime and subtractFromTime with
+// a format, convertTimeZone), kept apart so that the common calls copy three values, not four.
 type args4 [4]value
 
-// callNode is an eagerly evaluated function of up to four arguments.
+// callNode is an eagerly evaluated function of up to three arguments.
 type callNode struct {
 	name string
 	off  int
 	args []node
-	fn   func(env *Env, a args4, n int) (value, error)
+	fn   func(env *Env, a args3, n int) (value, error)
 }
 
 func (c *callNode) eval(env *Env) (value, error) {
-	var a args4
+	var a args3
 	for i, an := range c.args {
 		v, err := an.eval(env)
 		if err != nil {
@@ -124,6 +128,30 @@ func (n *coalesceNode) eval(env *Env) (value, error) {
 		}
 	}
 	return null, nil
+}
+
+// call4Node is callNode for functions of four arguments.
+type call4Node struct {
+	name string
+	off  int
+	args []node
+	fn   func(env *Env, a args4, n int) (value, error)
+}
+
+func (c *call4Node) eval(env *Env) (value, error) {
+	var a args4
+	for i, an := range c.args {
+		v, err := an.eval(env)
+		if err != nil {
+			return null, err
+		}
+		a[i] = v
+	}
+	v, err := c.fn(env, a, len(c.args))
+	if err != nil {
+		return null, &Error{Offset: c.off, Msg: c.name + " " + err.Error()}
+	}
+	return v, nil
 }
 
 // varNode is an eagerly evaluated function of any number of arguments (createArray, union, max).

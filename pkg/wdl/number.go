@@ -127,7 +127,7 @@ func (n netNumber) float64() (float64, bool) {
 
 // fnFloat is float(value, locale?): text in the locale's number format (en-US by default), or
 // a number.
-func fnFloat(env *Env, a args4, n int) (value, error) {
+func fnFloat(env *Env, a args3, n int) (value, error) {
 	v := a[0]
 	c, err := localeArg(a[1], n == 2, enUS)
 	if err != nil {
@@ -156,7 +156,7 @@ func fnFloat(env *Env, a args4, n int) (value, error) {
 
 // fnIsFloat is isFloat(text, locale?): whether float() would read it. The reference says the
 // default is the invariant culture, whose separators are en-US's.
-func fnIsFloat(env *Env, a args4, n int) (value, error) {
+func fnIsFloat(env *Env, a args3, n int) (value, error) {
 	if a[0].k != kStr {
 		return null, failf("expects its first parameter to be a string, got %s", a[0].typeName())
 	}
@@ -172,7 +172,7 @@ func fnIsFloat(env *Env, a args4, n int) (value, error) {
 }
 
 // fnIsInt is isInt(text): whether int() would read it.
-func fnIsInt(env *Env, a args4, _ int) (value, error) {
+func fnIsInt(env *Env, a args3, _ int) (value, error) {
 	if a[0].k != kStr {
 		return null, failf("expects its parameter to be a string, got %s", a[0].typeName())
 	}
@@ -262,6 +262,9 @@ func decimalFromNumber(n netNumber) (*decimal, bool) {
 		return nil, false
 	}
 	scale := len(n.digits) - n.point
+	if scale > maxDecimalScale+len(n.digits) {
+		return d, true // rounds to zero
+	}
 	digits := n.digits
 	if scale < 0 {
 		digits += strings.Repeat("0", -scale)
@@ -298,7 +301,7 @@ func decimalFromValue(v value) (*decimal, bool) {
 
 // fnDecimal is decimal(text): the text as a System.Decimal. A string() of it gives its digits
 // back exactly; used as a number it is the nearest double.
-func fnDecimal(env *Env, a args4, _ int) (value, error) {
+func fnDecimal(env *Env, a args3, _ int) (value, error) {
 	v := a[0]
 	switch v.k {
 	case kDec:
@@ -400,7 +403,7 @@ var (
 )
 
 // fnFormatNumber is formatNumber(number, format, locale?).
-func fnFormatNumber(env *Env, a args4, n int) (value, error) {
+func fnFormatNumber(env *Env, a args3, n int) (value, error) {
 	num := a[0]
 	if !num.isNum() {
 		return null, failf("expects its first parameter to be a number, got %s", num.typeName())

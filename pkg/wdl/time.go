@@ -27,7 +27,7 @@ type stamp struct {
 	zoned bool // DateTimeKind.Utc; false is DateTimeKind.Unspecified
 }
 
-func fnFormatDateTime(env *Env, a args4, n int) (value, error) {
+func fnFormatDateTime(env *Env, a args3, n int) (value, error) {
 	st, err := timeArg(a[0])
 	if err != nil {
 		return null, err
@@ -40,7 +40,7 @@ func fnFormatDateTime(env *Env, a args4, n int) (value, error) {
 }
 
 // ticks counts 100-nanosecond intervals since 0001-01-01T00:00:00 (.NET DateTime.Ticks).
-func fnTicks(env *Env, a args4, _ int) (value, error) {
+func fnTicks(env *Env, a args3, _ int) (value, error) {
 	st, err := timeArg(a[0])
 	if err != nil {
 		return null, err
@@ -53,8 +53,8 @@ func ticksOf(t time.Time) int64 {
 }
 
 // addTime adds a number of units to a timestamp (addDays, addHours, addMinutes, addSeconds).
-func addTime(unitSeconds int64) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, n int) (value, error) {
+func addTime(unitSeconds int64) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, n int) (value, error) {
 		st, err := timeArg(a[0])
 		if err != nil {
 			return null, err
@@ -177,8 +177,8 @@ func shiftTime(sign int64) func(env *Env, a args4, n int) (value, error) {
 }
 
 // startOf truncates a timestamp to the start of its day, hour or month, keeping its kind.
-func startOf(unit string) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, n int) (value, error) {
+func startOf(unit string) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, n int) (value, error) {
 		st, err := timeArg(a[0])
 		if err != nil {
 			return null, err
@@ -197,8 +197,8 @@ func startOf(unit string) func(env *Env, a args4, n int) (value, error) {
 	}
 }
 
-func dayOf(part func(time.Time) int) func(env *Env, a args4, n int) (value, error) {
-	return func(env *Env, a args4, _ int) (value, error) {
+func dayOf(part func(time.Time) int) func(env *Env, a args3, n int) (value, error) {
+	return func(env *Env, a args3, _ int) (value, error) {
 		st, err := timeArg(a[0])
 		if err != nil {
 			return null, err
@@ -209,7 +209,7 @@ func dayOf(part func(time.Time) int) func(env *Env, a args4, n int) (value, erro
 
 // fnDateDifference is endDate - startDate as a .NET TimeSpan in its "c" format,
 // [-][d.]hh:mm:ss[.fffffff].
-func fnDateDifference(env *Env, a args4, _ int) (value, error) {
+func fnDateDifference(env *Env, a args3, _ int) (value, error) {
 	start, err := timeArg(a[0])
 	if err != nil {
 		return null, err
@@ -275,7 +275,7 @@ func isUTCZone(loc *time.Location) bool {
 	return false
 }
 
-func fnConvertFromUtc(env *Env, a args4, n int) (value, error) {
+func fnConvertFromUtc(env *Env, a args3, n int) (value, error) {
 	st, err := timeArg(a[0])
 	if err != nil {
 		return null, err
@@ -291,7 +291,7 @@ func fnConvertFromUtc(env *Env, a args4, n int) (value, error) {
 	return formatted(out, a[2], n == 3)
 }
 
-func fnConvertToUtc(env *Env, a args4, n int) (value, error) {
+func fnConvertToUtc(env *Env, a args3, n int) (value, error) {
 	st, err := timeArg(a[0])
 	if err != nil {
 		return null, err
@@ -363,7 +363,7 @@ func (n *nowNode) eval(env *Env) (value, error) {
 
 // fnParseDateTime is parseDateTime(timestamp, locale?, format?): the timestamp read in the
 // locale (en-US by default), with the format when one is given, returned in the "o" format.
-func fnParseDateTime(env *Env, a args4, n int) (value, error) {
+func fnParseDateTime(env *Env, a args3, n int) (value, error) {
 	if a[0].k != kStr {
 		return null, failf("expects a timestamp string, got %s", a[0].typeName())
 	}
@@ -1002,6 +1002,9 @@ func parseExact(s, format string, c *culture) (stamp, error) {
 		case 's':
 			sec, ok = sc.num(min(n, 2), 2)
 		case 'f', 'F':
+			if n > 7 {
+				return stamp{}, failf("has more than 7 fraction digits in '%s'", format)
+			}
 			start := sc.i
 			var v int
 			if v, ok = sc.num(0, n); ok && (ch == 'F' || sc.i-start == n) {

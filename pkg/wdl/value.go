@@ -301,18 +301,17 @@ func boolInt(b bool) int64 {
 // compareNumbers orders two numbers exactly, including an int64 against a float64 (converting
 // the integer to float64 would make 2^53+1 equal 2^53).
 func compareNumbers(a, b value) int {
-	if a.k == kDec || b.k == kDec {
-		if a.k == kFloat || b.k == kFloat {
-			// a decimal meets a double as the nearest double, as .NET converts it
-			return compareNumbers(floatV(a.float()), floatV(b.float()))
-		}
-		return exactRat(a).Cmp(exactRat(b))
-	}
 	switch {
 	case a.k == kInt && b.k == kInt:
 		return cmp3(a.i < b.i, a.i > b.i)
 	case a.k == kFloat && b.k == kFloat:
 		return cmp3(a.f < b.f, a.f > b.f)
+	case a.k == kDec || b.k == kDec:
+		if a.k == kFloat || b.k == kFloat {
+			// a decimal meets a double as the nearest double, as .NET converts it
+			return compareNumbers(floatV(a.float()), floatV(b.float()))
+		}
+		return exactRat(a).Cmp(exactRat(b))
 	case a.k == kInt:
 		return compareIntFloat(a.i, b.f)
 	}

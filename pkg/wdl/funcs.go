@@ -589,6 +589,12 @@ func fnInt(env *Env, a args3, _ int) (value, error) {
 			return intV(int64(v.f)), nil
 		}
 		return null, failf("cannot convert %s to an integer", formatFloat(v.f))
+	case kDec:
+		d := v.dec()
+		if r := d.rat(); r.IsInt() && r.Num().IsInt64() {
+			return intV(r.Num().Int64()), nil
+		}
+		return null, failf("cannot convert %s to an integer", d)
 	case kStr:
 		s := strings.TrimFunc(v.s, unicode.IsSpace)
 		i, err := strconv.ParseInt(s, 10, 64)
@@ -609,6 +615,8 @@ func fnBool(env *Env, a args3, _ int) (value, error) {
 		return boolV(v.i != 0), nil
 	case kFloat:
 		return boolV(v.f != 0), nil
+	case kDec:
+		return boolV(v.dec().m.Sign() != 0), nil
 	case kStr:
 		s := strings.TrimFunc(v.s, unicode.IsSpace)
 		switch {

@@ -75,6 +75,8 @@ func TestEval_Library(t *testing.T) {
 		{"decimal compares exactly", "@equals(decimal('0.3'), add(decimal('0.1'), decimal('0.2')))", true},
 		{"decimal greater than float", "@greater(decimal('0.30000000000000001'), 0.3)", false},
 		{"decimal with float is float", "@add(decimal('1.5'), 0.25)", 1.75},
+		{"int of a whole decimal", "@int(decimal('12.000'))", int64(12)},
+		{"bool of a decimal", "@bool(decimal('0.0'))", false},
 		{"range", "@range(-1, 3)", []any{int64(-1), int64(0), int64(1)}},
 		{"range empty", "@range(5, 0)", []any{}},
 
@@ -272,6 +274,15 @@ func TestEval_LibraryErrors(t *testing.T) {
 				t.Errorf("Eval(%q) error %q, want it to contain %q", tt.src, err, tt.msg)
 			}
 		})
+	}
+}
+
+func TestCompile_WorkflowFunctionsRefuseWithTheReason(t *testing.T) {
+	for lower, why := range unavailable {
+		_, err := Compile("@" + lower + "('x')")
+		if err == nil || !strings.Contains(err.Error(), "is not available in a dvrouter condition: "+why) {
+			t.Errorf("%s: %v", lower, err)
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package wdl
 import (
 	"fmt"
 	"strings"
-	"time"
 )
 
 type litNode struct{ v value }
@@ -13,6 +12,10 @@ func (n *litNode) eval(*Env) (value, error) { return n.v, nil }
 // args3 carries a fixed-arity call's arguments by value, so that calling through a function
 // value does not move them to the heap.
 type args3 [3]value
+
+// args4 is args3 for the few functions of four arguments (addToTime and subtractFromTime with
+// a format, convertTimeZone), kept apart so that the common calls copy three values, not four.
+type args4 [4]value
 
 // callNode is an eagerly evaluated function of up to three arguments.
 type callNode struct {
@@ -127,6 +130,54 @@ func (n *coalesceNode) eval(env *Env) (value, error) {
 	return null, nil
 }
 
+// call4Node is callNode for functions of four arguments.
+type call4Node struct {
+	name string
+	off  int
+	args []node
+	fn   func(env *Env, a args4, n int) (value, error)
+}
+
+func (c *call4Node) eval(env *Env) (value, error) {
+	var a args4
+	for i, an := range c.args {
+		v, err := an.eval(env)
+		if err != nil {
+			return null, err
+		}
+		a[i] = v
+	}
+	v, err := c.fn(env, a, len(c.args))
+	if err != nil {
+		return null, &Error{Offset: c.off, Msg: c.name + " " + err.Error()}
+	}
+	return v, nil
+}
+
+// varNode is an eagerly evaluated function of any number of arguments (createArray, union, max).
+type varNode struct {
+	name string
+	off  int
+	args []node
+	fn   func(env *Env, a []value) (value, error)
+}
+
+func (c *varNode) eval(env *Env) (value, error) {
+	a := make([]value, len(c.args))
+	for i, an := range c.args {
+		v, err := an.eval(env)
+		if err != nil {
+			return null, err
+		}
+		a[i] = v
+	}
+	v, err := c.fn(env, a)
+	if err != nil {
+		return null, &Error{Offset: c.off, Msg: c.name + " " + err.Error()}
+	}
+	return v, nil
+}
+
 type concatNode struct{ args []node }
 
 func (n *concatNode) eval(env *Env) (value, error) {
@@ -167,34 +218,6 @@ func (triggerOutputsNode) eval(*Env) (value, error) { return value{k: kOutputs},
 type triggerNode struct{}
 
 func (triggerNode) eval(*Env) (value, error) { return value{k: kTrigger}, nil }
-
-type utcNowNode struct {
-	off    int
-	format node // nil: the default "o"
-}
-
-func (n *utcNowNode) eval(env *Env) (value, error) {
-	now := time.Now
-	if env.Now != nil {
-		now = env.Now
-	}
-	format := ""
-	if n.format != nil {
-		f, err := n.format.eval(env)
-		if err != nil {
-			return null, err
-		}
-		if f.k != kStr {
-			return null, &Error{Offset: n.off, Msg: "utcNow expects its format to be a string, got " + f.typeName()}
-		}
-		format = f.s
-	}
-	s, err := formatTime(now().UTC(), format)
-	if err != nil {
-		return null, &Error{Offset: n.off, Msg: "utcNow " + err.Error()}
-	}
-	return strV(s), nil
-}
 
 // indexNode selects a property (objects) or an element (arrays): x[k], x?[k], x.k, x?.k. With ?
 // a null receiver, a missing property or an index out of range gives null instead of an error.

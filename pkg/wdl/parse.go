@@ -130,7 +130,7 @@ func (p *parser) parseExpr() (node, error) {
 		if s, err = p.stringLit(); err == nil {
 			n = &litNode{v: strV(s)}
 		}
-	case isDigit(c) || c == '-' || c == '.':
+	case isDigit(c) || c == '-' || c == '+' || c == '.':
 		n, err = p.numberLit()
 	case isIdentStart(c):
 		name := p.ident()
@@ -266,7 +266,9 @@ func (p *parser) numberLit() (node, error) {
 	s := p.src
 	start := p.pos
 	i := start
-	if s[i] == '-' {
+	if s[i] == '-' || s[i] == '+' {
+		// "+7" is the integer 7, as the designer's scanner reads it (Azure/LogicAppsUX,
+		// libs/logic-apps-shared/src/parsers/lib/expression/scanner.ts)
 		i++
 	}
 	intStart := i
@@ -320,21 +322,24 @@ func (p *parser) numberLit() (node, error) {
 
 // call parses the arguments of a function call; the current character is "(".
 func (p *parser) call(name string, off int) (node, error) {
-	spec, ok := functions[strings.ToLower(name)]
+	lower := strings.ToLower(name)
+	spec, ok := functions[lower]
 	if !ok {
-		if unavailable[strings.ToLower(name)] {
-			return nil, p.errorf(off, "%s() is not available in a dvrouter condition: only the trigger's data (triggerBody, triggerOutputs, trigger) is", name)
+		if why, ok := unavailable[lower]; ok {
+			return nil, p.errorf(off, "%s() is not available in a dvrouter condition: %s", name, why)
 		}
 		return nil, p.errorf(off, "unknown or unsupported function %s(); see pkg/wdl/README.md for the supported list", name)
 	}
 	p.pos++ // (
 	var args []node
+	var offs []int
 	for {
 		p.skipSpace()
 		if p.pos < len(p.src) && p.src[p.pos] == ')' && len(args) == 0 {
 			p.pos++
 			break
 		}
+		offs = append(offs, p.pos)
 		a, err := p.parseExpr()
 		if err != nil {
 			return nil, err
@@ -356,6 +361,17 @@ func (p *parser) call(name string, off int) (node, error) {
 	}
 	if len(args) < spec.min || (spec.max >= 0 && len(args) > spec.max) {
 		return nil, p.errorf(off, "%s() takes %s, found %d", spec.name, arityText(spec.min, spec.max), len(args))
+	}
+	for i := range args {
+		check := spec.checks[i]
+		if check == nil {
+			continue
+		}
+		if lit, ok := args[i].(*litNode); ok {
+			if err := check(lit.v); err != nil {
+				return nil, p.errorf(offs[i], "%s %s", spec.name, err.Error())
+			}
+		}
 	}
 	return spec.build(spec.name, off, args), nil
 }

@@ -3,6 +3,7 @@ package wdl
 import (
 	"encoding/json"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"unicode"
@@ -25,6 +26,7 @@ const (
 	// triggerOutputs()?['body/x'] costs one map lookup and no allocation.
 	kOutputs // triggerOutputs(): {"body": Body}
 	kTrigger // trigger(): {"outputs": triggerOutputs()}
+	kDec     // ref holds a *decimal: decimal()'s exact digits
 )
 
 // value is a value during evaluation. It is passed by value and refers to data that already
@@ -127,7 +129,7 @@ func shortInt(s string) (int64, bool) {
 
 func (v value) arr() []any          { a, _ := v.ref.([]any); return a }
 func (v value) obj() map[string]any { m, _ := v.ref.(map[string]any); return m }
-func (v value) isNum() bool         { return v.k == kInt || v.k == kFloat }
+func (v value) isNum() bool         { return v.k == kInt || v.k == kFloat || v.k == kDec }
 func (v value) typeName() string    { return typeNames[v.k] }
 func (v value) toAny(env *Env) any  { return toAny(v, env) }
 
@@ -143,7 +145,7 @@ func bodyValue(env *Env) value {
 }
 
 var typeNames = [...]string{kNull: "Null", kBool: "Boolean", kInt: "Integer", kFloat: "Float",
-	kStr: "String", kArr: "Array", kObj: "Object", kBody: "Object", kOutputs: "Object", kTrigger: "Object"}
+	kStr: "String", kArr: "Array", kObj: "Object", kBody: "Object", kOutputs: "Object", kTrigger: "Object", kDec: "Decimal"}
 
 func toAny(v value, env *Env) any {
 	switch v.k {
@@ -153,6 +155,8 @@ func toAny(v value, env *Env) any {
 		return v.i
 	case kFloat:
 		return v.f
+	case kDec:
+		return v.float()
 	case kStr:
 		return v.s
 	case kArr, kObj, kBody:
@@ -302,10 +306,33 @@ func compareNumbers(a, b value) int {
 		return cmp3(a.i < b.i, a.i > b.i)
 	case a.k == kFloat && b.k == kFloat:
 		return cmp3(a.f < b.f, a.f > b.f)
+	case a.k == kDec || b.k == kDec:
+		if a.k == kFloat || b.k == kFloat {
+			// a decimal meets a double as the nearest double, as .NET converts it
+			return compareNumbers(floatV(a.float()), floatV(b.float()))
+		}
+		return exactRat(a).Cmp(exactRat(b))
 	case a.k == kInt:
 		return compareIntFloat(a.i, b.f)
 	}
 	return -compareIntFloat(b.i, a.f)
+}
+
+// exactRat is a number's exact value (NaN as zero: a decimal never meets one in practice).
+func exactRat(v value) *big.Rat {
+	switch v.k {
+	case kDec:
+		return v.dec().rat()
+	case kInt:
+		return new(big.Rat).SetInt64(v.i)
+	}
+	if math.IsInf(v.f, 0) {
+		return new(big.Rat).SetFloat64(math.Copysign(math.MaxFloat64, v.f))
+	}
+	if r := new(big.Rat).SetFloat64(v.f); r != nil {
+		return r
+	}
+	return new(big.Rat)
 }
 
 func cmp3(less, greater bool) int {
@@ -462,6 +489,8 @@ func text(v value, env *Env) string {
 		return strconv.FormatInt(v.i, 10)
 	case kFloat:
 		return formatFloat(v.f)
+	case kDec:
+		return v.dec().String()
 	case kBool:
 		if v.b {
 			return "True"

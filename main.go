@@ -202,17 +202,17 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if store != nil {
 		d.Recorder = store
 	}
-	var failuresAPI http.Handler
-	if store != nil && len(s.AdminKeys) == 0 && !s.UnderFunctionsHost {
-		log.Warn().Msg("DVROUTER_ADMIN_KEYS is not set: the failures API refuses every request (403) when dvrouter runs standalone")
+	switch {
+	case s.AppServiceAuth:
+		log.Info().Msg("App Service authentication is declared (" + config.EnvAppServiceAuth + "): the support API takes the signed-in user from x-ms-client-principal")
+	case len(s.AdminKeys) == 0:
+		log.Warn().Msg("neither " + config.EnvAdminKeys + " nor " + config.EnvAppServiceAuth + " is set: the support API refuses every request (403)")
 	}
+	var replayer *failures.Replayer
 	if store != nil {
-		failuresAPI = handlers.NewFailuresAPI(handlers.FailuresDeps{
-			Settings: s, Store: store, Routes: routes, Sender: deliverer, Dispatcher: d, Log: log,
-		})
-	} else if len(s.AdminKeys) > 0 {
-		log.Warn().Msg("DVROUTER_ADMIN_KEYS is set but no failure store is: the failures API answers 503")
+		replayer = &failures.Replayer{Store: store, Sender: deliverer, Router: d, Budget: s.DeliveryBudget, Log: log}
 	}
+	failuresAPI := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s, Replayer: replayer, Log: log})
 	h := handlers.New(handlers.Deps{
 		Settings:   s,
 		Dispatcher: d,

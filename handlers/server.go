@@ -14,7 +14,7 @@ type Deps struct {
 	Settings   *config.Settings
 	Dispatcher Dispatcher
 	Queue      Enqueuer     // nil in direct mode
-	Failures   http.Handler // the failures API; nil when no failure store is configured
+	Failures   http.Handler // the support API (/api/failures..., /api/me); nil answers 503
 	Health     Health
 	Log        zerolog.Logger
 }
@@ -25,7 +25,8 @@ type Deps struct {
 //	GET  /api/health             Health (anonymous)
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
-//	     /api/failures...        Failures API
+//	     /api/failures...        Failures (the support API)
+//	GET  /api/me                 Me (the support API: who is signed in)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -40,6 +41,7 @@ func New(d Deps) http.Handler {
 	}
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
+	mux.Handle("/api/me", failures)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

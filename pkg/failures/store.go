@@ -294,6 +294,7 @@ func mainProps(k keys, f Failure, sp storedPayload) (p props, rest [][]byte) {
 		p.binary(partName(i), part)
 	}
 	p[pPayloadParts] = int32(len(inMain))
+	p.history(nil, Change{At: f.UpdatedAt, By: f.UpdatedBy, Action: ActionRecorded, Status: f.Status, Detail: f.LastError})
 	return p, sp.parts[len(inMain):]
 }
 
@@ -392,6 +393,7 @@ func (s *Store) addTo(ctx context.Context, k keys, f Failure, w write) (Failure,
 	p.str(pStatus, string(m.Status), maxFieldChars)
 	p.str(pUpdatedBy, m.UpdatedBy, maxFieldChars)
 	p.time(pUpdatedAt, m.UpdatedAt)
+	p.history(cur.History, Change{At: m.UpdatedAt, By: m.UpdatedBy, Action: ActionFailedAgain, Status: m.Status, Detail: m.LastError})
 	if _, err := s.merge(ctx, p, etag); err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			return Failure{}, false, nil
@@ -429,7 +431,7 @@ type meta struct {
 func (s *Store) readMeta(ctx context.Context, k keys) (meta, error) {
 	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey eq '%s'", k.pk, k.rk)
 	top := int32(1)
-	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &metaSelect, Top: &top})
+	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &detailSelect, Top: &top})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {

@@ -213,8 +213,19 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		replayer = &failures.Replayer{Store: store, Sender: deliverer, Router: d, Budget: s.DeliveryBudget, Log: log}
 	}
 	failuresAPI := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s, Replayer: replayer, Log: log})
+	var purger handlers.Purger
+	if store != nil {
+		purger = store
+		if !s.UnderFunctionsHost {
+			// Standalone there is no timer trigger: run retention here, on the same schedule.
+			loopCtx, stop := context.WithCancel(context.Background())
+			go retentionLoop(loopCtx, store, handlers.RetentionOf(s), log)
+			closers = append(closers, func(context.Context) { stop() })
+		}
+	}
 	h := handlers.New(handlers.Deps{
 		Settings:   s,
+		Purger:     purger,
 		Dispatcher: d,
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
@@ -245,6 +256,23 @@ func openStore(ctx context.Context, t config.Tables, log zerolog.Logger) (*failu
 		}
 		log.Warn().Err(err).Dur("retryIn", delay).Msg("failure store not reachable yet")
 		time.Sleep(delay)
+	}
+}
+
+// retentionLoop purges kept failures a minute after start and then every hour, as the Retention
+// timer function does under the Functions host.
+func retentionLoop(ctx context.Context, p handlers.Purger, r failures.Retention, log zerolog.Logger) {
+	wait := time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = time.Hour
+		if _, err := handlers.RunRetention(ctx, p, r, log); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("retention run failed; the next one, in an hour, tries again")
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ type Deps struct {
 	Dispatcher Dispatcher
 	Queue      Enqueuer     // nil in direct mode
 	Failures   http.Handler // the support API (/api/failures..., /api/me); nil answers 503
+	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
 	Health     Health
 	Log        zerolog.Logger
 }
@@ -25,6 +26,7 @@ type Deps struct {
 //	GET  /api/health             Health (anonymous)
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
+//	POST /Retention              Retention (timer invocation envelope)
 //	     /api/failures...        Failures (the support API)
 //	GET  /api/me                 Me (the support API: who is signed in)
 func New(d Deps) http.Handler {
@@ -33,6 +35,7 @@ func New(d Deps) http.Handler {
 	mux.Handle("GET /api/health", healthHandler(d.Health))
 	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, log: d.Log})
 	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, log: d.Log})
+	mux.Handle("/Retention", &retentionInvocation{settings: d.Settings, purger: d.Purger, log: d.Log})
 	failures := d.Failures
 	if failures == nil {
 		failures = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,8 @@ type Store struct {
 	client   *aztables.Client
 	claimTTL time.Duration
 	now      func() time.Time
+	// afterPurgeBatch, when set (by tests), runs after each purge transaction that succeeded.
+	afterPurgeBatch func()
 }
 
 // Retry settings: a store that is down must fail a Record within seconds, so the caller can

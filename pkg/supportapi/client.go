@@ -33,7 +33,13 @@ func NewClient(endpoint, key, token string) (*Client, error) {
 		return nil, fmt.Errorf("endpoint %q must be an http or https URL such as http://127.0.0.1:7071", endpoint)
 	}
 	// A bulk chunk can take a while: each replay may use a consumer's whole delivery budget.
-	return &Client{base: strings.TrimRight(u.String(), "/"), key: key, token: token, hc: &http.Client{Timeout: 5 * time.Minute}}, nil
+	hc := &http.Client{
+		Timeout: 5 * time.Minute,
+		// App Service authentication sends a caller without a valid token to the sign-in page;
+		// following that would only fetch a login form.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Client{base: strings.TrimRight(u.String(), "/"), key: key, token: token, hc: hc}, nil
 }
 
 // Base is the endpoint the client calls.
@@ -153,6 +159,10 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, in, 
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("reading the answer from %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return &APIError{Status: http.StatusUnauthorized, Title: "sign-in required",
+			Detail: fmt.Sprintf("%s sent the request to a sign-in page (App Service authentication): send an access token for dvrouter's app registration", c.base)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := &APIError{Status: resp.StatusCode}

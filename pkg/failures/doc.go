@@ -67,7 +67,29 @@
 // fails again, Record makes it pending). A Record of the same failure during a replay changes
 // its ETag, so that replay's MarkReplayed gets ErrConflict and the claim lapses after the
 // timeout: the consumer may then get the event twice, and deduplicates by its id.
-// Every change sets updatedBy and updatedAt.
+// Every change sets updatedBy and updatedAt, and appends to the history column (JSON, the
+// newest 40 changes: when, who, what, the status it left, the error or reason), which Get
+// returns and lists leave out.
+//
+// # Replaying and discarding
+//
+// Replayer holds the rules support staff act under: only pending failures are replayed or
+// discarded; a replay claims first, so of two at once one wins; a failure whose route is gone is
+// refused (its exclude list is unknown, so the event could leak columns it must not); a
+// consumer whose breaker is open is not tried and no attempt counts; a bulk replay stops
+// starting replays once a breaker opens. It sends through a Sender (delivery) and routes poison
+// that decodes now through a Router (dispatch): interfaces defined here, so this package
+// depends on neither.
+//
+// # Retention
+//
+// Purge deletes failures whose event is older than Retention.Failures (a RowKey range: the event
+// time is in the key) and replayed or discarded ones resolved before Retention.Resolved, in
+// entity group transactions of at most 100 rows, each failure together with its chunks, with
+// If-Match on the ETag listed (a failure recorded again meanwhile is left for the next run).
+// Chunk rows older than the window are deleted on their own too, so the payload of an
+// interrupted write does not outlive the window. Every transaction stands alone: a run stopped
+// anywhere leaves the store consistent and the next run finishes the job.
 //
 // # Availability
 //

@@ -64,10 +64,15 @@ func RunRetention(ctx context.Context, p Purger, r failures.Retention, log zerol
 		}
 		consumers.Int(name, res.ByConsumer[c])
 	}
+	if !res.EventsBefore.IsZero() {
+		e = e.Time("eventsBefore", res.EventsBefore)
+	}
+	if !res.ResolvedBefore.IsZero() {
+		e = e.Time("resolvedBefore", res.ResolvedBefore)
+	}
 	e.Int("deleted", res.Deleted).Int("pending", res.ByStatus[failures.StatusPending]+res.ByStatus[failures.StatusReplaying]).
 		Int("replayed", res.ByStatus[failures.StatusReplayed]).Int("discarded", res.ByStatus[failures.StatusDiscarded]).
 		Int("payloadChunks", res.Chunks).Dict("byConsumer", consumers).
-		Time("eventsBefore", res.EventsBefore).Time("resolvedBefore", res.ResolvedBefore).
 		Bool("complete", complete).Dur("took", time.Since(start)).Msg("failures purged")
 
 	line := fmt.Sprintf("purged %d failures (%d pending, %d replayed, %d discarded) and %d payload chunks",

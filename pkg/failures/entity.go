@@ -184,14 +184,21 @@ func (p props) binary(name string, b []byte) {
 	p[name+"@odata.type"] = "Edm.Binary"
 }
 
-// history sets the history column to h with c appended, keeping the newest maxHistory.
-func (p props) history(h []Change, c Change) {
+// history sets the history column to h with c appended (see withChange), and returns it.
+func (p props) history(h []Change, c Change) []Change {
+	h = withChange(h, c)
+	b, _ := json.Marshal(h) // plain strings and times: cannot fail
+	p[pHistory] = string(b)
+	return h
+}
+
+// withChange is h with c appended, as stored: the newest maxHistory changes, texts capped. h
+// itself is not modified.
+func withChange(h []Change, c Change) []Change {
 	c.At = normTime(c.At)
 	c.By = capText(c.By, maxFieldChars/4)
 	c.Detail = capText(c.Detail, maxHistoryDetail)
-	h = append(h[max(0, len(h)+1-maxHistory):len(h):len(h)], c)
-	b, _ := json.Marshal(h) // plain strings and times: cannot fail
-	p[pHistory] = string(b)
+	return append(h[max(0, len(h)+1-maxHistory):len(h):len(h)], c)
 }
 
 func (p props) marshal() ([]byte, error) { return json.Marshal(map[string]any(p)) }

@@ -220,7 +220,13 @@ func (s *Store) normalize(f Failure) (Failure, error) {
 	f.LastError = capText(f.LastError, maxErrorChars)
 	f.ClaimedBy, f.ClaimedAt, f.Reason = "", time.Time{}, ""
 	f.PayloadSize = len(f.Payload)
+	f.History = withChange(nil, recordedChange(f))
 	return f, nil
+}
+
+// recordedChange is the first entry of a new failure's history.
+func recordedChange(f Failure) Change {
+	return Change{At: f.UpdatedAt, By: f.UpdatedBy, Action: ActionRecorded, Status: f.Status, Detail: f.LastError}
 }
 
 // write is one insert attempt.
@@ -296,7 +302,7 @@ func mainProps(k keys, f Failure, sp storedPayload) (p props, rest [][]byte) {
 		p.binary(partName(i), part)
 	}
 	p[pPayloadParts] = int32(len(inMain))
-	p.history(nil, Change{At: f.UpdatedAt, By: f.UpdatedBy, Action: ActionRecorded, Status: f.Status, Detail: f.LastError})
+	p.history(nil, recordedChange(f))
 	return p, sp.parts[len(inMain):]
 }
 
@@ -395,7 +401,7 @@ func (s *Store) addTo(ctx context.Context, k keys, f Failure, w write) (Failure,
 	p.str(pStatus, string(m.Status), maxFieldChars)
 	p.str(pUpdatedBy, m.UpdatedBy, maxFieldChars)
 	p.time(pUpdatedAt, m.UpdatedAt)
-	p.history(cur.History, Change{At: m.UpdatedAt, By: m.UpdatedBy, Action: ActionFailedAgain, Status: m.Status, Detail: m.LastError})
+	m.History = p.history(cur.History, Change{At: m.UpdatedAt, By: m.UpdatedBy, Action: ActionFailedAgain, Status: m.Status, Detail: m.LastError})
 	if _, err := s.merge(ctx, p, etag); err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			return Failure{}, false, nil

@@ -101,3 +101,21 @@ func (p refusingPurger) Purge(context.Context, time.Time, failures.Retention) (f
 	p.t.Error("purged with retention off")
 	return failures.PurgeResult{}, nil
 }
+
+// TestRetention_StoreDownFailsTheInvocation: a purge that cannot reach the store answers
+// non-2xx, so the run shows as failed (and counts toward the function-errors alert).
+func TestRetention_StoreDownFailsTheInvocation(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	store, err := failures.Open(context.Background(), failures.Config{ConnectionString: az.ConnectionString(), Table: "RetentionDown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az.Stop()
+	settings := &config.Settings{FailureRetention: time.Hour, BodyReadTimeout: time.Second}
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Dispatcher: &dispatch.Dispatcher{}, Purger: store, Log: zerolog.Nop()}))
+	t.Cleanup(srv.Close)
+	ans, err := testenv.InvokeTimer(context.Background(), srv.URL, "Retention", "timer", false)
+	if err != nil || ans.Status != 500 {
+		t.Errorf("invocation with the store down: %+v, %v; want 500", ans, err)
+	}
+}

@@ -1056,3 +1056,34 @@ func TestFailuresAPI_SignedInUserIsTheActor(t *testing.T) {
 		t.Errorf("log lines: %v", logged)
 	}
 }
+
+// TestSupportAPI_WithoutAStore: with no failure store configured, /api/me still answers (the
+// console can say who is signed in) and the failures calls say what is missing.
+func TestSupportAPI_WithoutAStore(t *testing.T) {
+	s := &config.Settings{AdminKeys: []config.AdminKey{{Name: "support", Key: supportKey}}}
+	api := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s})
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: s, Dispatcher: &dispatch.Dispatcher{}, Failures: api, Log: zerolog.Nop()}))
+	t.Cleanup(srv.Close)
+	for _, c := range []struct {
+		method, path string
+		want         int
+		body         string
+	}{
+		{"GET", "/api/me", 200, `"name":"support"`},
+		{"POST", "/api/me", 405, "GET"},
+		{"GET", "/api/failures", 503, "DVROUTER_TABLES"},
+		{"GET", "/api/failures/replay/extra/parts", 404, "not an endpoint"},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		req.Header.Set("x-functions-key", supportKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || !strings.Contains(string(raw), c.body) || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s, want %d with %q in JSON", c.method, c.path, resp.StatusCode, raw, c.want, c.body)
+		}
+	}
+}

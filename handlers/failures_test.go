@@ -653,29 +653,6 @@ func TestFailuresAPI(t *testing.T) {
 		}
 	})
 
-	t.Run("Bulk_ContinuationResumesWithoutRepeats", func(t *testing.T) {
-		fx := newAPIFixture(t, az, fixtureOptions{})
-		fx.erp.Otherwise(testenv.ReplyStatus(500)) // everything fails again and stays pending
-		for i := range 5 {
-			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
-		}
-		total, cont := 0, ""
-		for range 5 {
-			var res bulkAnswer
-			body := fmt.Sprintf(`{"consumer":"erp","max":2,"continuation":%q}`, cont)
-			if st := fx.call("POST", "/api/failures/replay", body, &res); st != 200 {
-				t.Fatalf("bulk: %d", st)
-			}
-			total += res.Failed
-			if cont = res.Continuation; cont == "" {
-				break
-			}
-		}
-		if total != 5 || fx.erp.Count() != 5 {
-			t.Errorf("failed %d, consumer got %d requests; want each of the 5 tried once", total, fx.erp.Count())
-		}
-	})
-
 	t.Run("Bulk_StopsEarlyWhenTheBreakerOpens", func(t *testing.T) {
 		fx := newAPIFixture(t, az, fixtureOptions{
 			breaker: config.Breaker{FailureRatio: 0.5, MinRequests: 2, OpenFor: time.Minute, HalfOpenRequests: 1},
@@ -712,55 +689,6 @@ func TestFailuresAPI(t *testing.T) {
 		}
 		if after := fx.get(id).Attempts; after != before {
 			t.Errorf("attempts %d -> %d for a replay that was not tried", before, after)
-		}
-	})
-
-	t.Run("Bulk_BreakerRefusalsAreNotAttemptsAndStopTheRun", func(t *testing.T) {
-		const openFor = 300 * time.Millisecond
-		fx := newAPIFixture(t, az, fixtureOptions{
-			breaker: config.Breaker{FailureRatio: 0.5, MinRequests: 2, OpenFor: openFor, HalfOpenRequests: 1},
-		})
-		const n = 20
-		for i := range n {
-			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
-		}
-		// Trip the breaker, then let it half-open: it lets one trial through and refuses the
-		// rest until the trial ends, while BreakerOpen (open only) says false.
-		fx.erp.Next(testenv.ReplyStatus(503), testenv.ReplyStatus(503))
-		ev, err := dataverse.Decode(contactEvent(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 {
-			fx.deliverer.Send(context.Background(), ev, deliver.Target{Route: "contacts-to-erp", Consumer: "erp"})
-		}
-		if !fx.deliverer.BreakerOpen("erp") {
-			t.Fatal("breaker did not open")
-		}
-		time.Sleep(openFor + 50*time.Millisecond)
-		fx.erp.Otherwise(testenv.ReplyStall(800 * time.Millisecond)) // the trial is slow
-
-		var res bulkAnswer
-		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp"}`, &res); st != 200 {
-			t.Fatalf("bulk: %d", st)
-		}
-
-		if !res.StoppedEarly || !strings.Contains(res.Reason, "breaker") {
-			t.Errorf("bulk: %+v, want stopped early because the breaker refused", res)
-		}
-		if got := fx.erp.Count(); got != 3 {
-			t.Errorf("consumer received %d requests, want 2 that tripped the breaker and 1 trial", got)
-		}
-		var page listAnswer
-		fx.call("GET", "/api/failures?consumer=erp&top=100", "", &page)
-		for _, it := range page.Items {
-			f := fx.get(it["id"].(string))
-			if f.Status == failures.StatusReplayed {
-				continue
-			}
-			if f.Status != failures.StatusPending || f.Attempts != 4 {
-				t.Errorf("failure %s: status %s attempts %d, want pending with 4: a refused replay is no attempt", f.ID, f.Status, f.Attempts)
-			}
 		}
 	})
 

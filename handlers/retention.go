@@ -64,8 +64,8 @@ func RunRetention(ctx context.Context, p Purger, r failures.Retention, log zerol
 		}
 		consumers.Int(name, res.ByConsumer[c])
 	}
-	if !res.EventsBefore.IsZero() {
-		e = e.Time("eventsBefore", res.EventsBefore)
+	if !res.RecordedBefore.IsZero() {
+		e = e.Time("recordedBefore", res.RecordedBefore)
 	}
 	if !res.ResolvedBefore.IsZero() {
 		e = e.Time("resolvedBefore", res.ResolvedBefore)
@@ -78,8 +78,8 @@ func RunRetention(ctx context.Context, p Purger, r failures.Retention, log zerol
 	line := fmt.Sprintf("purged %d failures (%d pending, %d replayed, %d discarded) and %d payload chunks",
 		res.Deleted, res.ByStatus[failures.StatusPending]+res.ByStatus[failures.StatusReplaying],
 		res.ByStatus[failures.StatusReplayed], res.ByStatus[failures.StatusDiscarded], res.Chunks)
-	if !res.EventsBefore.IsZero() {
-		line += "; events before " + res.EventsBefore.Format(time.RFC3339)
+	if !res.RecordedBefore.IsZero() {
+		line += "; recorded before " + res.RecordedBefore.Format(time.RFC3339)
 	}
 	if !res.ResolvedBefore.IsZero() {
 		line += "; resolved before " + res.ResolvedBefore.Format(time.RFC3339)

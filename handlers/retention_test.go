@@ -32,7 +32,8 @@ func TestRetention_TimerInvocationPurgesAndSaysWhat(t *testing.T) {
 	for i, age := range []time.Duration{time.Hour, 10 * 24 * time.Hour, 29 * 24 * time.Hour, 31 * 24 * time.Hour, 90 * 24 * time.Hour, 400 * 24 * time.Hour} {
 		f, err := store.Record(ctx, failures.Failure{
 			EventID: fmt.Sprintf("evt-%d", i), Consumer: "erp", Route: "contacts-to-erp", Table: "contact",
-			OccurredAt: now.Add(-age), LastError: "503", Payload: []byte(`{}`),
+			OccurredAt: now.Add(-age - time.Minute), FirstFailedAt: now.Add(-age), LastFailedAt: now.Add(-age),
+			LastError: "503", Payload: []byte(`{}`),
 		})
 		if err != nil {
 			t.Fatal(err)

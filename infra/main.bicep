@@ -132,7 +132,7 @@ param endpointSubnetPrefix string = '10.40.1.0/24'
 @description('Application (client) id of the Entra ID app registration for sign-in to the console and the support API (infra/README.md, "Sign-in and roles"). Empty: no App Service authentication; the support API takes admin keys only.')
 param entraClientId string = ''
 
-@description('How long failures are kept after their event (DVROUTER_FAILURE_RETENTION): 30d, 36h, or 0 to keep forever.')
+@description('How long failures are kept after they were first kept (DVROUTER_FAILURE_RETENTION): 30d, 36h, or 0 to keep forever.')
 param failureRetention string = '30d'
 
 @description('How long replayed and discarded failures are kept after they were resolved (DVROUTER_RESOLVED_RETENTION); at most failureRetention.')

@@ -89,7 +89,7 @@ param logLevel string = 'info'
 @description('App Service authentication (auth.bicep) is in front: dvrouter trusts the x-ms-client-principal headers (DVROUTER_APPSERVICE_AUTH).')
 param appServiceAuth bool = false
 
-@description('DVROUTER_FAILURE_RETENTION: how long failures are kept after their event.')
+@description('DVROUTER_FAILURE_RETENTION: how long failures are kept after they were first kept.')
 param failureRetention string = '30d'
 
 @description('DVROUTER_RESOLVED_RETENTION: how long replayed and discarded failures are kept after they were resolved.')

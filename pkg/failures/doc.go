@@ -83,13 +83,15 @@
 //
 // # Retention
 //
-// Purge deletes failures whose event is older than Retention.Failures (a RowKey range: the event
-// time is in the key) and replayed or discarded ones resolved before Retention.Resolved, in
-// entity group transactions of at most 100 rows, each failure together with its chunks, with
-// If-Match on the ETag listed (a failure recorded again meanwhile is left for the next run).
-// Chunk rows older than the window are deleted on their own too, so the payload of an
-// interrupted write does not outlive the window. Every transaction stands alone: a run stopped
-// anywhere leaves the store consistent and the next run finishes the job.
+// Purge deletes failures first recorded (firstFailedAt, when the payload was stored) before
+// now - Retention.Failures, and replayed or discarded ones resolved (updatedAt) before
+// now - Retention.Resolved: a filtered scan of each partition, then entity group transactions of
+// at most 100 rows, each failure together with its chunks, with If-Match on the ETag listed (a
+// failure recorded again meanwhile is left for the next run). The record time, not the event's,
+// bounds the age of the data kept: an old event that fails today is kept the full window. Chunk
+// rows that no failure refers to (an interrupted write's) are deleted once their Timestamp is
+// past the same bound. Every transaction stands alone: a run stopped anywhere leaves the store
+// consistent and the next run finishes the job.
 //
 // # Availability
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 
 // Retention says how long failures are kept. Zero keeps forever.
 type Retention struct {
-	// Failures bounds every failure, whatever its status: one whose event is older than this
-	// is deleted, with its payload.
+	// Failures bounds every failure, whatever its status: one first recorded longer ago than
+	// this (firstFailedAt, when its payload was stored) is deleted, with its payload.
 	Failures time.Duration
 	// Resolved bounds replayed and discarded failures from the moment they were resolved
 	// (their last change); zero means only Failures applies.
@@ -30,8 +31,8 @@ type PurgeResult struct {
 	ByStatus   map[Status]int // of them, by status
 	ByConsumer map[string]int // of them, by consumer ("" for poison messages)
 	Chunks     int            // spilled payload entities removed, orphans included
-	// EventsBefore and ResolvedBefore are the cut-offs applied (zero when that bound is off).
-	EventsBefore, ResolvedBefore time.Time
+	// RecordedBefore and ResolvedBefore are the cut-offs applied (zero when that bound is off).
+	RecordedBefore, ResolvedBefore time.Time
 }
 
 // maxBatch is the most operations one entity group transaction may hold (all in one partition).
@@ -42,8 +43,9 @@ const purgeParallel = 4
 
 // Purge deletes what r no longer keeps, as of now, by batch deletes of at most 100 entities per
 // partition. A failure goes together with its spilled payload chunks in one transaction, so no
-// payload outlives its failure, and chunks left behind by interrupted writes are deleted by the
-// same event-time bound. A failure being replayed right now is left for the next run.
+// payload outlives its failure; chunks that interrupted writes left behind, referred to by no
+// failure, go once they are as old as the bound. A failure being replayed right now is left
+// for the next run.
 //
 // Purge is resumable: every batch stands on its own, and a run stopped anywhere (ctx ends) leaves
 // the store consistent; the next run deletes what is left. The result counts what was deleted
@@ -52,12 +54,12 @@ func (s *Store) Purge(ctx context.Context, now time.Time, r Retention) (PurgeRes
 	res := PurgeResult{ByStatus: map[Status]int{}, ByConsumer: map[string]int{}}
 	now = normTime(now)
 	if r.Failures > 0 {
-		res.EventsBefore = now.Add(-r.Failures)
+		res.RecordedBefore = now.Add(-r.Failures)
 	}
 	if r.Resolved > 0 {
 		res.ResolvedBefore = now.Add(-r.Resolved)
 	}
-	if res.EventsBefore.IsZero() && res.ResolvedBefore.IsZero() {
+	if res.RecordedBefore.IsZero() && res.ResolvedBefore.IsZero() {
 		return res, nil
 	}
 	var mu sync.Mutex
@@ -68,7 +70,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time, r Retention) (PurgeRes
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			part, err := s.purgeShard(ctx, partitionKey(shard), now, res.EventsBefore, res.ResolvedBefore)
+			part, err := s.purgeShard(ctx, partitionKey(shard), now, res.RecordedBefore, res.ResolvedBefore)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Deleted += part.Deleted
@@ -101,28 +103,86 @@ type purgeRow struct {
 
 var purgeSelect = "PartitionKey,RowKey," + pStatus + "," + pConsumer + "," + pClaimedAt + "," + pPayloadSpill + "," + pPayloadChunks
 
-func (s *Store) purgeShard(ctx context.Context, pk string, now, eventsBefore, resolvedBefore time.Time) (PurgeResult, error) {
+func (s *Store) purgeShard(ctx context.Context, pk string, now, recordedBefore, resolvedBefore time.Time) (PurgeResult, error) {
 	res := PurgeResult{ByStatus: map[Status]int{}, ByConsumer: map[string]int{}}
+	mains := fmt.Sprintf("PartitionKey eq '%s' and RowKey gt '%s' and RowKey lt '%s'", pk, rowPrefix, rowEnd)
 	var queries []string
-	if !eventsBefore.IsZero() {
-		// Event time is inverted in the RowKey: older rows have larger keys. A row at the
-		// cut-off instant itself ("<digits>-<hash>") sorts before "<digits>." and is kept.
-		inv := invertedTime(eventsBefore)
-		queries = append(queries,
-			fmt.Sprintf("PartitionKey eq '%s' and RowKey gt '%s%s.' and RowKey lt '%s'", pk, rowPrefix, inv, rowEnd),
-			fmt.Sprintf("PartitionKey eq '%s' and RowKey gt '%s%s.' and RowKey lt 'y'", pk, chunkStart, inv))
+	if !recordedBefore.IsZero() {
+		queries = append(queries, fmt.Sprintf("%s and %s lt datetime'%s'", mains, pFirstFailedAt, odataTime(recordedBefore)))
 	}
 	if !resolvedBefore.IsZero() {
-		queries = append(queries, fmt.Sprintf(
-			"PartitionKey eq '%s' and RowKey gt '%s' and RowKey lt '%s' and (%s eq '%s' or %s eq '%s') and %s lt datetime'%s'",
-			pk, rowPrefix, rowEnd, pStatus, StatusReplayed, pStatus, StatusDiscarded, pUpdatedAt, resolvedBefore.UTC().Format(time.RFC3339Nano)))
+		queries = append(queries, fmt.Sprintf("%s and (%s eq '%s' or %s eq '%s') and %s lt datetime'%s'",
+			mains, pStatus, StatusReplayed, pStatus, StatusDiscarded, pUpdatedAt, odataTime(resolvedBefore)))
 	}
 	for _, filter := range queries {
 		if err := s.purgeQuery(ctx, pk, filter, now, &res); err != nil {
 			return res, err
 		}
 	}
+	// Chunks are written just before their failure, so one older than the bound whose failure is
+	// gone (or names another write's token) belongs to nothing: an interrupted write's leftover.
+	// Timestamp is the service's own last-modified time of the entity.
+	if cutoff := recordedBefore; !cutoff.IsZero() {
+		filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey ge '%s' and RowKey lt 'y' and Timestamp lt datetime'%s'", pk, chunkStart, odataTime(cutoff))
+		if err := s.purgeOrphanChunks(ctx, pk, filter, &res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// chunkOwner gives the RowKey of the failure a chunk row was written for, and the write's token.
+func chunkOwner(rk string) (main, token string, ok bool) {
+	const mainLen = invDigits + 1 + hashHex
+	body, found := strings.CutPrefix(rk, chunkStart)
+	if !found || len(body) < mainLen+2 || body[mainLen] != '-' {
+		return "", "", false
+	}
+	token, _, found = strings.Cut(body[mainLen+1:], "-")
+	if !found || token == "" {
+		return "", "", false
+	}
+	return rowPrefix + body[:mainLen], token, true
+}
+
+func odataTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
+
+// purgeOrphanChunks deletes the chunk rows filter finds that no stored failure refers to.
+func (s *Store) purgeOrphanChunks(ctx context.Context, pk, filter string, res *PurgeResult) error {
+	sel := "PartitionKey,RowKey"
+	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list chunks %s: %w", pk, storageError(err))
+		}
+		var rows []purgeRow
+		for _, raw := range page.Entities {
+			var e entity
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("list chunks %s: decode entity: %w", pk, err)
+			}
+			// "x" + 19 digits + "-" + 32 hex + "-" + token + "-" + 2 digits: its failure is
+			// "r" + the same 19 digits, "-" and hash.
+			main, token, ok := chunkOwner(e.RowKey)
+			if !ok {
+				continue // not one of ours: leave it
+			}
+			owner, err := s.readMeta(ctx, keys{pk: pk, rk: main})
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return fmt.Errorf("chunk %s/%s: %w", pk, e.RowKey, err)
+			case owner.spill == token:
+				continue // still part of a stored payload
+			}
+			rows = append(rows, purgeRow{rk: e.RowKey, etag: azcore.ETag(e.ETag), isChunk: true})
+		}
+		if err := s.deleteRows(ctx, pk, rows, res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // purgeQuery deletes every row filter finds, a page at a time.
@@ -141,19 +201,15 @@ func (s *Store) purgeQuery(ctx context.Context, pk, filter string, now time.Time
 				return fmt.Errorf("list %s: decode entity: %w", pk, err)
 			}
 			row := purgeRow{rk: e.RowKey, etag: azcore.ETag(e.ETag), status: Status(e.Status), consumer: e.Consumer}
-			if len(e.RowKey) > 0 && e.RowKey[:1] == chunkStart {
-				row.isChunk = true
-			} else {
-				if row.status == StatusReplaying {
-					if at, err := time.Parse(time.RFC3339Nano, e.ClaimedAt); err == nil && now.Sub(at) < s.claimTTL {
-						continue // being replayed right now: the next run takes it
-					}
+			if row.status == StatusReplaying {
+				if at, err := time.Parse(time.RFC3339Nano, e.ClaimedAt); err == nil && now.Sub(at) < s.claimTTL {
+					continue // being replayed right now: the next run takes it
 				}
-				k := keys{pk: pk, rk: e.RowKey}
-				for n := range int(e.PayloadChunks) {
-					if e.PayloadSpill != "" {
-						row.chunks = append(row.chunks, fmt.Sprintf("%s%02d", k.chunkPrefix(e.PayloadSpill), n))
-					}
+			}
+			k := keys{pk: pk, rk: e.RowKey}
+			for n := range int(e.PayloadChunks) {
+				if e.PayloadSpill != "" {
+					row.chunks = append(row.chunks, fmt.Sprintf("%s%02d", k.chunkPrefix(e.PayloadSpill), n))
 				}
 			}
 			rows = append(rows, row)

@@ -14,9 +14,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
-// purgeFixture is a store holding n failures spread evenly over the 60 days before now, every
-// 7th discarded and every 11th replayed half a day after its event, every 50th a poison message,
-// and a few with payloads large enough to spill into chunk entities.
+// purgeFixture is a store holding n failures first recorded at times spread evenly over the 60
+// days before now, every 7th discarded and every 11th replayed half a day after that, every 50th a
+// poison message, and a few with payloads large enough to spill into chunk entities.
 type purgeFixture struct {
 	store   *Store
 	now     time.Time
@@ -53,6 +53,10 @@ func newPurgeFixture(t *testing.T, n int) *purgeFixture {
 				if i%1000 == 3 {
 					f.Payload = randomBytes(uint64(i), 1_100_000) // spills into a chunk entity
 				}
+				// Recorded a little after the event; the event's own time does not count.
+				f.FirstFailedAt = f.OccurredAt.Add(time.Minute)
+				f.LastFailedAt = f.FirstFailedAt
+				f.OccurredAt = f.OccurredAt.Add(-time.Duration(i%5) * 24 * time.Hour)
 				got, err := s.Record(ctx, f)
 				if err != nil {
 					errs <- err
@@ -72,10 +76,10 @@ func newPurgeFixture(t *testing.T, n int) *purgeFixture {
 	if err := <-errs; err != nil {
 		t.Fatalf("record: %v", err)
 	}
-	// Resolve some, each half a day after its event: the store's clock is moved for each.
+	// Resolve some, each half a day after it was recorded: the store's clock is moved for each.
 	for id, f := range fx.stored {
-		i := int(fx.now.Sub(f.OccurredAt) / step)
-		at := f.OccurredAt.Add(12 * time.Hour)
+		i := int(fx.now.Sub(f.FirstFailedAt.Add(-time.Minute)) / step)
+		at := f.FirstFailedAt.Add(12 * time.Hour)
 		s.now = func() time.Time { return at }
 		switch {
 		case i%7 == 0:
@@ -106,7 +110,7 @@ func newPurgeFixture(t *testing.T, n int) *purgeFixture {
 func (fx *purgeFixture) kept(r Retention) map[string]bool {
 	out := map[string]bool{}
 	for id, f := range fx.stored {
-		if f.OccurredAt.Before(fx.now.Add(-r.Failures)) {
+		if f.FirstFailedAt.Before(fx.now.Add(-r.Failures)) {
 			continue
 		}
 		resolved := f.Status == StatusReplayed || f.Status == StatusDiscarded
@@ -150,12 +154,12 @@ func (fx *purgeFixture) check(t *testing.T, r Retention) {
 	got, chunks := fx.rows(t)
 	for id := range want {
 		if !got[id] {
-			t.Errorf("failure %s (event %s, %s) was purged but is inside the window", id, fx.stored[id].OccurredAt.Format(time.RFC3339), fx.stored[id].Status)
+			t.Errorf("failure %s (recorded %s, %s) was purged but is inside the window", id, fx.stored[id].FirstFailedAt.Format(time.RFC3339), fx.stored[id].Status)
 		}
 	}
 	for id := range got {
 		if !want[id] {
-			t.Errorf("failure %s (event %s, %s) was kept but is outside the window", id, fx.stored[id].OccurredAt.Format(time.RFC3339), fx.stored[id].Status)
+			t.Errorf("failure %s (recorded %s, %s) was kept but is outside the window", id, fx.stored[id].FirstFailedAt.Format(time.RFC3339), fx.stored[id].Status)
 		}
 	}
 	wantChunks := 0
@@ -259,7 +263,9 @@ func TestPurge_ZeroKeepsForever(t *testing.T) {
 func TestPurge_LeavesAFailureBeingReplayed(t *testing.T) {
 	s := newStore(t)
 	ctx := testCtx(t)
-	f, err := s.Record(ctx, deliveryFailure(1, "erp")) // an event of 2025: long outside 30 days
+	old := deliveryFailure(1, "erp")
+	old.FirstFailedAt, old.LastFailedAt = baseTime, baseTime // recorded in 2025: long outside 30 days
+	f, err := s.Record(ctx, old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,5 +278,38 @@ func TestPurge_LeavesAFailureBeingReplayed(t *testing.T) {
 	}
 	if _, _, err := s.Get(ctx, f.ID); err != nil {
 		t.Errorf("the failure being replayed is gone: %v", err)
+	}
+}
+
+// TestPurge_OrphanChunksGoLiveOnesStay: chunks an interrupted write left behind, which no failure
+// refers to, are deleted once as old as the bound; the chunks of a stored payload are not, even
+// when they are as old.
+func TestPurge_OrphanChunksGoLiveOnesStay(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	now := time.Now().UTC()
+	live := deliveryFailure(7, "erp")
+	live.Payload = randomBytes(7, 1_100_000)
+	live.FirstFailedAt, live.LastFailedAt = now.Add(72*time.Hour), now.Add(72*time.Hour) // inside any window below
+	stored, err := s.Record(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An interrupted write: chunks written, the failure itself never.
+	orphanKeys := keysFor("orphan", baseTime)
+	if _, err := s.writeChunks(ctx, orphanKeys, "0123456789abcdef", [][]byte{[]byte("left behind")}); err != nil {
+		t.Fatal(err)
+	}
+	// Chunks are as old as the service's clock says (Timestamp): judge from two days on.
+	res, err := s.Purge(ctx, now.Add(48*time.Hour), Retention{Failures: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 0 || res.Chunks != 1 {
+		t.Errorf("purge: %+v, want only the orphan chunk deleted", res)
+	}
+	got, _, err := s.Get(ctx, stored.ID)
+	if err != nil || !bytes.Equal(got.Payload, live.Payload) {
+		t.Errorf("the live spilled payload was damaged: %v", err)
 	}
 }

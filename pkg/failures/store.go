@@ -431,7 +431,8 @@ type meta struct {
 	Failure
 	etag    ETag
 	writeID string
-	chunks  int // spilled payload chunk entities
+	spill   string // token of the spilled payload chunks, if any
+	chunks  int    // spilled payload chunk entities
 }
 
 // readMeta reads a failure's columns without its payload, by a query for the one row (a point
@@ -456,7 +457,7 @@ func (s *Store) readMeta(ctx context.Context, k keys) (meta, error) {
 			if err != nil {
 				return meta{}, err
 			}
-			return meta{Failure: f, etag: ETag(e.ETag), writeID: e.WriteID, chunks: int(e.PayloadChunks)}, nil
+			return meta{Failure: f, etag: ETag(e.ETag), writeID: e.WriteID, spill: e.PayloadSpill, chunks: int(e.PayloadChunks)}, nil
 		}
 	}
 	return meta{}, ErrNotFound

@@ -16,7 +16,7 @@ import (
 //
 //	go test -p 1 -run '^$' -bench 'Purge$|DeleteOneByOne$' -benchtime 2000x -count 3 ./pkg/failures/
 
-// fillOld records n failures whose events are a year old.
+// fillOld records n failures first kept a year ago.
 func fillOld(b *testing.B, s *Store, n int) {
 	b.Helper()
 	var next atomic.Int64
@@ -30,6 +30,8 @@ func fillOld(b *testing.B, s *Store, n int) {
 				}
 				f := deliveryFailure(i, "erp")
 				f.Payload = benchPayload
+				f.FirstFailedAt = time.Now().Add(-365 * 24 * time.Hour)
+				f.LastFailedAt = f.FirstFailedAt
 				if _, err := s.Record(testCtx(b), f); err != nil {
 					b.Error(err)
 					return

@@ -19,7 +19,8 @@ FUZZ_TARGETS := \
 	./pkg/config:FuzzLoadRoutes \
 	./pkg/customhandler:FuzzServiceBusMessage \
 	./pkg/failures:FuzzParseID \
-	./pkg/failures:FuzzParseContinuation
+	./pkg/failures:FuzzParseContinuation \
+	./handlers:FuzzPrincipalIdentity
 
 .PHONY: run test vet unit fuzz-short fuzz bench faults package build tools browser clean
 

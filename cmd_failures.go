@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,8 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dvrouter/dvrouter/handlers"
-	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
 
 const failuresUsage = `Usage:
@@ -35,7 +33,9 @@ const failuresUsage = `Usage:
 
 Every command also takes:
   --endpoint URL   dvrouter's address (default $DVROUTER_ENDPOINT, else http://127.0.0.1:7071)
-  --key KEY        admin key or function key (default $DVROUTER_ADMIN_KEY)
+  --key KEY        admin key (default $DVROUTER_ADMIN_KEY)
+  --token TOKEN    Entra ID access token, when App Service authentication is in front
+                   (default $DVROUTER_TOKEN; e.g. az account get-access-token --resource api://...)
   --json           print JSON, for scripts
 
 Exit status: 0 done, 1 a request or a replay failed, 2 wrong usage.
@@ -50,9 +50,6 @@ const (
 	defaultReplayMax = 1000
 	// errorColumn is how much of a failure's last error a list shows.
 	errorColumn = 60
-	// maxResponse bounds what the CLI reads from the API (a show carries a payload of up to a
-	// few MiB once normalized).
-	maxResponse = 64 << 20
 )
 
 // runFailures is `dvrouter failures ...`: the support tool for kept failures, over the
@@ -68,6 +65,7 @@ func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) st
 	fs.SetOutput(io.Discard)
 	endpoint := fs.String("endpoint", orEnv(getenv, "DVROUTER_ENDPOINT", defaultEndpoint), "")
 	key := fs.String("key", getenv("DVROUTER_ADMIN_KEY"), "")
+	token := fs.String("token", getenv("DVROUTER_TOKEN"), "")
 	fs.BoolVar(&c.json, "json", false, "")
 
 	var run func(pos []string) int
@@ -136,9 +134,9 @@ func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if err != nil {
 		return c.usage(err.Error())
 	}
-	client, err := newAPIClient(*endpoint, *key)
+	client, err := supportapi.NewClient(*endpoint, *key, *token)
 	if err != nil {
-		return c.usage(err.Error())
+		return c.usage("--" + err.Error())
 	}
 	c.api = client
 	return run(pos)
@@ -146,7 +144,7 @@ func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) st
 
 // failuresCmd is one run of `dvrouter failures`.
 type failuresCmd struct {
-	api    *apiClient
+	api    *supportapi.Client
 	stdout io.Writer
 	stderr io.Writer
 	json   bool
@@ -159,6 +157,10 @@ func (c *failuresCmd) usage(msg string) int {
 
 // fail prints an error the way people and scripts read it, and gives the exit status.
 func (c *failuresCmd) fail(err error) int {
+	var apiErr *supportapi.APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
+		err = fmt.Errorf("%w (pass --key or set DVROUTER_ADMIN_KEY; behind App Service authentication, --token)", err)
+	}
 	fmt.Fprintf(c.stderr, "error: %s\n", errorText(err))
 	return 1
 }
@@ -189,23 +191,14 @@ func (f filterOpts) narrowed() bool {
 	return *f.consumer != "" || *f.kind != "" || *f.table != "" || *f.from != "" || *f.to != ""
 }
 
-func (f filterOpts) query() url.Values {
-	q := url.Values{}
-	for name, v := range map[string]string{"consumer": *f.consumer, "status": *f.status, "kind": *f.kind,
-		"table": *f.table, "from": *f.from, "to": *f.to} {
-		if v != "" {
-			q.Set(name, v)
-		}
-	}
-	return q
+func (f filterOpts) query() supportapi.ListQuery {
+	return supportapi.ListQuery{Consumer: *f.consumer, Status: *f.status, Kind: *f.kind, Table: *f.table, From: *f.from, To: *f.to}
 }
 
 func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 	q := f.query()
-	if top != 0 {
-		q.Set("top", strconv.Itoa(top))
-	}
-	var items []failures.Failure
+	q.Top = top
+	var items []supportapi.Failure
 	var tw *tabwriter.Writer
 	if !c.json {
 		tw = tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
@@ -213,16 +206,13 @@ func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 	}
 	shown := 0
 	for {
-		if cont != "" {
-			q.Set("continuation", cont)
-		}
-		var page handlers.FailureList
-		raw, err := c.api.call(context.Background(), http.MethodGet, "/api/failures", q, nil, &page)
+		q.Continuation = cont
+		page, err := c.api.List(context.Background(), q)
 		if err != nil {
 			return c.fail(err)
 		}
 		if c.json && !all {
-			c.printJSON(raw)
+			c.printJSON(page)
 			return 0
 		}
 		if c.json {
@@ -241,10 +231,9 @@ func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 	}
 	if c.json {
 		if items == nil {
-			items = []failures.Failure{}
+			items = []supportapi.Failure{}
 		}
-		b, _ := json.Marshal(handlers.FailureList{Items: items})
-		c.printJSON(b)
+		c.printJSON(supportapi.FailureList{Items: items})
 		return 0
 	}
 	if shown == 0 {
@@ -259,13 +248,12 @@ func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
 }
 
 func (c *failuresCmd) show(id string) int {
-	var f handlers.ShownFailure
-	raw, err := c.api.call(context.Background(), http.MethodGet, "/api/failures/"+url.PathEscape(id), nil, nil, &f)
+	f, err := c.api.Show(context.Background(), id)
 	if err != nil {
 		return c.fail(err)
 	}
 	if c.json {
-		c.printJSON(raw)
+		c.printJSON(f)
 		return 0
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
@@ -275,8 +263,8 @@ func (c *failuresCmd) show(id string) int {
 		}
 	}
 	field("id", f.ID)
-	field("status", string(f.Status))
-	field("kind", string(f.Kind))
+	field("status", f.Status)
+	field("kind", f.Kind)
 	field("consumer", f.Consumer)
 	field("route", f.Route)
 	field("event id", f.EventID)
@@ -293,7 +281,7 @@ func (c *failuresCmd) show(id string) int {
 		field("last status", strconv.Itoa(f.LastStatusCode))
 	}
 	field("last error", f.LastError)
-	if f.Status == failures.StatusReplaying {
+	if f.Status == supportapi.StatusReplaying {
 		field("claimed", actedBy(f.ClaimedBy, f.ClaimedAt))
 	}
 	field("reason", f.Reason)
@@ -301,9 +289,18 @@ func (c *failuresCmd) show(id string) int {
 		field("updated", actedBy(f.UpdatedBy, f.UpdatedAt))
 	}
 	_ = tw.Flush()
+	if len(f.History) > 0 {
+		fmt.Fprintln(c.stdout, "\nhistory:")
+		htw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		for _, h := range f.History {
+			fmt.Fprintf(htw, "  %s\t%s\t%s\t%s\t%s\n", showTime(h.At), safeText(h.Action, false), safeText(h.Status, false),
+				dashIfEmpty(h.By), clip(safeText(h.Detail, false), 100))
+		}
+		_ = htw.Flush()
+	}
 
 	fmt.Fprintf(c.stdout, "\npayload (%d bytes as received", f.PayloadSize)
-	if f.Kind != failures.KindPoison && f.PayloadError == "" {
+	if f.Kind != supportapi.KindPoison && f.PayloadError == "" {
 		fmt.Fprint(c.stdout, ", shown as the normalized event")
 	}
 	fmt.Fprintln(c.stdout, "):")
@@ -336,13 +333,12 @@ func payloadText(p json.RawMessage, encoding string) string {
 }
 
 func (c *failuresCmd) replayOne(id string) int {
-	var res handlers.ReplayResult
-	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/"+url.PathEscape(id)+"/replay", nil, nil, &res)
+	res, err := c.api.Replay(context.Background(), id)
 	if err != nil {
 		return c.fail(err)
 	}
 	if c.json {
-		c.printJSON(raw)
+		c.printJSON(res)
 	} else if res.Result == "delivered" {
 		fmt.Fprintf(c.stdout, "delivered %s\n", res.ID)
 		if d := res.Dispatch; d != nil {
@@ -362,22 +358,18 @@ func (c *failuresCmd) replayOne(id string) int {
 // line has a total), then each request replays the next chunk, continuing where the previous
 // one stopped, so a failure that fails again is not met twice in one run.
 func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
-	body := map[string]any{}
-	for name, v := range f.query() {
-		body[name] = v[0]
-	}
+	q := f.query()
+	body := supportapi.BulkReplayRequest{Consumer: q.Consumer, Status: q.Status, Kind: q.Kind, Table: q.Table, From: q.From, To: q.To, DryRun: true}
 	if limit > 0 {
-		body["max"] = limit
+		body.Max = &limit
 	}
-	body["dryRun"] = true
-	var count handlers.BulkReplayResult
-	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/replay", nil, body, &count)
+	count, err := c.api.ReplayMany(context.Background(), body)
 	if err != nil {
 		return c.fail(err)
 	}
 	if dryRun {
 		if c.json {
-			c.printJSON(raw)
+			c.printJSON(count)
 			return 0
 		}
 		more := ""
@@ -390,7 +382,7 @@ func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
 	total := count.Matched
 	if total == 0 {
 		if c.json {
-			c.printJSON(raw)
+			c.printJSON(count)
 		} else {
 			fmt.Fprintln(c.stdout, "no pending failures match")
 		}
@@ -403,14 +395,14 @@ func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
 		limit = defaultReplayMax
 	}
 	progress := newProgress(c.stderr)
-	var sum handlers.BulkReplayResult
-	body["dryRun"] = false
+	var sum supportapi.BulkReplayResult
+	body.DryRun = false
 	cont := ""
 	for sum.Matched < limit {
-		body["max"] = min(replayChunk, limit-sum.Matched)
-		body["continuation"] = cont
-		var chunk handlers.BulkReplayResult
-		if _, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/replay", nil, body, &chunk); err != nil {
+		chunkMax := min(replayChunk, limit-sum.Matched)
+		body.Max, body.Continuation = &chunkMax, cont
+		chunk, err := c.api.ReplayMany(context.Background(), body)
+		if err != nil {
 			progress.done()
 			c.printBulk(sum)
 			return c.fail(err)
@@ -445,10 +437,9 @@ func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
 	return 0
 }
 
-func (c *failuresCmd) printBulk(sum handlers.BulkReplayResult) {
+func (c *failuresCmd) printBulk(sum supportapi.BulkReplayResult) {
 	if c.json {
-		b, _ := json.Marshal(sum)
-		c.printJSON(b)
+		c.printJSON(sum)
 		return
 	}
 	fmt.Fprintf(c.stdout, "matched %d  delivered %d  failed %d  skipped %d\n", sum.Matched, sum.Delivered, sum.Failed, sum.Skipped)
@@ -461,28 +452,27 @@ func (c *failuresCmd) printBulk(sum handlers.BulkReplayResult) {
 }
 
 func (c *failuresCmd) discard(id, reason string) int {
-	var f failures.Failure
-	raw, err := c.api.call(context.Background(), http.MethodPost, "/api/failures/"+url.PathEscape(id)+"/discard", nil,
-		map[string]string{"reason": reason}, &f)
+	f, err := c.api.Discard(context.Background(), id, reason)
 	if err != nil {
 		return c.fail(err)
 	}
 	if c.json {
-		c.printJSON(raw)
+		c.printJSON(f)
 		return 0
 	}
 	fmt.Fprintf(c.stdout, "discarded %s (%s)\n", f.ID, actedBy(f.UpdatedBy, f.UpdatedAt))
 	return 0
 }
 
-func (c *failuresCmd) printJSON(raw []byte) {
-	var out bytes.Buffer
-	if json.Indent(&out, bytes.TrimSpace(raw), "", "  ") != nil {
-		out.Reset()
-		out.Write(bytes.TrimSpace(raw))
+// printJSON prints an answer as the API sent it (the CLI decodes into the API's own types, so
+// nothing is lost), indented.
+func (c *failuresCmd) printJSON(v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		fmt.Fprintf(c.stderr, "error: %v\n", err)
+		return
 	}
-	out.WriteByte('\n')
-	_, _ = c.stdout.Write(out.Bytes())
+	_, _ = c.stdout.Write(append(b, '\n'))
 }
 
 // progress keeps one status line up to date: rewritten in place on a terminal, one line per
@@ -518,88 +508,6 @@ func (p *progress) done() {
 	}
 }
 
-// apiClient calls the failures API.
-type apiClient struct {
-	base string
-	key  string
-	hc   *http.Client
-}
-
-func newAPIClient(endpoint, key string) (*apiClient, error) {
-	u, err := url.Parse(strings.TrimSpace(endpoint))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--endpoint %q must be an http or https URL such as %s", endpoint, defaultEndpoint)
-	}
-	// A bulk chunk can take a while: each replay may use a consumer's whole delivery budget.
-	return &apiClient{base: strings.TrimRight(u.String(), "/"), key: key, hc: &http.Client{Timeout: 5 * time.Minute}}, nil
-}
-
-// requestError is a refusal from the API, or an answer that is not one.
-type requestError struct {
-	status        int
-	title, detail string
-}
-
-func (e *requestError) Error() string {
-	if e.detail != "" {
-		return e.detail
-	}
-	return e.title
-}
-
-// call sends one request and decodes a 2xx JSON answer into out, returning the raw answer too.
-func (c *apiClient) call(ctx context.Context, method, path string, q url.Values, in, out any) ([]byte, error) {
-	target := c.base + path
-	if len(q) > 0 {
-		target += "?" + q.Encode()
-	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.key != "" {
-		req.Header.Set("x-functions-key", c.key)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach dvrouter at %s (is it running? see --endpoint): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer from %s: %w", c.base, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &requestError{status: resp.StatusCode}
-		var body struct{ Error, Detail string }
-		if json.Unmarshal(raw, &body) == nil && body.Error != "" {
-			e.title, e.detail = body.Error, body.Detail
-		} else {
-			e.title = fmt.Sprintf("%s answered HTTP %d %s", c.base, resp.StatusCode, http.StatusText(resp.StatusCode))
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			e.detail = strings.TrimSpace(e.Error() + " (pass --key or set DVROUTER_ADMIN_KEY)")
-		}
-		return nil, e
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return nil, fmt.Errorf("the answer from %s is not what dvrouter sends: %w", c.base, err)
-	}
-	return raw, nil
-}
-
 func errorText(err error) string {
 	return safeText(err.Error(), false)
 }
@@ -633,7 +541,7 @@ func clip(s string, n int) string {
 	return string([]rune(s)[:n-1]) + "…"
 }
 
-func lastError(f failures.Failure) string {
+func lastError(f supportapi.Failure) string {
 	e := strings.Join(strings.Fields(safeText(f.LastError, false)), " ")
 	if f.LastStatusCode != 0 && !strings.Contains(e, strconv.Itoa(f.LastStatusCode)) {
 		e = fmt.Sprintf("HTTP %d: %s", f.LastStatusCode, e)

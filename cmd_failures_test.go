@@ -73,7 +73,8 @@ func newCLIFixture(t *testing.T, az *testenv.Azurite, breaker config.Breaker) *c
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
 	settings := &config.Settings{AdminKeys: []config.AdminKey{{Name: "support", Key: cliKey}}, DeliveryBudget: 5 * time.Second}
 	disp := &dispatch.Dispatcher{Routes: routes, Deliver: d, Recorder: store, Log: log}
-	api := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: settings, Store: store, Routes: routes, Sender: d, Dispatcher: disp, Log: log})
+	api := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: settings, Log: log,
+		Replayer: &failures.Replayer{Store: store, Sender: d, Router: disp, Budget: settings.DeliveryBudget, Log: log}})
 	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Dispatcher: disp, Failures: api, Log: log}))
 	t.Cleanup(srv.Close)
 	fx.url = srv.URL

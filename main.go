@@ -306,19 +306,30 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if store != nil {
 		d.Recorder = store
 	}
-	var failuresAPI http.Handler
-	if store != nil && len(s.AdminKeys) == 0 && !s.UnderFunctionsHost {
-		log.Warn().Msg("DVROUTER_ADMIN_KEYS is not set: the failures API refuses every request (403) when dvrouter runs standalone")
+	switch {
+	case s.AppServiceAuth:
+		log.Info().Msg("App Service authentication is declared (" + config.EnvAppServiceAuth + "): the support API takes the signed-in user from x-ms-client-principal")
+	case len(s.AdminKeys) == 0:
+		log.Warn().Msg("neither " + config.EnvAdminKeys + " nor " + config.EnvAppServiceAuth + " is set: the support API refuses every request (403)")
 	}
+	var replayer *failures.Replayer
 	if store != nil {
-		failuresAPI = handlers.NewFailuresAPI(handlers.FailuresDeps{
-			Settings: s, Store: store, Routes: routes, Sender: deliverer, Dispatcher: d, Log: log,
-		})
-	} else if len(s.AdminKeys) > 0 {
-		log.Warn().Msg("DVROUTER_ADMIN_KEYS is set but no failure store is: the failures API answers 503")
+		replayer = &failures.Replayer{Store: store, Sender: deliverer, Router: d, Budget: s.DeliveryBudget, Log: log}
+	}
+	failuresAPI := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s, Replayer: replayer, Log: log})
+	var purger handlers.Purger
+	if store != nil {
+		purger = store
+		if !s.UnderFunctionsHost {
+			// Standalone there is no timer trigger: run retention here, on the same schedule.
+			loopCtx, stop := context.WithCancel(context.Background())
+			go retentionLoop(loopCtx, store, handlers.RetentionOf(s), log)
+			closers = append(closers, func(context.Context) { stop() })
+		}
 	}
 	h := handlers.New(handlers.Deps{
 		Settings:   s,
+		Purger:     purger,
 		Dispatcher: d,
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
@@ -349,6 +360,23 @@ func openStore(ctx context.Context, t config.Tables, log zerolog.Logger) (*failu
 		}
 		log.Warn().Err(err).Dur("retryIn", delay).Msg("failure store not reachable yet")
 		time.Sleep(delay)
+	}
+}
+
+// retentionLoop purges kept failures a minute after start and then every hour, as the Retention
+// timer function does under the Functions host.
+func retentionLoop(ctx context.Context, p handlers.Purger, r failures.Retention, log zerolog.Logger) {
+	wait := time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = time.Hour
+		if _, err := handlers.RunRetention(ctx, p, r, log); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("retention run failed; the next one, in an hour, tries again")
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/route"
+	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
 
 // The failures API is tested end to end: a real store on Azurite (one Azurite for the whole
@@ -96,7 +98,8 @@ func newAPIFixture(t *testing.T, az *testenv.Azurite, opts fixtureOptions) *apiF
 	}
 	settings.DeliveryBudget = 5 * time.Second
 	api := handlers.NewFailuresAPI(handlers.FailuresDeps{
-		Settings: settings, Store: store, Routes: routes, Sender: fx.deliverer, Dispatcher: fx.dispatcher, Log: log,
+		Settings: settings, Log: log,
+		Replayer: &failures.Replayer{Store: store, Sender: fx.deliverer, Router: fx.dispatcher, Budget: settings.DeliveryBudget, Log: log},
 	})
 	fx.srv = httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Dispatcher: fx.dispatcher, Failures: api, Log: log}))
 	t.Cleanup(fx.srv.Close)
@@ -532,19 +535,18 @@ func TestFailuresAPI(t *testing.T) {
 		fx := newAPIFixture(t, az, fixtureOptions{})
 		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
 		var got failures.Failure
-		st := fx.call("POST", "/api/failures/"+f.ID+"/discard", `{"reason":"customer re-entered the order by hand"}`, &got,
-			"x-ms-client-principal-name", "alice@contoso.com")
+		st := fx.call("POST", "/api/failures/"+f.ID+"/discard", `{"reason":"customer re-entered the order by hand"}`, &got)
 		if st != 200 {
 			t.Fatalf("discard: status %d", st)
 		}
-		if got.ID != f.ID || got.Status != failures.StatusDiscarded || got.Reason != "customer re-entered the order by hand" || got.UpdatedBy != "alice@contoso.com" {
+		if got.ID != f.ID || got.Status != failures.StatusDiscarded || got.Reason != "customer re-entered the order by hand" || got.UpdatedBy != "support" {
 			t.Errorf("discard answered %+v", got)
 		}
-		if stored := fx.get(f.ID); stored.Status != failures.StatusDiscarded || stored.UpdatedBy != "alice@contoso.com" {
+		if stored := fx.get(f.ID); stored.Status != failures.StatusDiscarded || stored.UpdatedBy != "support" {
 			t.Errorf("stored: status %s by %s", stored.Status, stored.UpdatedBy)
 		}
 		logged := fx.logs.lines("failure discarded")
-		if len(logged) != 1 || logged[0]["who"] != "alice@contoso.com" || logged[0]["key"] != "support" || logged[0]["reason"] == nil {
+		if len(logged) != 1 || logged[0]["who"] != "support" || logged[0]["key"] != "support" || logged[0]["reason"] == nil {
 			t.Errorf("log lines: %v", logged)
 		}
 	})
@@ -651,29 +653,6 @@ func TestFailuresAPI(t *testing.T) {
 		}
 	})
 
-	t.Run("Bulk_ContinuationResumesWithoutRepeats", func(t *testing.T) {
-		fx := newAPIFixture(t, az, fixtureOptions{})
-		fx.erp.Otherwise(testenv.ReplyStatus(500)) // everything fails again and stays pending
-		for i := range 5 {
-			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
-		}
-		total, cont := 0, ""
-		for range 5 {
-			var res bulkAnswer
-			body := fmt.Sprintf(`{"consumer":"erp","max":2,"continuation":%q}`, cont)
-			if st := fx.call("POST", "/api/failures/replay", body, &res); st != 200 {
-				t.Fatalf("bulk: %d", st)
-			}
-			total += res.Failed
-			if cont = res.Continuation; cont == "" {
-				break
-			}
-		}
-		if total != 5 || fx.erp.Count() != 5 {
-			t.Errorf("failed %d, consumer got %d requests; want each of the 5 tried once", total, fx.erp.Count())
-		}
-	})
-
 	t.Run("Bulk_StopsEarlyWhenTheBreakerOpens", func(t *testing.T) {
 		fx := newAPIFixture(t, az, fixtureOptions{
 			breaker: config.Breaker{FailureRatio: 0.5, MinRequests: 2, OpenFor: time.Minute, HalfOpenRequests: 1},
@@ -710,55 +689,6 @@ func TestFailuresAPI(t *testing.T) {
 		}
 		if after := fx.get(id).Attempts; after != before {
 			t.Errorf("attempts %d -> %d for a replay that was not tried", before, after)
-		}
-	})
-
-	t.Run("Bulk_BreakerRefusalsAreNotAttemptsAndStopTheRun", func(t *testing.T) {
-		const openFor = 300 * time.Millisecond
-		fx := newAPIFixture(t, az, fixtureOptions{
-			breaker: config.Breaker{FailureRatio: 0.5, MinRequests: 2, OpenFor: openFor, HalfOpenRequests: 1},
-		})
-		const n = 20
-		for i := range n {
-			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
-		}
-		// Trip the breaker, then let it half-open: it lets one trial through and refuses the
-		// rest until the trial ends, while BreakerOpen (open only) says false.
-		fx.erp.Next(testenv.ReplyStatus(503), testenv.ReplyStatus(503))
-		ev, err := dataverse.Decode(contactEvent(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 {
-			fx.deliverer.Send(context.Background(), ev, deliver.Target{Route: "contacts-to-erp", Consumer: "erp"})
-		}
-		if !fx.deliverer.BreakerOpen("erp") {
-			t.Fatal("breaker did not open")
-		}
-		time.Sleep(openFor + 50*time.Millisecond)
-		fx.erp.Otherwise(testenv.ReplyStall(800 * time.Millisecond)) // the trial is slow
-
-		var res bulkAnswer
-		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp"}`, &res); st != 200 {
-			t.Fatalf("bulk: %d", st)
-		}
-
-		if !res.StoppedEarly || !strings.Contains(res.Reason, "breaker") {
-			t.Errorf("bulk: %+v, want stopped early because the breaker refused", res)
-		}
-		if got := fx.erp.Count(); got != 3 {
-			t.Errorf("consumer received %d requests, want 2 that tripped the breaker and 1 trial", got)
-		}
-		var page listAnswer
-		fx.call("GET", "/api/failures?consumer=erp&top=100", "", &page)
-		for _, it := range page.Items {
-			f := fx.get(it["id"].(string))
-			if f.Status == failures.StatusReplayed {
-				continue
-			}
-			if f.Status != failures.StatusPending || f.Attempts != 4 {
-				t.Errorf("failure %s: status %s attempts %d, want pending with 4: a refused replay is no attempt", f.ID, f.Status, f.Attempts)
-			}
 		}
 	})
 
@@ -880,7 +810,18 @@ func TestFailuresAPI_Auth(t *testing.T) {
 		{"standalone with a wrong key", &config.Settings{AdminKeys: keys}, []string{"x-functions-key", "support-key-0123456780"}, 401, "x-functions-key"},
 		{"standalone without a key", &config.Settings{AdminKeys: keys}, []string{"x-functions-key", ""}, 401, "x-functions-key"},
 		{"standalone with a key", &config.Settings{AdminKeys: keys}, nil, 200, ""},
-		{"under the Functions host, the host checks", &config.Settings{UnderFunctionsHost: true}, []string{"x-functions-key", "a-function-key"}, 200, ""},
+		// The Failures function is anonymous (App Service authentication or dvrouter's own keys
+		// decide), so a function key the host would have taken is no credential here.
+		{"under the Functions host, a function key is not enough", &config.Settings{UnderFunctionsHost: true, AdminKeys: keys},
+			[]string{"x-functions-key", "a-function-key-0123456789"}, 401, "x-functions-key"},
+		{"under the Functions host without admin keys", &config.Settings{UnderFunctionsHost: true}, nil, 403, config.EnvAppServiceAuth},
+		{"App Service authentication declared, nobody signed in", &config.Settings{AppServiceAuth: true}, []string{"x-functions-key", ""}, 401, "sign in"},
+		{"App Service authentication declared, a principal that is not one", &config.Settings{AppServiceAuth: true},
+			[]string{"x-ms-client-principal", "bm90IGpzb24="}, 401, "x-ms-client-principal"},
+		{"App Service authentication declared, signed in without a role", &config.Settings{AppServiceAuth: true},
+			[]string{"x-ms-client-principal", principal("eve@contoso.com")}, 403, "eve@contoso.com"},
+		{"App Service authentication declared, a reader", &config.Settings{AppServiceAuth: true},
+			[]string{"x-ms-client-principal", principal("rita@contoso.com", "reader")}, 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -894,31 +835,183 @@ func TestFailuresAPI_Auth(t *testing.T) {
 	}
 }
 
-func TestFailuresAPI_WhoIsRecorded(t *testing.T) {
-	az := testenv.StartAzurite(t)
-	tests := []struct {
-		name     string
-		host     bool
-		headers  []string
-		wantWho  string
-		wantCode int
-	}{
-		{"signed-in user from App Service authentication", true, []string{"x-ms-client-principal-name", "bob@contoso.com", "x-functions-key", ""}, "bob@contoso.com", 200},
-		{"admin key name under the host", true, []string{"x-functions-key", opsKey}, "ops", 200},
-		{"function key under the host", true, []string{"x-functions-key", "some-function-key"}, "functions-key", 200},
-		{"admin key name standalone", false, []string{"x-functions-key", opsKey}, "ops", 200},
+// principal is the x-ms-client-principal App Service authentication sends for a user signed in
+// with Entra ID holding the given app roles (claim type "roles", one claim per role).
+func principal(upn string, roles ...string) string {
+	type claim struct {
+		Typ string `json:"typ"`
+		Val string `json:"val"`
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := &config.Settings{UnderFunctionsHost: tc.host, AdminKeys: []config.AdminKey{{Name: "support", Key: supportKey}, {Name: "ops", Key: opsKey}}}
+	claims := []claim{
+		{"http://schemas.microsoft.com/identity/claims/objectidentifier", "0b0c3a57-1d2e-4f60-9a8b-7c6d5e4f3a2b"},
+		{"name", "Display " + upn},
+		{"preferred_username", upn},
+	}
+	for _, r := range roles {
+		claims = append(claims, claim{"roles", r})
+	}
+	b, _ := json.Marshal(map[string]any{
+		"auth_typ": "aad", "claims": claims,
+		"name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", "role_typ": "roles",
+	})
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+const readerKey = "reader-key-0123456789"
+
+// TestFailuresAPI_ReaderCannotChangeAnything: a reader lists, shows and asks who they are; every
+// replay and discard is 403 and leaves the failure and the consumer untouched.
+func TestFailuresAPI_ReaderCannotChangeAnything(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	readers := map[string][]string{
+		"reader key":                     {"x-functions-key", readerKey},
+		"reader signed in with Entra ID": {"x-functions-key", "", "x-ms-client-principal", principal("rita@contoso.com", "reader")},
+	}
+	for name, headers := range readers {
+		t.Run(name, func(t *testing.T) {
+			s := &config.Settings{AppServiceAuth: true, AdminKeys: []config.AdminKey{
+				{Name: "support", Key: supportKey, Role: config.RoleOperator}, {Name: "desk", Key: readerKey, Role: config.RoleReader}}}
 			fx := newAPIFixture(t, az, fixtureOptions{settings: s})
 			f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
-			if st := fx.call("POST", "/api/failures/"+f.ID+"/replay", "", nil, tc.headers...); st != tc.wantCode {
-				t.Fatalf("replay: %d", st)
+
+			var me supportapi.Me
+			if st := fx.call("GET", "/api/me", "", &me, headers...); st != 200 || !slices.Equal(me.Roles, []string{"reader"}) {
+				t.Errorf("me: %d %+v, want the reader role only", st, me)
 			}
-			if got := fx.get(f.ID); got.UpdatedBy != tc.wantWho {
-				t.Errorf("updatedBy %q, want %q", got.UpdatedBy, tc.wantWho)
+			if st := fx.call("GET", "/api/failures", "", nil, headers...); st != 200 {
+				t.Errorf("list: %d", st)
+			}
+			if st := fx.call("GET", "/api/failures/"+f.ID, "", nil, headers...); st != 200 {
+				t.Errorf("show: %d", st)
+			}
+			for _, c := range []struct{ path, body string }{
+				{"/api/failures/" + f.ID + "/replay", ""},
+				{"/api/failures/replay", `{"consumer":"erp"}`},
+				{"/api/failures/replay", `{"consumer":"erp","dryRun":true}`},
+				{"/api/failures/" + f.ID + "/discard", `{"reason":"not mine to decide"}`},
+			} {
+				var e errorAnswer
+				if st := fx.call("POST", c.path, c.body, &e, headers...); st != 403 || !strings.Contains(e.Detail, "operator") {
+					t.Errorf("POST %s: %d %+v, want 403 naming the operator role", c.path, st, e)
+				}
+			}
+			got := fx.get(f.ID)
+			if got.Status != failures.StatusPending || got.Attempts != f.Attempts || got.UpdatedBy != f.UpdatedBy {
+				t.Errorf("a reader changed the failure: %+v", got)
+			}
+			if n := fx.erp.Count(); n != 0 {
+				t.Errorf("a reader's replay reached the consumer %d times", n)
 			}
 		})
+	}
+}
+
+// TestFailuresAPI_ForgedPrincipalIsIgnoredWithoutAppServiceAuth: without App Service
+// authentication declared, principal headers are whatever the caller wrote: they neither grant a
+// role nor change the name recorded.
+func TestFailuresAPI_ForgedPrincipalIsIgnoredWithoutAppServiceAuth(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	s := &config.Settings{UnderFunctionsHost: true, AdminKeys: []config.AdminKey{
+		{Name: "support", Key: supportKey}, {Name: "desk", Key: readerKey, Role: config.RoleReader}}}
+	fx := newAPIFixture(t, az, fixtureOptions{settings: s})
+	f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+	forged := []string{"x-ms-client-principal", principal("ceo@contoso.com", "operator"), "x-ms-client-principal-name", "ceo@contoso.com"}
+
+	if st := fx.call("GET", "/api/failures", "", nil, append([]string{"x-functions-key", ""}, forged...)...); st != 401 {
+		t.Errorf("forged principal without a key: %d, want 401", st)
+	}
+	if st := fx.call("POST", "/api/failures/"+f.ID+"/replay", "", nil, append([]string{"x-functions-key", readerKey}, forged...)...); st != 403 {
+		t.Errorf("reader key with a forged operator principal: replay %d, want 403", st)
+	}
+	var me supportapi.Me
+	fx.call("GET", "/api/me", "", &me, forged...)
+	if me.Name != "support" || me.Via != "key" {
+		t.Errorf("me with a forged principal: %+v, want the key's name", me)
+	}
+	var got failures.Failure
+	if st := fx.call("POST", "/api/failures/"+f.ID+"/discard", `{"reason":"duplicate"}`, &got, forged...); st != 200 {
+		t.Fatalf("discard: %d", st)
+	}
+	if stored := fx.get(f.ID); stored.UpdatedBy != "support" || got.UpdatedBy != "support" {
+		t.Errorf("updatedBy %q (answered %q), want the key's name support", stored.UpdatedBy, got.UpdatedBy)
+	}
+}
+
+// TestFailuresAPI_SignedInUserIsTheActor: behind App Service authentication the user's sign-in
+// name is recorded on the failure, in its history and in the log.
+func TestFailuresAPI_SignedInUserIsTheActor(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx := newAPIFixture(t, az, fixtureOptions{settings: &config.Settings{AppServiceAuth: true, UnderFunctionsHost: true}})
+	replayed := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+	discarded := fx.keep(contactEvent(2), "erp", "contacts-to-erp", failures.KindDelivery)
+	bob := []string{"x-functions-key", "", "x-ms-client-principal", principal("bob@contoso.com", "reader", "operator"),
+		"x-ms-client-principal-name", "bob@contoso.com"}
+
+	var me supportapi.Me
+	if st := fx.call("GET", "/api/me", "", &me, bob...); st != 200 ||
+		me.Name != "bob@contoso.com" || me.Via != "appservice" || !slices.Equal(me.Roles, []string{"reader", "operator"}) {
+		t.Errorf("me: %d %+v", st, me)
+	}
+	if st := fx.call("POST", "/api/failures/"+replayed.ID+"/replay", "", nil, bob...); st != 200 {
+		t.Fatalf("replay: %d", st)
+	}
+	if st := fx.call("POST", "/api/failures/"+discarded.ID+"/discard", `{"reason":"entered by hand"}`, nil, bob...); st != 200 {
+		t.Fatalf("discard: %d", st)
+	}
+	for id, want := range map[string][]string{
+		replayed.ID:  {"recorded", "replay-started", "replayed"},
+		discarded.ID: {"recorded", "discarded"},
+	} {
+		var shown supportapi.ShownFailure
+		if st := fx.call("GET", "/api/failures/"+id, "", &shown, bob...); st != 200 {
+			t.Fatalf("show: %d", st)
+		}
+		if shown.UpdatedBy != "bob@contoso.com" {
+			t.Errorf("%s: updatedBy %q, want bob@contoso.com", id, shown.UpdatedBy)
+		}
+		var actions []string
+		for _, c := range shown.History {
+			actions = append(actions, c.Action)
+		}
+		if !slices.Equal(actions, want) {
+			t.Errorf("%s: history %v, want %v", id, actions, want)
+		}
+		if last := shown.History[len(shown.History)-1]; last.By != "bob@contoso.com" || last.At.IsZero() {
+			t.Errorf("%s: last change %+v, want by bob@contoso.com with a time", id, last)
+		}
+	}
+	if logged := fx.logs.lines("failure replayed"); len(logged) != 1 || logged[0]["who"] != "bob@contoso.com" {
+		t.Errorf("log lines: %v", logged)
+	}
+}
+
+// TestSupportAPI_WithoutAStore: with no failure store configured, /api/me still answers (the
+// console can say who is signed in) and the failures calls say what is missing.
+func TestSupportAPI_WithoutAStore(t *testing.T) {
+	s := &config.Settings{AdminKeys: []config.AdminKey{{Name: "support", Key: supportKey}}}
+	api := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s})
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: s, Dispatcher: &dispatch.Dispatcher{}, Failures: api, Log: zerolog.Nop()}))
+	t.Cleanup(srv.Close)
+	for _, c := range []struct {
+		method, path string
+		want         int
+		body         string
+	}{
+		{"GET", "/api/me", 200, `"name":"support"`},
+		{"POST", "/api/me", 405, "GET"},
+		{"GET", "/api/failures", 503, "DVROUTER_TABLES"},
+		{"GET", "/api/failures/replay/extra/parts", 404, "not an endpoint"},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		req.Header.Set("x-functions-key", supportKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || !strings.Contains(string(raw), c.body) || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s, want %d with %q in JSON", c.method, c.path, resp.StatusCode, raw, c.want, c.body)
+		}
 	}
 }

@@ -15,7 +15,8 @@ type Deps struct {
 	Settings   *config.Settings
 	Dispatcher Dispatcher
 	Queue      Enqueuer     // nil in direct mode
-	Failures   http.Handler // the failures API; nil when no failure store is configured
+	Failures   http.Handler // the support API (/api/failures..., /api/me); nil answers 503
+	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
 	Health     Health
 	Log        zerolog.Logger
 }
@@ -27,7 +28,9 @@ type Deps struct {
 //	GET  /api/console/...        Console: the support console's files (anonymous)
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
-//	     /api/failures...        Failures API
+//	POST /Retention              Retention (timer invocation envelope)
+//	     /api/failures...        Failures (the support API)
+//	GET  /api/me                 Me (the support API: who is signed in)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -37,6 +40,7 @@ func New(d Deps) http.Handler {
 	mux.Handle("/api/console/", consoleFiles)
 	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, log: d.Log})
 	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, log: d.Log})
+	mux.Handle("/Retention", &retentionInvocation{settings: d.Settings, purger: d.Purger, log: d.Log})
 	failures := d.Failures
 	if failures == nil {
 		failures = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -45,6 +49,7 @@ func New(d Deps) http.Handler {
 	}
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
+	mux.Handle("/api/me", failures)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

@@ -150,6 +150,15 @@ param integrationSubnetPrefix string = '10.40.0.0/24'
 @description('Subnet for the private endpoints (enablePrivateNetworking).')
 param endpointSubnetPrefix string = '10.40.1.0/24'
 
+@description('Application (client) id of the Entra ID app registration for sign-in to the console and the support API (infra/README.md, "Sign-in and roles"). Empty: no App Service authentication; the support API takes admin keys only.')
+param entraClientId string = ''
+
+@description('How long failures are kept after they were first kept (DVROUTER_FAILURE_RETENTION): 30d, 36h, or 0 to keep forever.')
+param failureRetention string = '30d'
+
+@description('How long replayed and discarded failures are kept after they were resolved (DVROUTER_RESOLVED_RETENTION); at most failureRetention.')
+param resolvedRetention string = '30d'
+
 @description('Tags on every resource.')
 param tags object = {}
 
@@ -290,6 +299,9 @@ module functionApp 'modules/functionapp.bicep' = {
     consumerSecrets: consumerSecrets
     requireWebhookHeaderKey: requireWebhookHeaderKey
     logLevel: logLevel
+    appServiceAuth: !empty(entraClientId)
+    failureRetention: failureRetention
+    resolvedRetention: resolvedRetention
     integrationSubnetId: enablePrivateNetworking ? network.outputs.integrationSubnetId : ''
     tags: allTags
   }
@@ -298,6 +310,16 @@ module functionApp 'modules/functionapp.bicep' = {
   dependsOn: [
     endpoints
   ]
+}
+
+// Sign-in with Entra ID in front of the console and the support API; DVROUTER_APPSERVICE_AUTH
+// above is true exactly when this is deployed.
+module auth 'modules/auth.bicep' = if (!empty(entraClientId)) {
+  name: 'auth'
+  params: {
+    siteName: functionApp.outputs.name
+    clientId: entraClientId
+  }
 }
 
 module alerts 'modules/alerts.bicep' = {

@@ -97,6 +97,15 @@ param requireWebhookHeaderKey bool = true
 ])
 param logLevel string = 'info'
 
+@description('App Service authentication (auth.bicep) is in front: dvrouter trusts the x-ms-client-principal headers (DVROUTER_APPSERVICE_AUTH).')
+param appServiceAuth bool = false
+
+@description('DVROUTER_FAILURE_RETENTION: how long failures are kept after they were first kept.')
+param failureRetention string = '30d'
+
+@description('DVROUTER_RESOLVED_RETENTION: how long replayed and discarded failures are kept after they were resolved.')
+param resolvedRetention string = '30d'
+
 @description('Subnet the app integrates with; empty for no virtual network integration.')
 param integrationSubnetId string = ''
 
@@ -147,6 +156,9 @@ var appSettings = {
   DVROUTER_MAX_BODY: '1048576'
   DVROUTER_DELIVERY_BUDGET: '20s'
   DVROUTER_LOG_LEVEL: logLevel
+  DVROUTER_APPSERVICE_AUTH: appServiceAuth ? 'true' : 'false'
+  DVROUTER_FAILURE_RETENTION: failureRetention
+  DVROUTER_RESOLVED_RETENTION: resolvedRetention
 }
 
 // Elastic Premium only. Flex Consumption takes the runtime from functionAppConfig and refuses

@@ -27,6 +27,15 @@ type Settings struct {
 	BodyReadTimeout time.Duration
 	AdminKeys       []AdminKey // DVROUTER_ADMIN_KEYS
 	LogLevel        string     // DVROUTER_LOG_LEVEL, default info
+	// AppServiceAuth says App Service authentication (Entra ID) is in front of the app, so
+	// the x-ms-client-principal headers come from the platform and name the signed-in user.
+	// Without it those headers are whatever the caller sent, and they are ignored.
+	AppServiceAuth bool // DVROUTER_APPSERVICE_AUTH
+	// FailureRetention is how long a failure is kept after its event's time; 0 keeps forever.
+	FailureRetention time.Duration // DVROUTER_FAILURE_RETENTION, default 30 days
+	// ResolvedRetention is the same for replayed and discarded failures; it defaults to
+	// FailureRetention and may only be shorter.
+	ResolvedRetention time.Duration // DVROUTER_RESOLVED_RETENTION
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -54,11 +63,22 @@ type Tables struct {
 // Configured reports whether a failure store is set.
 func (t Tables) Configured() bool { return t.ConnectionString != "" || t.ServiceURI != "" }
 
-// AdminKey is one named key for the failures API when dvrouter runs standalone.
+// AdminKey is one named key for the failures API and what its holder may do.
 type AdminKey struct {
 	Name string
 	Key  string
+	Role Role // RoleReader for name:reader=key; RoleOperator (or empty, meaning the same) otherwise
 }
+
+// Role is what a caller of the failures API may do.
+type Role string
+
+const (
+	// RoleReader may list and show failures and ask who they are.
+	RoleReader Role = "reader"
+	// RoleOperator may also replay and discard.
+	RoleOperator Role = "operator"
+)
 
 // Mode is "queued" when a Service Bus connection is configured, else "direct".
 func (s *Settings) Mode() string {
@@ -80,13 +100,21 @@ func (s *Settings) WebhookKeyValid(key string) bool {
 
 // AdminKeyName returns the name of the admin key that matches key, compared in constant time.
 func (s *Settings) AdminKeyName(key string) (string, bool) {
-	name := ""
+	k, ok := s.AdminKeyFor(key)
+	return k.Name, ok
+}
+
+// AdminKeyFor returns the admin key that matches key. Every key is compared, in constant time,
+// so the answer's timing says nothing about which key is close.
+func (s *Settings) AdminKeyFor(key string) (AdminKey, bool) {
+	var found AdminKey
+	ok := false
 	for _, k := range s.AdminKeys {
 		if subtle.ConstantTimeCompare([]byte(k.Key), []byte(key)) == 1 {
-			name = k.Name
+			found, ok = k, true
 		}
 	}
-	return name, name != ""
+	return found, ok
 }
 
 // Names of the settings, in one place so the README, the sample settings and the Bicep
@@ -109,7 +137,13 @@ const (
 	EnvDeliveryBudget    = "DVROUTER_DELIVERY_BUDGET"
 	EnvAdminKeys         = "DVROUTER_ADMIN_KEYS"
 	EnvLogLevel          = "DVROUTER_LOG_LEVEL"
+	EnvAppServiceAuth    = "DVROUTER_APPSERVICE_AUTH"
+	EnvFailureRetention  = "DVROUTER_FAILURE_RETENTION"
+	EnvResolvedRetention = "DVROUTER_RESOLVED_RETENTION"
 )
+
+// DefaultFailureRetention is how long failures are kept when DVROUTER_FAILURE_RETENTION is unset.
+const DefaultFailureRetention = 30 * 24 * time.Hour
 
 // DevelopmentStorage is what `UseDevelopmentStorage=true` means (the Functions convention, which
 // aztables does not expand itself): Azurite's table endpoint on its default port, with the
@@ -187,16 +221,58 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		s.AllowedOrgs[strings.ToLower(o)] = true
 	}
 
+	seen := map[string]bool{}
 	for _, pair := range splitList(getenv(EnvAdminKeys)) {
 		name, key, ok := strings.Cut(pair, "=")
 		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		name, roleText, hasRole := strings.Cut(name, ":")
+		name, role := strings.TrimSpace(name), Role(strings.TrimSpace(roleText))
 		switch {
 		case !ok || name == "":
-			bad(EnvAdminKeys, "each entry must be name=key")
+			bad(EnvAdminKeys, "each entry must be name=key (operator) or name:reader=key")
+		case hasRole && role != RoleReader && role != RoleOperator:
+			bad(EnvAdminKeys, "the key named %q has role %q; roles are reader and operator", name, role)
 		case len(key) < 16:
 			bad(EnvAdminKeys, "the key named %q is shorter than 16 characters", name)
+		case seen[name]:
+			bad(EnvAdminKeys, "the name %q is used by two keys; the name is what the audit trail records", name)
 		default:
-			s.AdminKeys = append(s.AdminKeys, AdminKey{Name: name, Key: key})
+			if !hasRole {
+				role = RoleOperator
+			}
+			seen[name] = true
+			s.AdminKeys = append(s.AdminKeys, AdminKey{Name: name, Key: key, Role: role})
+		}
+	}
+
+	if v := strings.TrimSpace(getenv(EnvAppServiceAuth)); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(EnvAppServiceAuth, "%q must be true or false", v)
+		}
+		s.AppServiceAuth = b
+	}
+
+	s.FailureRetention = DefaultFailureRetention
+	if v := strings.TrimSpace(getenv(EnvFailureRetention)); v != "" {
+		d, err := ParseRetention(v)
+		if err != nil {
+			bad(EnvFailureRetention, "%v", err)
+		}
+		s.FailureRetention = d
+	}
+	s.ResolvedRetention = s.FailureRetention
+	if v := strings.TrimSpace(getenv(EnvResolvedRetention)); v != "" {
+		d, err := ParseRetention(v)
+		switch {
+		case err != nil:
+			bad(EnvResolvedRetention, "%v", err)
+		case d == 0 && s.FailureRetention != 0:
+			bad(EnvResolvedRetention, "0 (keep forever) would keep resolved failures longer than %s keeps pending ones; leave it unset to use the same", EnvFailureRetention)
+		case s.FailureRetention != 0 && d > s.FailureRetention:
+			bad(EnvResolvedRetention, "%q is longer than %s (%s); resolved failures are never kept longer than pending ones", v, EnvFailureRetention, s.FailureRetention)
+		default:
+			s.ResolvedRetention = d
 		}
 	}
 
@@ -238,6 +314,30 @@ func ListenAddr(getenv func(string) string) (addr string, underHost bool, err er
 		err = fmt.Errorf("setting %s: %q is not a port number", EnvPort, port)
 	}
 	return "127.0.0.1:" + port, underHost, err
+}
+
+// ParseRetention reads a retention period: whole days ("30d"), a Go duration of at least an
+// hour ("36h"), or "0" to keep forever.
+func ParseRetention(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 36500 {
+			return 0, fmt.Errorf("%q must be a number of days from 1d to 36500d, a duration such as 36h, or 0 to keep forever", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		d, err = time.ParseDuration(v)
+		if err != nil || d < time.Hour {
+			return 0, fmt.Errorf("%q must be a number of days such as 30d, a duration of at least 1h such as 36h, or 0 to keep forever", v)
+		}
+	}
+	return d, nil
 }
 
 // refuseUnresolved wraps getenv so that a Key Vault reference App Service could not resolve

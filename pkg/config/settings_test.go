@@ -93,6 +93,14 @@ func TestLoadSettings_ErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{EnvServiceBus: "Endpoint=sb://x/", EnvServiceBusNS: "x.servicebus.windows.net"}, EnvServiceBus},
 		{map[string]string{EnvTablesURI: "ftp://x"}, EnvTablesURI},
 		{map[string]string{EnvLogLevel: "loud"}, EnvLogLevel},
+		{map[string]string{EnvAdminKeys: "ann:admin=ann-key-0123456789"}, "roles are reader and operator"},
+		{map[string]string{EnvAdminKeys: "ann=ann-key-0123456789,ann:reader=ann-key-9876543210"}, "used by two keys"},
+		{map[string]string{EnvAppServiceAuth: "yes please"}, EnvAppServiceAuth},
+		{map[string]string{EnvFailureRetention: "a month"}, EnvFailureRetention},
+		{map[string]string{EnvFailureRetention: "30m"}, EnvFailureRetention},
+		{map[string]string{EnvFailureRetention: "0d"}, EnvFailureRetention},
+		{map[string]string{EnvFailureRetention: "7d", EnvResolvedRetention: "14d"}, EnvResolvedRetention},
+		{map[string]string{EnvResolvedRetention: "0"}, EnvResolvedRetention},
 		{map[string]string{EnvWebhookKeys: "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/webhook-keys/)"}, "Key Vault reference was not resolved"},
 	}
 	for _, tt := range tests {
@@ -114,5 +122,52 @@ func TestLoadSettings_ErrorDoesNotEchoAQueryString(t *testing.T) {
 	_, err := LoadSettings(getenvOf(map[string]string{EnvTablesURI: "http://acct.table.core.windows.net/?sv=2024&sig=c2VjcmV0"}))
 	if err == nil || strings.Contains(err.Error(), "sig=") {
 		t.Fatalf("err = %v, want an error that does not echo the query string", err)
+	}
+}
+
+func TestLoadSettings_AdminKeyRoles(t *testing.T) {
+	s, err := LoadSettings(getenvOf(map[string]string{
+		EnvAdminKeys: "ops=ops-key-0123456789, desk:reader=desk-key-0123456789, lead:operator=lead-key-0123456789",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]AdminKey{
+		"ops-key-0123456789":  {Name: "ops", Key: "ops-key-0123456789", Role: RoleOperator},
+		"desk-key-0123456789": {Name: "desk", Key: "desk-key-0123456789", Role: RoleReader},
+		"lead-key-0123456789": {Name: "lead", Key: "lead-key-0123456789", Role: RoleOperator},
+	} {
+		if got, ok := s.AdminKeyFor(key); !ok || got != want {
+			t.Errorf("AdminKeyFor(%s) = %+v, %v; want %+v", key, got, ok, want)
+		}
+	}
+	if _, ok := s.AdminKeyFor("desk"); ok {
+		t.Error("a key name must not work as a key")
+	}
+}
+
+func TestLoadSettings_Retention(t *testing.T) {
+	tests := []struct {
+		env             map[string]string
+		failed, resolve time.Duration
+	}{
+		{map[string]string{}, 30 * 24 * time.Hour, 30 * 24 * time.Hour},
+		{map[string]string{EnvFailureRetention: "0"}, 0, 0},
+		{map[string]string{EnvFailureRetention: "90d", EnvResolvedRetention: "7d"}, 90 * 24 * time.Hour, 7 * 24 * time.Hour},
+		{map[string]string{EnvFailureRetention: "0", EnvResolvedRetention: "36h"}, 0, 36 * time.Hour},
+	}
+	for _, tt := range tests {
+		s, err := LoadSettings(getenvOf(tt.env))
+		if err != nil {
+			t.Errorf("%v: %v", tt.env, err)
+			continue
+		}
+		if s.FailureRetention != tt.failed || s.ResolvedRetention != tt.resolve {
+			t.Errorf("%v: retention %v / %v, want %v / %v", tt.env, s.FailureRetention, s.ResolvedRetention, tt.failed, tt.resolve)
+		}
+	}
+	s, err := LoadSettings(getenvOf(map[string]string{EnvAppServiceAuth: "true"}))
+	if err != nil || !s.AppServiceAuth {
+		t.Errorf("%s=true: %v, %v", EnvAppServiceAuth, s, err)
 	}
 }

@@ -67,7 +67,31 @@
 // fails again, Record makes it pending). A Record of the same failure during a replay changes
 // its ETag, so that replay's MarkReplayed gets ErrConflict and the claim lapses after the
 // timeout: the consumer may then get the event twice, and deduplicates by its id.
-// Every change sets updatedBy and updatedAt.
+// Every change sets updatedBy and updatedAt, and appends to the history column (JSON, the
+// newest 40 changes: when, who, what, the status it left, the error or reason), which Get
+// returns and lists leave out.
+//
+// # Replaying and discarding
+//
+// Replayer holds the rules support staff act under: only pending failures are replayed or
+// discarded; a replay claims first, so of two at once one wins; a failure whose route is gone is
+// refused (its exclude list is unknown, so the event could leak columns it must not); a
+// consumer whose breaker is open is not tried and no attempt counts; a bulk replay stops
+// starting replays once a breaker opens. It sends through a Sender (delivery) and routes poison
+// that decodes now through a Router (dispatch): interfaces defined here, so this package
+// depends on neither.
+//
+// # Retention
+//
+// Purge deletes failures first recorded (firstFailedAt, when the payload was stored) before
+// now - Retention.Failures, and replayed or discarded ones resolved (updatedAt) before
+// now - Retention.Resolved: a filtered scan of each partition, then entity group transactions of
+// at most 100 rows, each failure together with its chunks, with If-Match on the ETag listed (a
+// failure recorded again meanwhile is left for the next run). The record time, not the event's,
+// bounds the age of the data kept: an old event that fails today is kept the full window. Chunk
+// rows that no failure refers to (an interrupted write's) are deleted once their Timestamp is
+// past the same bound. Every transaction stands alone: a run stopped anywhere leaves the store
+// consistent and the next run finishes the job.
 //
 // # Availability
 //

@@ -39,6 +39,7 @@ const (
 	pPayloadChunks  = "payloadChunks"
 	pPayloadSpill   = "payloadSpill"
 	pWriteID        = "writeId"
+	pHistory        = "history" // JSON array of Change, newest last
 )
 
 // metaSelect is every column but the payload parts, for reads that do not need the payload.
@@ -48,6 +49,17 @@ var metaSelect = strings.Join([]string{"PartitionKey", "RowKey",
 	pLastStatusCode, pUpdatedBy, pUpdatedAt, pClaimedBy, pClaimedAt, pReason,
 	pPayloadCodec, pPayloadLen, pPayloadCRC, pPayloadParts, pPayloadChunks, pPayloadSpill, pWriteID,
 }, ",")
+
+// detailSelect is metaSelect plus the history: what one failure's reads need, and lists do not.
+var detailSelect = metaSelect + "," + pHistory
+
+// History caps: the newest maxHistory changes are kept, each detail cut to maxHistoryDetail
+// characters, so the property stays far below the 64 KiB a string may hold and the entity
+// below 1 MiB (TestEntitySize_FullMainEntityFitsOneMiB).
+const (
+	maxHistory       = 40
+	maxHistoryDetail = 256
+)
 
 // Text caps. Identity fields are hashed whole into the keys; only the stored copy is capped.
 // The caps bound the non-payload part of an entity so the payload parts always fit beside it.
@@ -89,6 +101,7 @@ type entity struct {
 	PayloadChunks  int32  `json:"payloadChunks"`
 	PayloadSpill   string `json:"payloadSpill"`
 	WriteID        string `json:"writeId"`
+	History        string `json:"history"`
 }
 
 func (e entity) failure() (Failure, error) {
@@ -114,6 +127,11 @@ func (e entity) failure() (Failure, error) {
 		UpdatedBy:      e.UpdatedBy,
 		Reason:         e.Reason,
 		PayloadSize:    int(e.PayloadLen),
+	}
+	if e.History != "" {
+		// A history that does not parse (written by hand, say) is shown as absent rather than
+		// making the failure unreadable: it is a record of the past, not something acted on.
+		_ = json.Unmarshal([]byte(e.History), &f.History)
 	}
 	claimedAt := ""
 	if f.Status == StatusReplaying {
@@ -164,6 +182,23 @@ func (p props) time(name string, t time.Time) {
 func (p props) binary(name string, b []byte) {
 	p[name] = b // encoding/json writes []byte as base64, which Edm.Binary expects
 	p[name+"@odata.type"] = "Edm.Binary"
+}
+
+// history sets the history column to h with c appended (see withChange), and returns it.
+func (p props) history(h []Change, c Change) []Change {
+	h = withChange(h, c)
+	b, _ := json.Marshal(h) // plain strings and times: cannot fail
+	p[pHistory] = string(b)
+	return h
+}
+
+// withChange is h with c appended, as stored: the newest maxHistory changes, texts capped. h
+// itself is not modified.
+func withChange(h []Change, c Change) []Change {
+	c.At = normTime(c.At)
+	c.By = capText(c.By, maxFieldChars/4)
+	c.Detail = capText(c.Detail, maxHistoryDetail)
+	return append(h[max(0, len(h)+1-maxHistory):len(h):len(h)], c)
 }
 
 func (p props) marshal() ([]byte, error) { return json.Marshal(map[string]any(p)) }

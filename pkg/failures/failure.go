@@ -48,7 +48,32 @@ type Failure struct {
 	ClaimedAt      time.Time `json:"claimedAt,omitzero"`  // when the replay was claimed (status replaying)
 	Reason         string    `json:"reason,omitempty"`    // why it was discarded
 	PayloadSize    int       `json:"payloadSize"`         // length of Payload in bytes, also in lists
+	// History is every change of status with who made it, oldest first (the newest 40 are
+	// kept). Get fills it; lists leave it out.
+	History []Change `json:"history,omitempty"`
 
 	// Payload is the raw RemoteExecutionContext bytes (or the poison message body), byte-exact.
 	Payload []byte `json:"-"`
 }
+
+// Change is one step in a failure's handling.
+type Change struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Action Action    `json:"action"`
+	Status Status    `json:"status"`           // the status it left the failure in
+	Detail string    `json:"detail,omitempty"` // the reason of a discard, the error of a failed replay
+}
+
+// Action names a Change.
+type Action string
+
+const (
+	ActionRecorded     Action = "recorded"       // the first failure of the (event, consumer)
+	ActionFailedAgain  Action = "failed-again"   // the same event failed again for the same consumer
+	ActionClaimed      Action = "replay-started" // a replay claimed it
+	ActionReplayed     Action = "replayed"       // a replay delivered it
+	ActionReplayFailed Action = "replay-failed"  // a replay was tried and failed
+	ActionReleased     Action = "replay-skipped" // a replay gave it back untried (breaker open)
+	ActionDiscarded    Action = "discarded"
+)

@@ -2,8 +2,10 @@ package failures
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestPayload_RoundTripsByteExact(t *testing.T) {
@@ -148,6 +150,19 @@ func TestEntitySize_FullMainEntityFitsOneMiB(t *testing.T) {
 	p.str(pClaimedBy, long, maxFieldChars)
 	p.time(pClaimedAt, baseTime)
 	p.str(pReason, long, maxFieldChars)
+	var h []Change
+	for range maxHistory + 5 {
+		p.history(h, Change{At: baseTime, By: long, Action: ActionReplayFailed, Status: StatusPending, Detail: long})
+		if err := json.Unmarshal([]byte(p[pHistory].(string)), &h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(h) != maxHistory {
+		t.Errorf("history keeps %d changes, want %d", len(h), maxHistory)
+	}
+	if n := 2 * utf8.RuneCountInString(p[pHistory].(string)); n > 64<<10 {
+		t.Errorf("history at its cap is %d bytes as UTF-16, over a string property's 64 KiB", n)
+	}
 	const limit = 1 << 20
 	if size := entitySize(p); size > limit {
 		t.Errorf("main entity at every cap is %d bytes, over %d", size, limit)

@@ -23,6 +23,7 @@ func (s *Store) Claim(ctx context.Context, id string, etag ETag, by string) (ETa
 		p.str(pStatus, string(StatusReplaying), maxFieldChars)
 		p.str(pClaimedBy, by, maxFieldChars)
 		p.time(pClaimedAt, now)
+		p.history(cur.History, Change{At: now, By: by, Action: ActionClaimed, Status: StatusReplaying})
 		return nil
 	})
 }
@@ -32,6 +33,7 @@ func (s *Store) Claim(ctx context.Context, id string, etag ETag, by string) (ETa
 func (s *Store) MarkReplayed(ctx context.Context, id string, etag ETag, by string) error {
 	_, err := s.change(ctx, "mark replayed", id, etag, by, func(cur Failure, now time.Time, p props) error {
 		p.str(pStatus, string(StatusReplayed), maxFieldChars)
+		p.history(cur.History, Change{At: now, By: by, Action: ActionReplayed, Status: StatusReplayed})
 		return nil
 	})
 	return err
@@ -46,6 +48,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id string, etag ETag, errText
 		p[pLastStatusCode] = int32(statusCode)
 		p.time(pLastFailedAt, now)
 		p.str(pStatus, string(StatusPending), maxFieldChars)
+		p.history(cur.History, Change{At: now, By: by, Action: ActionReplayFailed, Status: StatusPending, Detail: errText})
 		return nil
 	})
 	return err
@@ -56,24 +59,50 @@ func (s *Store) RecordAttempt(ctx context.Context, id string, etag ETag, errText
 func (s *Store) Release(ctx context.Context, id string, etag ETag, by string) error {
 	_, err := s.change(ctx, "release", id, etag, by, func(cur Failure, now time.Time, p props) error {
 		p.str(pStatus, string(StatusPending), maxFieldChars)
+		p.history(cur.History, Change{At: now, By: by, Action: ActionReleased, Status: StatusPending})
 		return nil
 	})
 	return err
 }
 
-// Discard sets a failure aside for good (status discarded) with the reason. A failure that is
-// being replayed right now cannot be discarded (ErrConflict).
+// Discard sets a failure aside for good (status discarded) with the reason. Only a pending
+// failure, or one whose replay died (its claim timed out), can be discarded: one being replayed
+// right now is ErrConflict, and one already replayed or discarded is a *StatusError.
 func (s *Store) Discard(ctx context.Context, id string, etag ETag, by, reason string) error {
 	_, err := s.change(ctx, "discard", id, etag, by, func(cur Failure, now time.Time, p props) error {
-		if s.claimHeld(cur, now) {
+		switch {
+		case cur.Status == StatusReplayed || cur.Status == StatusDiscarded:
+			return &StatusError{Failure: cur, Op: "discarded"}
+		case s.claimHeld(cur, now):
 			return fmt.Errorf("%w: being replayed by %s since %s", ErrConflict, cur.ClaimedBy, cur.ClaimedAt.Format(time.RFC3339))
 		}
 		p.str(pStatus, string(StatusDiscarded), maxFieldChars)
 		p.str(pReason, reason, maxFieldChars)
+		p.history(cur.History, Change{At: now, By: by, Action: ActionDiscarded, Status: StatusDiscarded, Detail: reason})
 		return nil
 	})
 	return err
 }
+
+// StatusError says a failure's status does not allow what was asked: it was already replayed
+// or discarded. It matches ErrConflict.
+type StatusError struct {
+	Failure Failure // as stored, without payload
+	Op      string  // what was refused, as a past participle: "replayed", "discarded"
+}
+
+func (e *StatusError) Error() string {
+	by, at := e.Failure.UpdatedBy, "an unknown time"
+	if by == "" {
+		by = "someone"
+	}
+	if !e.Failure.UpdatedAt.IsZero() {
+		at = e.Failure.UpdatedAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("failure %s is %s (by %s at %s); only pending failures can be %s", e.Failure.ID, e.Failure.Status, by, at, e.Op)
+}
+
+func (e *StatusError) Is(target error) bool { return target == ErrConflict }
 
 func (s *Store) claimHeld(f Failure, now time.Time) bool {
 	return f.Status == StatusReplaying && now.Sub(f.ClaimedAt) < s.claimTTL

@@ -80,6 +80,8 @@ type Store struct {
 	claimTTL time.Duration
 	callTTL  time.Duration
 	now      func() time.Time
+	// afterPurgeBatch, when set (by tests), runs after each purge transaction that succeeded.
+	afterPurgeBatch func()
 }
 
 // Retry settings: a store that is down must fail a Record within seconds, so the caller can
@@ -265,7 +267,13 @@ func (s *Store) normalize(f Failure) (Failure, error) {
 	f.LastError = capText(f.LastError, maxErrorChars)
 	f.ClaimedBy, f.ClaimedAt, f.Reason = "", time.Time{}, ""
 	f.PayloadSize = len(f.Payload)
+	f.History = withChange(nil, recordedChange(f))
 	return f, nil
+}
+
+// recordedChange is the first entry of a new failure's history.
+func recordedChange(f Failure) Change {
+	return Change{At: f.UpdatedAt, By: f.UpdatedBy, Action: ActionRecorded, Status: f.Status, Detail: f.LastError}
 }
 
 // write is one insert attempt.
@@ -341,6 +349,7 @@ func mainProps(k keys, f Failure, sp storedPayload) (p props, rest [][]byte) {
 		p.binary(partName(i), part)
 	}
 	p[pPayloadParts] = int32(len(inMain))
+	p.history(nil, recordedChange(f))
 	return p, sp.parts[len(inMain):]
 }
 
@@ -439,6 +448,7 @@ func (s *Store) addTo(ctx context.Context, k keys, f Failure, w write) (Failure,
 	p.str(pStatus, string(m.Status), maxFieldChars)
 	p.str(pUpdatedBy, m.UpdatedBy, maxFieldChars)
 	p.time(pUpdatedAt, m.UpdatedAt)
+	m.History = p.history(cur.History, Change{At: m.UpdatedAt, By: m.UpdatedBy, Action: ActionFailedAgain, Status: m.Status, Detail: m.LastError})
 	if _, err := s.merge(ctx, p, etag); err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			return Failure{}, false, nil
@@ -468,7 +478,8 @@ type meta struct {
 	Failure
 	etag    ETag
 	writeID string
-	chunks  int // spilled payload chunk entities
+	spill   string // token of the spilled payload chunks, if any
+	chunks  int    // spilled payload chunk entities
 }
 
 // readMeta reads a failure's columns without its payload, by a query for the one row (a point
@@ -476,7 +487,7 @@ type meta struct {
 func (s *Store) readMeta(ctx context.Context, k keys) (meta, error) {
 	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey eq '%s'", k.pk, k.rk)
 	top := int32(1)
-	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &metaSelect, Top: &top})
+	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &detailSelect, Top: &top})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -493,7 +504,7 @@ func (s *Store) readMeta(ctx context.Context, k keys) (meta, error) {
 			if err != nil {
 				return meta{}, err
 			}
-			return meta{Failure: f, etag: ETag(e.ETag), writeID: e.WriteID, chunks: int(e.PayloadChunks)}, nil
+			return meta{Failure: f, etag: ETag(e.ETag), writeID: e.WriteID, spill: e.PayloadSpill, chunks: int(e.PayloadChunks)}, nil
 		}
 	}
 	return meta{}, ErrNotFound

@@ -57,6 +57,7 @@ func TestRecord_GetRoundTripsEveryField(t *testing.T) {
 	want.OccurredAt = time.Date(2025, 3, 5, 7, 29, 59, 987654300, time.UTC) // UTC, 100 ns
 	want.UpdatedAt = now
 	want.PayloadSize = len(in.Payload)
+	want.History = []Change{{At: now, By: "webhook", Action: ActionRecorded, Status: StatusPending, Detail: in.LastError}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Get:\n got %+v\nwant %+v", got, want)
 	}
@@ -79,8 +80,9 @@ func TestRecord_DefaultsForAMinimalFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Failure{ID: rec.ID, EventID: "e", Consumer: "c", Kind: KindDelivery, Status: StatusPending, Attempts: 1,
-		FirstFailedAt: now, LastFailedAt: now, UpdatedBy: "dvrouter", UpdatedAt: now}
-	if !reflect.DeepEqual(got, want) {
+		FirstFailedAt: now, LastFailedAt: now, UpdatedBy: "dvrouter", UpdatedAt: now,
+		History: []Change{{At: now, By: "dvrouter", Action: ActionRecorded, Status: StatusPending}}}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(rec, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
@@ -581,5 +583,64 @@ func TestRecord_StoreDownFailsPromptlyThenWorksWhenBack(t *testing.T) {
 		if _, _, err := s.Get(ctx, id); err != nil {
 			t.Errorf("Get %s after restart: %v", id, err)
 		}
+	}
+}
+
+func TestHistory_EveryChangeIsKeptWithWhoAndWhen(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	at := baseTime
+	s.now = func() time.Time { at = at.Add(time.Minute); return at }
+	f, err := s.Record(ctx, deliveryFailure(1, "erp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	etag, err := s.Claim(ctx, f.ID, "", "ann")
+	step(err)
+	step(s.RecordAttempt(ctx, f.ID, etag, "HTTP 500: locked", 500, "ann"))
+	etag, err = s.Claim(ctx, f.ID, "", "bob")
+	step(err)
+	step(s.Release(ctx, f.ID, etag, "bob"))
+	_, err = s.Record(ctx, deliveryFailure(1, "erp")) // the same event fails again
+	step(err)
+	step(s.Discard(ctx, f.ID, "", "cy", "entered by hand"))
+
+	got, _, err := s.Get(ctx, f.ID)
+	step(err)
+	want := []struct {
+		action Action
+		by     string
+		status Status
+		detail string
+	}{
+		{ActionRecorded, "dvrouter", StatusPending, f.LastError},
+		{ActionClaimed, "ann", StatusReplaying, ""},
+		{ActionReplayFailed, "ann", StatusPending, "HTTP 500: locked"},
+		{ActionClaimed, "bob", StatusReplaying, ""},
+		{ActionReleased, "bob", StatusPending, ""},
+		{ActionFailedAgain, "dvrouter", StatusPending, f.LastError},
+		{ActionDiscarded, "cy", StatusDiscarded, "entered by hand"},
+	}
+	if len(got.History) != len(want) {
+		t.Fatalf("history %+v, want %d changes", got.History, len(want))
+	}
+	for i, w := range want {
+		c := got.History[i]
+		if c.Action != w.action || c.By != w.by || c.Status != w.status || c.Detail != w.detail {
+			t.Errorf("change %d: %+v, want %+v", i, c, w)
+		}
+		if i > 0 && !c.At.After(got.History[i-1].At) {
+			t.Errorf("change %d at %s, not after the one before", i, c.At)
+		}
+	}
+	var status *StatusError
+	if err := s.Discard(ctx, f.ID, "", "dee", "again"); !errors.As(err, &status) || !errors.Is(err, ErrConflict) {
+		t.Errorf("discard of a discarded failure: %v, want a StatusError that is ErrConflict", err)
 	}
 }

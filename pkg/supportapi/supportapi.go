@@ -1,0 +1,184 @@
+// Package supportapi is the support API as it travels: the JSON of /api/failures and /api/me,
+// and a client for it. The handler answers with these types and the CLI (and any other tool)
+// reads them, so both sides always agree; it depends on nothing else in dvrouter.
+//
+// Compatibility: fields are only ever added. A field's name and meaning never change.
+package supportapi
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Paths of the API, below the app's address.
+const (
+	FailuresPath = "/api/failures"
+	MePath       = "/api/me"
+)
+
+// Headers a caller authenticates with.
+const (
+	// KeyHeader carries an admin key (DVROUTER_ADMIN_KEYS); the name is the Functions host's
+	// for its own keys, so scripts written against either keep working.
+	KeyHeader = "x-functions-key"
+)
+
+// Failure statuses and kinds, as they appear in Failure.Status and Failure.Kind.
+const (
+	StatusPending   = "pending"
+	StatusReplaying = "replaying"
+	StatusReplayed  = "replayed"
+	StatusDiscarded = "discarded"
+
+	KindDelivery    = "delivery"
+	KindBreakerOpen = "breaker-open"
+	KindPoison      = "poison"
+)
+
+// Failure is one kept failure: a failed (event, consumer) delivery, or a poison message
+// (Consumer empty). Lists carry it without History.
+type Failure struct {
+	ID             string    `json:"id"`
+	EventID        string    `json:"eventId"`
+	Consumer       string    `json:"consumer"`
+	Route          string    `json:"route"`
+	Table          string    `json:"table"`
+	Message        string    `json:"message"`
+	RecordID       string    `json:"recordId"`
+	CorrelationID  string    `json:"correlationId"`
+	MessageID      string    `json:"messageId,omitempty"`
+	Kind           string    `json:"kind"`
+	Status         string    `json:"status"`
+	Attempts       int       `json:"attempts"`
+	OccurredAt     time.Time `json:"occurredAt"` // the event's time; lists are ordered by it
+	FirstFailedAt  time.Time `json:"firstFailedAt"`
+	LastFailedAt   time.Time `json:"lastFailedAt"`
+	LastError      string    `json:"lastError"`
+	LastStatusCode int       `json:"lastStatusCode"`
+	UpdatedBy      string    `json:"updatedBy"` // who last acted on it
+	UpdatedAt      time.Time `json:"updatedAt"`
+	ClaimedBy      string    `json:"claimedBy,omitempty"` // who is replaying it (status replaying)
+	ClaimedAt      time.Time `json:"claimedAt,omitzero"`
+	Reason         string    `json:"reason,omitempty"` // why it was discarded
+	PayloadSize    int       `json:"payloadSize"`      // bytes as received
+	// History is every change of status and who made it, oldest first (the store keeps the
+	// newest 40). Only GET /api/failures/{id} carries it.
+	History []Change `json:"history,omitempty"`
+}
+
+// Change is one step in a failure's handling.
+type Change struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Action string    `json:"action"` // recorded, failed-again, replay-started, replayed, replay-failed, replay-skipped, discarded
+	Status string    `json:"status"` // the status it left the failure in
+	Detail string    `json:"detail,omitempty"`
+}
+
+// FailureList is the answer to GET /api/failures. Continuation is empty on the last page.
+type FailureList struct {
+	Items        []Failure `json:"items"`
+	Continuation string    `json:"continuation"`
+}
+
+// ShownFailure is the answer to GET /api/failures/{id}: the failure with its payload, the
+// normalized event, or for a poison message the raw text (base64, with PayloadEncoding
+// "base64", when it is not UTF-8).
+type ShownFailure struct {
+	Failure
+	Payload         json.RawMessage `json:"payload"`
+	PayloadEncoding string          `json:"payloadEncoding,omitempty"`
+	PayloadError    string          `json:"payloadError,omitempty"`
+}
+
+// Replay results.
+const (
+	ResultDelivered = "delivered"
+	ResultFailed    = "failed"
+)
+
+// ReplayResult is the answer to POST /api/failures/{id}/replay.
+type ReplayResult struct {
+	ID     string `json:"id"`
+	Result string `json:"result"` // delivered or failed
+	Error  string `json:"error"`
+	// Dispatch is what routing a poison message that now decodes did; its own failures, if
+	// any, are recorded as new failures.
+	Dispatch *Routed `json:"dispatch,omitempty"`
+}
+
+// Routed is what routing one event did.
+type Routed struct {
+	ID        string   `json:"id"`
+	Matched   []string `json:"matched"`
+	Delivered []string `json:"delivered"`
+	Failed    []string `json:"failed"`
+}
+
+// BulkReplayRequest is the body of POST /api/failures/replay. Times are RFC 3339; From is
+// inclusive and To exclusive, on the event's time. Status may only be pending (or empty).
+type BulkReplayRequest struct {
+	Consumer string `json:"consumer,omitempty"`
+	Status   string `json:"status,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Table    string `json:"table,omitempty"`
+	From     string `json:"from,omitempty"`
+	To       string `json:"to,omitempty"`
+	Max      *int   `json:"max,omitempty"` // default 1000, at most 100000
+	DryRun   bool   `json:"dryRun,omitempty"`
+	// Continuation resumes after the last failure a previous bulk replay listed.
+	Continuation string `json:"continuation,omitempty"`
+}
+
+// BulkReplayResult is the answer to POST /api/failures/replay. Matched counts the failures
+// found (up to max); those neither delivered, failed nor skipped were left alone because the
+// replay stopped early.
+type BulkReplayResult struct {
+	Matched      int    `json:"matched"`
+	Delivered    int    `json:"delivered"`
+	Failed       int    `json:"failed"`
+	Skipped      int    `json:"skipped"`
+	DryRun       bool   `json:"dryRun"`
+	StoppedEarly bool   `json:"stoppedEarly"`
+	Reason       string `json:"reason,omitempty"`
+	// Continuation is set when more failures may match beyond this answer: pass it back to go on.
+	Continuation string      `json:"continuation,omitempty"`
+	Errors       []ItemError `json:"errors,omitempty"` // the first failed or skipped items, with why
+}
+
+// ItemError names one failure a bulk replay could not replay, and why.
+type ItemError struct {
+	ID    string `json:"id"`
+	Error string `json:"error"`
+}
+
+// DiscardRequest is the body of POST /api/failures/{id}/discard. The answer is the Failure.
+type DiscardRequest struct {
+	Reason string `json:"reason"`
+}
+
+// Roles a caller can hold, as Me.Roles lists them.
+const (
+	RoleReader   = "reader"   // list, show, me
+	RoleOperator = "operator" // also replay and discard
+)
+
+// How a caller was authenticated, as Me.Via says.
+const (
+	ViaKey        = "key"        // an admin key (x-functions-key)
+	ViaAppService = "appservice" // App Service authentication (Entra ID sign-in)
+)
+
+// Me is the answer to GET /api/me: who the caller is, as recorded on what they do, and what
+// they may do. Roles is ["reader"] or ["reader", "operator"].
+type Me struct {
+	Name  string   `json:"name"`
+	Roles []string `json:"roles"`
+	Via   string   `json:"via"`
+}
+
+// Error is the body of every refusal.
+type Error struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
+}

@@ -228,12 +228,16 @@ func TestQueueInvocation_Contract(t *testing.T) {
 			t.Fatalf("status %d answer %+v", status, out)
 		}
 	})
-	t.Run("binary XML message is kept as poison and acknowledged", func(t *testing.T) {
+	t.Run("truncated binary XML message is kept as poison and acknowledged", func(t *testing.T) {
 		body := []byte{0x40, 0x18, 'R', 'e', 'm', 'o', 't', 'e'}
 		var out invokeAnswer
 		status := fx.call("POST", "/DataverseQueue", envelope(body, "application/msbin1", "poison-1"), &out, hostHeaders...)
 		if status != http.StatusOK || len(out.Logs) == 0 || !strings.Contains(out.Logs[0], "poison") {
 			t.Fatalf("status %d answer %+v", status, out)
+		}
+		// The reason names the format and the byte offset.
+		if !strings.Contains(out.Logs[0], "application/msbin1") || !strings.Contains(out.Logs[0], "at byte 2") {
+			t.Errorf("poison reason %q does not name the format and offset", out.Logs[0])
 		}
 		page, err := fx.store.List(t.Context(), failures.Query{Kind: string(failures.KindPoison)})
 		if err != nil || len(page.Items) != 1 || page.Items[0].MessageID != "poison-1" {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,27 @@ func BenchmarkDecodeStdlibMap(b *testing.B) {
 	for b.Loop() {
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeBinary decodes the same event as BenchmarkDecode in its .NET binary XML form
+// (application/msbin1, testdata/servicebus): it must stay within 2x of BenchmarkDecode.
+func BenchmarkDecodeBinary(b *testing.B) { benchFormat(b, ".msbin1", "application/msbin1") }
+
+// BenchmarkDecodeXML is the same event in its text XML form (application/xml).
+func BenchmarkDecodeXML(b *testing.B) { benchFormat(b, ".xml", "application/xml") }
+
+func benchFormat(b *testing.B, ext, contentType string) {
+	raw, err := os.ReadFile(filepath.Join(sbDir, strings.TrimSuffix(benchPayload, ".json")+ext))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeBody(raw, contentType, DecodeOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

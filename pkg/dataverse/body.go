@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"mime"
 	"strings"
+	"sync"
 )
+
+var binReaders = sync.Pool{New: func() any { return new(binReader) }}
 
 // Format is one of the three message formats a Dataverse Service Bus endpoint can send
 // (its messageformat: 1 binary XML, 2 Json, 3 XML). All three carry the same
@@ -111,17 +114,25 @@ func DecodeFormat(raw []byte, f Format, opts DecodeOptions) (ev *Event, err erro
 const maxExpansion = 8
 
 func decodeXMLForm(raw []byte, f Format, opts DecodeOptions) (*Event, error) {
-	var src xsource
-	format := formatXML
+	var js []byte
+	var err error
+	limit := maxExpansion*len(raw) + 4096
 	if f == FormatBinary {
-		src, format = newBinReader(raw), formatBinary
+		if len(raw) == 0 {
+			return nil, &SyntaxError{Format: formatBinary, Msg: "the body is empty"}
+		}
+		r := binReaders.Get().(*binReader)
+		r.reset(raw)
+		// The JSON of a binary body is a little smaller than the body.
+		js, err = transcode(r, formatBinary, limit, len(raw))
+		r.reset(nil)
+		binReaders.Put(r)
 	} else {
-		src = newTextReader(raw)
+		if len(raw) == 0 {
+			return nil, &SyntaxError{Format: formatXML, Msg: "the body is empty"}
+		}
+		js, err = transcode(newTextReader(raw), formatXML, limit, len(raw)/2)
 	}
-	if len(raw) == 0 {
-		return nil, &SyntaxError{Format: format, Msg: "the body is empty"}
-	}
-	js, err := transcode(src, format, maxExpansion*len(raw)+4096, len(raw)+len(raw)/4)
 	if err != nil {
 		return nil, err
 	}

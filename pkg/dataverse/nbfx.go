@@ -45,7 +45,15 @@ const maxXMLDepth = MaxDepth - 4
 const formatBinary = ".NET binary XML"
 
 func newBinReader(b []byte) *binReader {
-	return &binReader{s: unsafe.String(unsafe.SliceData(b), len(b))}
+	r := new(binReader)
+	r.reset(b)
+	return r
+}
+
+// reset readies the reader for body b, keeping its namespace scope's storage.
+func (r *binReader) reset(b []byte) {
+	clear(r.ns.decls)
+	*r = binReader{s: unsafe.String(unsafe.SliceData(b), len(b)), ns: nsScope{decls: r.ns.decls[:0], marks: r.ns.marks[:0]}}
 }
 
 func (r *binReader) errAt(off int, msg string) error {
@@ -113,7 +121,7 @@ func (r *binReader) end(n *xnode, off int) error {
 	}
 	r.depth--
 	r.ns.close()
-	*n = xnode{kind: xEnd, off: off}
+	n.kind, n.off = xEnd, off
 	return nil
 }
 
@@ -122,7 +130,7 @@ func (r *binReader) element(n *xnode, off int, rt byte) error {
 	if r.depth >= maxXMLDepth {
 		return r.errAt(off, "elements nested deeper than "+strconv.Itoa(maxXMLDepth)+" levels")
 	}
-	*n = xnode{kind: xStart, off: off}
+	n.kind, n.off, n.typ, n.typNS, n.isNil, n.closed, n.hasText = xStart, off, "", "", false, false, false
 	if rt == 0x41 { // Element: Prefix, Name
 		if _, err := r.str(); err != nil {
 			return err
@@ -135,7 +143,28 @@ func (r *binReader) element(n *xnode, off int, rt byte) error {
 	n.name = name
 	r.depth++
 	r.ns.open()
-	return r.attributes(n)
+	if err := r.attributes(n); err != nil {
+		return err
+	}
+	// A leaf: one ...WithEndElement text record, or an EndElement, right after.
+	if r.i < len(r.s) {
+		switch c := r.s[r.i]; {
+		case c == 0x01:
+			r.i++
+			n.closed = true
+		case c >= 0x80 && c <= 0xBD && c&1 == 1:
+			r.i++
+			if err := r.text(&n.text, c, r.i-1); err != nil {
+				return err
+			}
+			n.closed, n.hasText = true, true
+		}
+		if n.closed {
+			r.depth--
+			r.ns.close()
+		}
+	}
+	return nil
 }
 
 // attributes reads the attribute records of the element just read, keeping xmlns declarations
@@ -240,13 +269,13 @@ func (r *binReader) array(n *xnode, off int) error {
 	if err := r.element(&start, eoff, rt); err != nil {
 		return err
 	}
-	if r.i >= len(r.s) {
-		return r.eof()
-	}
-	if r.s[r.i] != 0x01 {
+	if !start.closed || start.hasText {
 		return r.errAt(r.i, "array element record not followed by an end element")
 	}
-	r.i++
+	// element() saw the EndElement and closed the element again.
+	r.depth++
+	r.ns.open()
+	start.closed = false
 	if r.i >= len(r.s) {
 		return r.eof()
 	}
@@ -360,7 +389,7 @@ func (r *binReader) fixed(n int) (string, error) { return r.bytes(n) }
 
 // text reads the body of text record rt (its type byte already read) into v ([MC-NBFX] 2.2.3).
 func (r *binReader) text(v *xtext, rt byte, off int) error {
-	*v = xtext{}
+	// Only the fields of v's kind are set: textString and the transcoder read no others.
 	switch rt &^ 1 {
 	case 0x80: // ZeroText
 		v.k, v.i = tInt, 0

@@ -25,7 +25,11 @@ type xnode struct {
 	typ, typNS string
 	// isNil says the element carries xsi:nil="true" (xStart).
 	isNil bool
-	text  xtext // xText
+	// closed says the element start is also its end (xStart): the reader saw it hold one text
+	// record, now in text (hasText), or nothing. Binary XML says so in one record, and most
+	// elements are such leaves; reporting them as one node saves two.
+	closed, hasText bool
+	text            xtext // xText
 	// off is the byte offset of the node in the body, for errors.
 	off int
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchPayload is a compact Update with pre and post images, about 5 KB: the size and form of a
@@ -66,4 +67,33 @@ func benchFormat(b *testing.B, ext, contentType string) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDecodeBinaryVsJSON decodes the bench event's JSON and binary XML forms alternately,
+// timing each, so that both see the same machine load (this one is shared): it reports each
+// decode's mean and their ratio, which must stay at or under 2.
+func BenchmarkDecodeBinaryVsJSON(b *testing.B) {
+	js := loadBench(b)
+	bin, err := os.ReadFile(filepath.Join(sbDir, strings.TrimSuffix(benchPayload, ".json")+".msbin1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tJSON, tBin time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := Decode(js); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := DecodeBody(bin, "application/msbin1", DecodeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		tJSON += t1.Sub(t0)
+		tBin += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(tJSON.Nanoseconds())/float64(n), "json-ns/op")
+	b.ReportMetric(float64(tBin.Nanoseconds())/float64(n), "binary-ns/op")
+	b.ReportMetric(float64(tBin)/float64(tJSON), "binary/json")
 }

@@ -22,6 +22,10 @@ type binReader struct {
 	i     int
 	depth int
 	ns    nsScope
+	// The prefix the root binds to the XML Schema instance namespace, and whether no element
+	// has rebound it since (see isXSI).
+	xsiPrefix         string
+	xsiFixed, xsiSeen bool
 	// endNext: the last text record was a ...WithEndElement one, so an element end comes next.
 	endNext bool
 	endOff  int
@@ -195,7 +199,7 @@ func (r *binReader) attributes(n *xnode) error {
 			if err != nil {
 				return err
 			}
-			r.ns.declare("", uri)
+			r.declare("", uri)
 			continue
 		case rt == 0x09: // XmlnsAttribute: Prefix, Value
 			p, err := r.str()
@@ -206,7 +210,7 @@ func (r *binReader) attributes(n *xnode) error {
 			if err != nil {
 				return err
 			}
-			r.ns.declare(p, uri)
+			r.declare(p, uri)
 			continue
 		case rt >= 0x26 && rt <= 0x3F: // PrefixAttributeA..Z: Name, Value
 			prefix = prefixLetters[rt-0x26 : rt-0x26+1]
@@ -226,28 +230,58 @@ func (r *binReader) attributes(n *xnode) error {
 		if vt < 0x80 || vt > 0xBD || vt&1 == 1 {
 			return r.errAt(voff, "attribute value record "+hexByte(vt)+" is not a text record")
 		}
-		var v xtext
-		if err := r.text(&v, vt, voff); err != nil {
-			return err
+		var value string
+		if vt == 0x98 { // Chars8Text, the usual form of an attribute value
+			s, err := r.fixed(1)
+			if err != nil {
+				return err
+			}
+			if value, err = r.bytes(int(s[0])); err != nil {
+				return err
+			}
+		} else {
+			var v xtext
+			if err := r.text(&v, vt, voff); err != nil {
+				return err
+			}
+			value = textString(&v)
 		}
 		switch name {
 		case "type":
-			typePrefix, typeQName, haveType = prefix, textString(&v), true
+			typePrefix, typeQName, haveType = prefix, value, true
 		case "nil":
-			nilPrefix, haveNil = prefix, textString(&v) == "true" || textString(&v) == "1"
+			nilPrefix, haveNil = prefix, value == "true" || value == "1"
 		}
 	}
-	if haveType {
-		if uri, _ := r.ns.lookup(typePrefix); uri == nsXSI {
-			n.typ, n.typNS = r.ns.resolveQName(typeQName)
-		}
+	if haveType && r.isXSI(typePrefix) {
+		n.typ, n.typNS = r.ns.resolveQName(typeQName)
 	}
-	if haveNil {
-		if uri, _ := r.ns.lookup(nilPrefix); uri == nsXSI {
-			n.isNil = true
-		}
+	if haveNil && r.isXSI(nilPrefix) {
+		n.isNil = true
 	}
 	return nil
+}
+
+// isXSI reports whether prefix names the XML Schema instance namespace here. The serializer
+// declares it once, on the root, and never rebinds it; while no element rebinds that prefix the
+// answer needs no lookup.
+func (r *binReader) isXSI(prefix string) bool {
+	if r.xsiFixed && prefix == r.xsiPrefix {
+		return true
+	}
+	uri, _ := r.ns.lookup(prefix)
+	return uri == nsXSI
+}
+
+// declare binds a prefix for the element being read, keeping isXSI's shortcut valid.
+func (r *binReader) declare(prefix, uri string) {
+	switch {
+	case r.depth == 1 && uri == nsXSI && !r.xsiSeen:
+		r.xsiPrefix, r.xsiFixed, r.xsiSeen = prefix, true, true
+	case prefix == r.xsiPrefix:
+		r.xsiFixed = false
+	}
+	r.ns.declare(prefix, uri)
 }
 
 const prefixLetters = "abcdefghijklmnopqrstuvwxyz"
@@ -369,6 +403,17 @@ func (r *binReader) int31() (int, error) {
 
 // str reads a String ([MC-NBFX] 2.1.3): a MultiByteInt31 length and that many UTF-8 bytes.
 func (r *binReader) str() (string, error) {
+	// Nearly every name and namespace is shorter than 128 bytes: a one-byte length.
+	if r.i < len(r.s) && r.s[r.i] < 0x80 {
+		n := int(r.s[r.i])
+		if n > len(r.s)-r.i-1 {
+			r.i++
+			return "", r.eof()
+		}
+		s := r.s[r.i+1 : r.i+1+n]
+		r.i += 1 + n
+		return s, nil
+	}
 	n, err := r.int31()
 	if err != nil {
 		return "", err

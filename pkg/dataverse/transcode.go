@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -289,7 +288,8 @@ func appendTypeTag(b []byte, local, ns string) []byte {
 
 // transcoder writes the JSON form of the XML read from src.
 type transcoder struct {
-	src   xsource
+	bin   *binReader  // the source: binary XML,
+	text  *textReader // or text XML
 	n     xnode
 	txt   xtext // the text content of the element being read
 	out   []byte
@@ -301,15 +301,15 @@ type transcoder struct {
 // transcode reads a whole XML body and returns its JSON form. The JSON is bounded at limit bytes
 // (binary XML's Array record could otherwise make a small body expand without end).
 func transcode(src xsource, format string, limit, sizeHint int) ([]byte, error) {
-	t := transcoders.Get().(*transcoder)
-	*t = transcoder{src: src, limit: limit, format: format, out: make([]byte, 0, sizeHint)}
-	out, err := t.run()
-	*t = transcoder{}
-	transcoders.Put(t)
-	return out, err
+	t := transcoder{limit: limit, format: format, out: make([]byte, 0, sizeHint)}
+	switch r := src.(type) {
+	case *binReader:
+		t.bin = r
+	case *textReader:
+		t.text = r
+	}
+	return t.run()
 }
-
-var transcoders = sync.Pool{New: func() any { return new(transcoder) }}
 
 func (t *transcoder) run() ([]byte, error) {
 	if err := t.advance(); err != nil {
@@ -334,8 +334,16 @@ func (t *transcoder) errHere(msg string) error {
 	return &SyntaxError{Format: t.format, Offset: int64(t.n.off), Msg: msg}
 }
 
-// advance reads the next node, skipping nothing.
-func (t *transcoder) advance() error { return t.src.next(&t.n) }
+// advance reads the next node, skipping nothing. The readers are called as concrete types, not
+// through xsource, so that the transcoder, its node included, can live on the stack: a node is
+// written for every record, and writes to the heap cost a write barrier each while the garbage
+// collector runs.
+func (t *transcoder) advance() error {
+	if t.bin != nil {
+		return t.bin.next(&t.n)
+	}
+	return t.text.next(&t.n)
+}
 
 // bounded checks the JSON written so far against the limit.
 func (t *transcoder) bounded() error {
@@ -347,21 +355,20 @@ func (t *transcoder) bounded() error {
 
 // content reads what follows a start node: the text before the first child or the end, into
 // t.txt, joined when it comes in pieces. On return t.n is that child's start or the end.
-func (t *transcoder) content() (bool, error) {
+//
+// The text is t.txt, or, for a leaf, t.n.text itself: no node is read before it is used.
+func (t *transcoder) content() (*xtext, bool, error) {
 	if t.n.closed {
 		t.n.kind, t.n.closed = xEnd, false
-		if t.n.hasText {
-			t.txt = t.n.text
-		}
-		return t.n.hasText, nil
+		return &t.n.text, t.n.hasText, nil
 	}
 	have := false
 	for {
 		if err := t.advance(); err != nil {
-			return have, err
+			return &t.txt, have, err
 		}
 		if t.n.kind != xText {
-			return have, nil
+			return &t.txt, have, nil
 		}
 		if !have {
 			t.txt, have = t.n.text, true
@@ -408,7 +415,7 @@ func (t *transcoder) element(decl *ty) error {
 			typ, tagged = decl, false
 		}
 	}
-	have, err := t.content()
+	txt, have, err := t.content()
 	if err != nil {
 		return err
 	}
@@ -431,11 +438,13 @@ func (t *transcoder) element(decl *ty) error {
 			t.out = append(t.out, "null"...)
 			return nil
 		}
-		t.natural(&t.txt)
+		t.natural(txt)
 		return nil
 	}
 	// A primitive: its text, and nothing else.
 	if t.n.kind == xStart {
+		t.txt = *txt
+		txt = &t.txt
 		if err := t.skipRest(); err != nil {
 			return err
 		}
@@ -450,7 +459,7 @@ func (t *transcoder) element(decl *ty) error {
 		}
 		return nil
 	}
-	t.primitive(typ, &t.txt)
+	t.primitive(typ, txt)
 	return nil
 }
 
@@ -528,14 +537,14 @@ func (t *transcoder) pairs(typ *ty) error {
 		first = false
 		if t.n.isNil {
 			t.out = append(t.out, "null"...)
-			if _, err := t.content(); err != nil {
+			if _, _, err := t.content(); err != nil {
 				return err
 			}
 			if err := t.skipRest(); err != nil {
 				return err
 			}
 		} else {
-			if _, err := t.content(); err != nil {
+			if _, _, err := t.content(); err != nil {
 				return err
 			}
 			t.out = append(t.out, '{')

@@ -134,7 +134,10 @@ func (r *binReader) element(n *xnode, off int, rt byte) error {
 	if r.depth >= maxXMLDepth {
 		return r.errAt(off, "elements nested deeper than "+strconv.Itoa(maxXMLDepth)+" levels")
 	}
-	n.kind, n.off, n.typ, n.typNS, n.isNil, n.closed, n.hasText = xStart, off, "", "", false, false, false
+	n.kind, n.off, n.isNil, n.closed, n.hasText = xStart, off, false, false, false
+	if n.typ != "" { // stored only when set: a pointer store costs a write barrier during GC
+		n.typ, n.typNS = "", ""
+	}
 	if rt == 0x41 { // Element: Prefix, Name
 		if _, err := r.str(); err != nil {
 			return err

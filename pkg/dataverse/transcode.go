@@ -1,11 +1,13 @@
 package dataverse
 
 import (
+	"bytes"
 	"encoding/base64"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -288,28 +290,51 @@ func appendTypeTag(b []byte, local, ns string) []byte {
 
 // transcoder writes the JSON form of the XML read from src.
 type transcoder struct {
-	bin   *binReader  // the source: binary XML,
-	text  *textReader // or text XML
-	n     xnode
-	txt   xtext // the text content of the element being read
-	out   []byte
-	limit int
+	// scratch holds a number or a date while it is formatted, before put copies it into out.
+	scratch [128]byte
+	bin     *binReader  // the source: binary XML,
+	text    *textReader // or text XML
+	n       xnode
+	txt     xtext // the text content of the element being read
+	out     []byte
+	limit   int
 	// lastOff is the offset of the node last read, for errors found by the transcoder.
 	format string
 }
 
 // transcode reads a whole XML body and returns its JSON form. The JSON is bounded at limit bytes
 // (binary XML's Array record could otherwise make a small body expand without end).
+//
+// The JSON is written into a pooled buffer and returned as a copy of just its size: the event's
+// strings share that copy's memory, and a buffer sized by guess would be a third larger.
 func transcode(src xsource, format string, limit, sizeHint int) ([]byte, error) {
-	t := transcoder{limit: limit, format: format, out: make([]byte, 0, sizeHint)}
+	buf := transcodeBufs.Get().(*[]byte)
+	t := transcoder{limit: limit, format: format, out: (*buf)[:0]}
+	if cap(t.out) < sizeHint {
+		t.out = make([]byte, 0, sizeHint)
+	}
 	switch r := src.(type) {
 	case *binReader:
 		t.bin = r
 	case *textReader:
 		t.text = r
 	}
-	return t.run()
+	out, err := t.run()
+	var js []byte
+	if err == nil {
+		js = bytes.Clone(out)
+	}
+	if cap(t.out) <= maxTranscodeBuf {
+		*buf = t.out[:0]
+	}
+	transcodeBufs.Put(buf)
+	return js, err
 }
+
+var transcodeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxTranscodeBuf is the largest buffer kept between decodes.
+const maxTranscodeBuf = 256 << 10
 
 func (t *transcoder) run() ([]byte, error) {
 	if err := t.advance(); err != nil {
@@ -343,6 +368,34 @@ func (t *transcoder) advance() error {
 		return t.bin.next(&t.n)
 	}
 	return t.text.next(&t.n)
+}
+
+// The writers below append to t.out in place: an append to the same slice that does not grow
+// it stores only the length, while assigning a slice returned by a function stores its pointer
+// too, which costs a write barrier whenever the garbage collector is marking.
+
+// put appends b (formatted in t.scratch, or any bytes).
+func (t *transcoder) put(b []byte) { t.out = append(t.out, b...) }
+
+// jstr appends s as a JSON string (see appendJSONString).
+func (t *transcoder) jstr(s string) {
+	t.out = append(t.out, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		for i+8 <= len(s) && stops8(load8(s, i)) == 0 {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		if c := s[i]; jsonEscape[c] {
+			t.out = append(t.out, s[start:i]...)
+			t.out = appendEscape(t.out, c)
+			start = i + 1
+		}
+	}
+	t.out = append(t.out, s[start:]...)
+	t.out = append(t.out, '"')
 }
 
 // bounded checks the JSON written so far against the limit.
@@ -469,7 +522,7 @@ func (t *transcoder) object(typ *ty, tagged bool, typName, typNS string) error {
 	first := true
 	if tagged {
 		t.out = append(t.out, `"__type":`...)
-		t.out = appendTypeTag(t.out, typName, typNS)
+		t.put(appendTypeTag(t.scratch[:0], typName, typNS))
 		first = false
 	}
 	for t.n.kind == xStart {
@@ -477,7 +530,7 @@ func (t *transcoder) object(typ *ty, tagged bool, typName, typNS string) error {
 			t.out = append(t.out, ',')
 		}
 		first = false
-		t.out = appendJSONString(t.out, t.n.name)
+		t.jstr(t.n.name)
 		t.out = append(t.out, ':')
 		if err := t.element(typ.member(t.n.name)); err != nil {
 			return err
@@ -561,7 +614,7 @@ func (t *transcoder) pairs(typ *ty) error {
 					t.out = append(t.out, ',')
 				}
 				ifirst = false
-				t.out = appendJSONString(t.out, t.n.name)
+				t.jstr(t.n.name)
 				t.out = append(t.out, ':')
 				if err := t.element(decl); err != nil {
 					return err
@@ -585,9 +638,9 @@ func (t *transcoder) pairs(typ *ty) error {
 func (t *transcoder) natural(v *xtext) {
 	switch v.k {
 	case tStr:
-		t.out = appendJSONString(t.out, v.s)
+		t.jstr(v.s)
 	case tBool:
-		t.out = strconv.AppendBool(t.out, v.i == 1)
+		t.put(strconv.AppendBool(t.scratch[:0], v.i == 1))
 	case tInt, tUint, tFloat, tDouble, tDecimal:
 		t.primitive(decimalT, v)
 	case tDateTime:
@@ -595,7 +648,7 @@ func (t *transcoder) natural(v *xtext) {
 	case tBytes:
 		t.primitive(bytesT, v)
 	default:
-		t.out = appendJSONString(t.out, textString(v))
+		t.jstr(textString(v))
 	}
 }
 
@@ -605,10 +658,10 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 	case tyInt, tyDecimal, tyDouble:
 		switch v.k {
 		case tInt:
-			t.out = strconv.AppendInt(t.out, v.i, 10)
+			t.put(strconv.AppendInt(t.scratch[:0], v.i, 10))
 			return
 		case tUint:
-			t.out = strconv.AppendUint(t.out, v.u, 10)
+			t.put(strconv.AppendUint(t.scratch[:0], v.u, 10))
 			return
 		case tDecimal:
 			if s, ok := decimalText(&v.raw); ok {
@@ -617,7 +670,7 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 			}
 		case tFloat, tDouble:
 			if !math.IsInf(v.f, 0) && !math.IsNaN(v.f) {
-				t.out = appendDotNetFloat(t.out, v.f, v.k == tFloat)
+				t.put(appendDotNetFloat(t.scratch[:0], v.f, v.k == tFloat))
 				return
 			}
 		}
@@ -627,12 +680,12 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 		} else {
 			// Not a number JSON can carry (INF, NaN, or text that is no number at all): kept as
 			// a string, which the decoder reports where a number is required.
-			t.out = appendJSONString(t.out, s)
+			t.jstr(s)
 		}
 	case tyBool:
 		switch v.k {
 		case tBool, tInt:
-			t.out = strconv.AppendBool(t.out, v.i != 0)
+			t.put(strconv.AppendBool(t.scratch[:0], v.i != 0))
 			return
 		}
 		switch strings.TrimSpace(textString(v)) {
@@ -641,23 +694,23 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 		case "false", "0":
 			t.out = append(t.out, "false"...)
 		default:
-			t.out = appendJSONString(t.out, textString(v))
+			t.jstr(textString(v))
 		}
 	case tyDateTime:
-		t.out = appendJSONDate(t.out, v)
+		t.put(appendJSONDate(t.scratch[:0], v))
 	case tyChar:
 		s := strings.TrimSpace(textString(v))
 		if n, err := strconv.ParseUint(s, 10, 32); err == nil && n <= utf8.MaxRune {
-			t.out = appendJSONString(t.out, string(rune(n)))
+			t.jstr(string(rune(n)))
 			return
 		}
-		t.out = appendJSONString(t.out, s)
+		t.jstr(s)
 	case tyBytes:
 		b := []byte(v.s)
 		if v.k != tBytes {
 			d, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v.s))
 			if err != nil {
-				t.out = appendJSONString(t.out, v.s)
+				t.jstr(v.s)
 				return
 			}
 			b = d
@@ -668,7 +721,7 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 			if i > 0 {
 				t.out = append(t.out, ',')
 			}
-			t.out = strconv.AppendUint(t.out, uint64(c), 10)
+			t.put(strconv.AppendUint(t.scratch[:0], uint64(c), 10))
 		}
 		t.out = append(t.out, ']')
 	case tyEnum:
@@ -678,10 +731,10 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 		} else if isJSONNumber(s) {
 			t.out = append(t.out, s...)
 		} else {
-			t.out = appendJSONString(t.out, s)
+			t.jstr(s)
 		}
 	default: // tyString, tyGuid, tyDuration
-		t.out = appendJSONString(t.out, textString(v))
+		t.jstr(textString(v))
 	}
 }
 
@@ -1064,6 +1117,22 @@ var jsonEscape = func() (t [256]bool) {
 	return t
 }()
 
+// appendEscape writes the JSON escape of c.
+func appendEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	}
+	const hex = "0123456789abcdef"
+	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+}
+
 // appendJSONString writes s as a JSON string. Invalid UTF-8 is passed on: the decoder turns it
 // into U+FFFD, as it does for a JSON body.
 func appendJSONString(b []byte, s string) []byte {
@@ -1082,19 +1151,7 @@ func appendJSONString(b []byte, s string) []byte {
 			continue
 		}
 		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			const hex = "0123456789abcdef"
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		}
+		b = appendEscape(b, c)
 		start = i + 1
 	}
 	b = append(b, s[start:]...)

@@ -460,6 +460,12 @@ func (t *transcoder) element(decl *ty) error {
 	if err := t.bounded(); err != nil {
 		return err
 	}
+	// The common case first: a leaf of binary XML holding the text of a declared primitive.
+	if t.n.closed && t.n.hasText && t.n.typ == "" && !t.n.isNil && decl.k >= tyString && decl.k <= tyEnum {
+		t.n.kind, t.n.closed = xEnd, false
+		t.primitive(decl, &t.n.text)
+		return nil
+	}
 	typName, typNS, isNil := t.n.typ, t.n.typNS, t.n.isNil
 	typ, tagged := decl, false
 	if typName != "" {
@@ -603,19 +609,22 @@ func (t *transcoder) pairs(typ *ty) error {
 			t.out = append(t.out, '{')
 			ifirst := true
 			for t.n.kind == xStart {
-				decl := anyT
-				switch t.n.name {
-				case "key":
-					decl = typ.key
-				case "value":
-					decl = typ.elem
-				}
 				if !ifirst {
 					t.out = append(t.out, ',')
 				}
 				ifirst = false
-				t.jstr(t.n.name)
-				t.out = append(t.out, ':')
+				decl := anyT
+				switch t.n.name {
+				case "key":
+					decl = typ.key
+					t.out = append(t.out, `"key":`...)
+				case "value":
+					decl = typ.elem
+					t.out = append(t.out, `"value":`...)
+				default:
+					t.jstr(t.n.name)
+					t.out = append(t.out, ':')
+				}
 				if err := t.element(decl); err != nil {
 					return err
 				}
@@ -654,6 +663,10 @@ func (t *transcoder) natural(v *xtext) {
 
 // primitive writes text as the JSON of a primitive type.
 func (t *transcoder) primitive(typ *ty, v *xtext) {
+	if v.k == tStr && (typ.k == tyString || typ.k == tyGuid) {
+		t.jstr(v.s)
+		return
+	}
 	switch typ.k {
 	case tyInt, tyDecimal, tyDouble:
 		switch v.k {

@@ -57,7 +57,7 @@ func newBinReader(b []byte) *binReader {
 // reset readies the reader for body b, keeping its namespace scope's storage.
 func (r *binReader) reset(b []byte) {
 	clear(r.ns.decls)
-	*r = binReader{s: unsafe.String(unsafe.SliceData(b), len(b)), ns: nsScope{decls: r.ns.decls[:0], marks: r.ns.marks[:0]}}
+	*r = binReader{s: unsafe.String(unsafe.SliceData(b), len(b)), ns: nsScope{decls: r.ns.decls[:0]}}
 }
 
 func (r *binReader) errAt(off int, msg string) error {

@@ -79,21 +79,31 @@ const (
 	nsDataContract  = "http://schemas.datacontract.org/2004/07/"
 )
 
-// nsScope maps prefixes to namespace URIs for the open elements.
+// nsScope maps prefixes to namespace URIs for the open elements. Each declaration is tagged
+// with the depth of the element that made it, so that opening and closing an element that
+// declares nothing (most do not) costs a counter.
 type nsScope struct {
 	decls []nsDecl
-	marks []int // len(decls) when each open element started
+	depth int
 }
 
-type nsDecl struct{ prefix, uri string }
+type nsDecl struct {
+	prefix, uri string
+	depth       int
+}
 
-func (s *nsScope) open()                      { s.marks = append(s.marks, len(s.decls)) }
-func (s *nsScope) declare(prefix, uri string) { s.decls = append(s.decls, nsDecl{prefix, uri}) }
+func (s *nsScope) open() { s.depth++ }
+
+func (s *nsScope) declare(prefix, uri string) {
+	s.decls = append(s.decls, nsDecl{prefix, uri, s.depth})
+}
 
 func (s *nsScope) close() {
-	if n := len(s.marks); n > 0 {
-		s.decls = s.decls[:s.marks[n-1]]
-		s.marks = s.marks[:n-1]
+	for len(s.decls) > 0 && s.decls[len(s.decls)-1].depth >= s.depth {
+		s.decls = s.decls[:len(s.decls)-1]
+	}
+	if s.depth > 0 {
+		s.depth--
 	}
 }
 

@@ -184,3 +184,15 @@ func TestFormats_OwnCorpus(t *testing.T) {
 		})
 	}
 }
+
+func TestNeedsEscape(t *testing.T) {
+	for s, want := range map[string]bool{
+		"": false, "abc": false, "abcdefgh": false, "abcdefghi": false, "0123456789abcdef0": false,
+		`a"`: true, "abcdefgh\\": true, "abcdefghijklmno\n": true, "\x01bcdefghijk": true, "abcdefg\x1f": true,
+		"ünïcödé ok": false,
+	} {
+		if got := needsEscape(s); got != want {
+			t.Errorf("needsEscape(%q) = %v", s, got)
+		}
+	}
+}

@@ -379,6 +379,12 @@ func (t *transcoder) put(b []byte) { t.out = append(t.out, b...) }
 
 // jstr appends s as a JSON string (see appendJSONString).
 func (t *transcoder) jstr(s string) {
+	if !needsEscape(s) {
+		t.out = append(t.out, '"')
+		t.out = append(t.out, s...)
+		t.out = append(t.out, '"')
+		return
+	}
 	t.out = append(t.out, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
@@ -396,6 +402,29 @@ func (t *transcoder) jstr(s string) {
 	}
 	t.out = append(t.out, s[start:]...)
 	t.out = append(t.out, '"')
+}
+
+// needsEscape reports whether s holds a byte a JSON string must escape, eight bytes at a time
+// (the last eight overlapping what was seen: stops8 never flags a byte below a true stop).
+func needsEscape(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if stops8(load8(s, i)) != 0 {
+			return true
+		}
+	}
+	if i == len(s) {
+		return false
+	}
+	if len(s) >= 8 {
+		return stops8(load8(s, len(s)-8)) != 0
+	}
+	for ; i < len(s); i++ {
+		if jsonEscape[s[i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // bounded checks the JSON written so far against the limit.

@@ -493,7 +493,9 @@ func (a *failuresAPI) replayable(f failures.Failure) (deliver.Target, *problem) 
 func (a *failuresAPI) replay(ctx context.Context, f failures.Failure, etag failures.ETag, target deliver.Target, act actor) (ReplayResult, error) {
 	res := ReplayResult{ID: f.ID}
 	var statusCode int
-	ev, err := dataverse.Decode(f.Payload)
+	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
+	// or binary XML form (as versions before those formats were read did) decodes now.
+	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{})
 	switch {
 	case err != nil:
 		res.Result, res.Error = resultFailed, fmt.Sprintf("payload does not decode: %v", err)

@@ -86,6 +86,8 @@ func (r *binReader) next(n *xnode) error {
 		rt := r.s[r.i]
 		r.i++
 		switch {
+		case rt == 0x40 || rt == 0x41 || (rt >= 0x5E && rt <= 0x77):
+			return r.element(n, off, rt)
 		case rt == 0x01: // EndElement
 			return r.end(n, off)
 		case rt == 0x02: // Comment: a String, ignored
@@ -95,8 +97,6 @@ func (r *binReader) next(n *xnode) error {
 			continue
 		case rt == 0x03: // Array
 			return r.array(n, off)
-		case rt == 0x40 || rt == 0x41 || (rt >= 0x5E && rt <= 0x77):
-			return r.element(n, off, rt)
 		case rt >= 0x42 && rt <= 0x5D:
 			return r.errAt(off, "dictionary element record "+hexByte(rt)+": the body uses a dictionary, which Dataverse never writes")
 		case rt >= 0x80 && rt <= 0xBD:
@@ -150,8 +150,11 @@ func (r *binReader) element(n *xnode, off int, rt byte) error {
 	n.name = name
 	r.depth++
 	r.ns.open()
-	if err := r.attributes(n); err != nil {
-		return err
+	// Most elements have no attribute: look before calling.
+	if r.i < len(r.s) && r.s[r.i] >= 0x04 && r.s[r.i] <= 0x3F {
+		if err := r.attributes(n); err != nil {
+			return err
+		}
 	}
 	// A leaf: one ...WithEndElement text record, or an EndElement, right after.
 	if r.i < len(r.s) {

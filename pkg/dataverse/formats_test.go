@@ -196,3 +196,29 @@ func TestNeedsEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestFormats_XMLWithDeclarationBOMAndIndentation: a text XML body with a BOM, an XML
+// declaration, comments and indentation decodes as the compact one does.
+func TestFormats_XMLWithDeclarationBOMAndIndentation(t *testing.T) {
+	compact, err := os.ReadFile(filepath.Join(sbDir, "update-account-async-images.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := DecodeBody(compact, "application/xml", DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Indent: a newline and spaces before every start tag and before every end tag that follows an end tag.
+	indented := regexp.MustCompile(`(>)(<[^/])`).ReplaceAll(compact, []byte("$1\n    <!-- x -->\n  $2"))
+	indented = regexp.MustCompile(`(</[^>]+>)(</)`).ReplaceAll(indented, []byte("$1\n$2"))
+	body := append([]byte("\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"), indented...)
+	for _, ct := range []string{"text/xml; charset=utf-8", ""} {
+		ev, err := DecodeBody(body, ct, DecodeOptions{})
+		if err != nil {
+			t.Fatalf("%q: %v", ct, err)
+		}
+		if got, w := eventJSON(t, ev), eventJSON(t, want); got != w {
+			t.Errorf("%q: indented XML decodes to\n%s\nwant\n%s", ct, got, w)
+		}
+	}
+}

@@ -162,6 +162,23 @@ func (r *binReader) element(n *xnode, off int, rt byte) error {
 		case c == 0x01:
 			r.i++
 			n.closed = true
+		case c == 0x99 && r.i+1 < len(r.s) && int(r.s[r.i+1]) <= len(r.s)-r.i-2:
+			// Chars8TextWithEndElement, the usual leaf: read in place.
+			l := int(r.s[r.i+1])
+			n.text.k, n.text.s = tStr, r.s[r.i+2:r.i+2+l]
+			r.i += 2 + l
+			n.closed, n.hasText = true, true
+		case c == 0x81 || c == 0x83 || c == 0x85 || c == 0x87: // Zero, One, False, True...WithEndElement
+			n.text.k, n.text.i = tInt, int64(c>>1&1)
+			if c >= 0x85 {
+				n.text.k = tBool
+			}
+			r.i++
+			n.closed, n.hasText = true, true
+		case c == 0x89 && r.i+1 < len(r.s): // Int8TextWithEndElement
+			n.text.k, n.text.i = tInt, int64(int8(r.s[r.i+1]))
+			r.i += 2
+			n.closed, n.hasText = true, true
 		case c >= 0x80 && c <= 0xBD && c&1 == 1:
 			r.i++
 			if err := r.text(&n.text, c, r.i-1); err != nil {

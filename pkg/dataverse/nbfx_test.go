@@ -101,6 +101,12 @@ func TestNBFX_Records(t *testing.T) {
 		// ...WithEndElement: the record ends the element.
 		{"Chars8TextWithEndElement", "40 01 61 99 03 41 42 43", "<a>ABC</>"},
 		{"Int8TextWithEndElement", "40 01 61 89 7F", "<a>127</>"},
+		{"Int8TextWithEndElement negative", "40 01 61 89 80", "<a>-128</>"},
+		{"ZeroTextWithEndElement", "40 01 61 81", "<a>0</>"},
+		{"OneTextWithEndElement", "40 01 61 83", "<a>1</>"},
+		{"FalseTextWithEndElement", "40 01 61 85", "<a>false</>"},
+		{"TrueTextWithEndElement", "40 01 61 87", "<a>true</>"},
+		{"Chars8TextWithEndElement empty", "40 01 61 99 00", "<a></>"},
 		// 2.2.1 Comment, ignored.
 		{"Comment", "02 01 78 40 01 61 01", "<a></>"},
 		// 2.3.3 Array: <a>1</a><a>2</a> from Int32 values.

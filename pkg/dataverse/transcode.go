@@ -295,8 +295,9 @@ type transcoder struct {
 	bin     *binReader  // the source: binary XML,
 	text    *textReader // or text XML
 	n       xnode
-	txt     xtext // the text content of the element being read
-	out     []byte
+	txt     xtext  // the text content of the element being read
+	buf     []byte // the JSON so far is buf[:w]
+	w       int
 	limit   int
 	// lastOff is the offset of the node last read, for errors found by the transcoder.
 	format string
@@ -309,9 +310,9 @@ type transcoder struct {
 // strings share that copy's memory, and a buffer sized by guess would be a third larger.
 func transcode(src xsource, format string, limit, sizeHint int) ([]byte, error) {
 	buf := transcodeBufs.Get().(*[]byte)
-	t := transcoder{limit: limit, format: format, out: (*buf)[:0]}
-	if cap(t.out) < sizeHint {
-		t.out = make([]byte, 0, sizeHint)
+	t := transcoder{limit: limit, format: format, buf: (*buf)[:cap(*buf)]}
+	if len(t.buf) < sizeHint {
+		t.buf = make([]byte, sizeHint)
 	}
 	switch r := src.(type) {
 	case *binReader:
@@ -324,8 +325,8 @@ func transcode(src xsource, format string, limit, sizeHint int) ([]byte, error) 
 	if err == nil {
 		js = bytes.Clone(out)
 	}
-	if cap(t.out) <= maxTranscodeBuf {
-		*buf = t.out[:0]
+	if cap(t.buf) <= maxTranscodeBuf {
+		*buf = t.buf[:0]
 	}
 	transcodeBufs.Put(buf)
 	return js, err
@@ -352,7 +353,7 @@ func (t *transcoder) run() ([]byte, error) {
 	if t.n.kind != xEOF {
 		return nil, t.errHere("content after the root element")
 	}
-	return t.out, nil
+	return t.buf[:t.w], nil
 }
 
 func (t *transcoder) errHere(msg string) error {
@@ -370,22 +371,51 @@ func (t *transcoder) advance() error {
 	return t.text.next(&t.n)
 }
 
-// The writers below append to t.out in place: an append to the same slice that does not grow
-// it stores only the length, while assigning a slice returned by a function stores its pointer
-// too, which costs a write barrier whenever the garbage collector is marking.
+// The writers below write into t.buf at t.w, and move t.w: an int. Appending to a slice field
+// stores the slice's pointer each time, and a pointer store costs a write barrier whenever the
+// garbage collector is marking, which in a stream of small writes adds up.
 
 // put appends b (formatted in t.scratch, or any bytes).
-func (t *transcoder) put(b []byte) { t.out = append(t.out, b...) }
+func (t *transcoder) put(b []byte) {
+	if len(t.buf)-t.w < len(b) {
+		t.grow(len(b))
+	}
+	t.w += copy(t.buf[t.w:], b)
+}
+
+// bs appends s.
+func (t *transcoder) bs(s string) {
+	if len(t.buf)-t.w < len(s) {
+		t.grow(len(s))
+	}
+	t.w += copy(t.buf[t.w:], s)
+}
+
+// b1 appends c.
+func (t *transcoder) b1(c byte) {
+	if t.w == len(t.buf) {
+		t.grow(1)
+	}
+	t.buf[t.w] = c
+	t.w++
+}
+
+// grow makes room for k more bytes: the only place the buffer's pointer is stored.
+func (t *transcoder) grow(k int) {
+	nb := make([]byte, max(2*len(t.buf), t.w+k, 1024))
+	copy(nb, t.buf[:t.w])
+	t.buf = nb
+}
 
 // jstr appends s as a JSON string (see appendJSONString).
 func (t *transcoder) jstr(s string) {
 	if !needsEscape(s) {
-		t.out = append(t.out, '"')
-		t.out = append(t.out, s...)
-		t.out = append(t.out, '"')
+		t.b1('"')
+		t.bs(s)
+		t.b1('"')
 		return
 	}
-	t.out = append(t.out, '"')
+	t.b1('"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		for i+8 <= len(s) && stops8(load8(s, i)) == 0 {
@@ -395,13 +425,13 @@ func (t *transcoder) jstr(s string) {
 			break
 		}
 		if c := s[i]; jsonEscape[c] {
-			t.out = append(t.out, s[start:i]...)
-			t.out = appendEscape(t.out, c)
+			t.bs(s[start:i])
+			t.put(appendEscape(t.scratch[:0], c))
 			start = i + 1
 		}
 	}
-	t.out = append(t.out, s[start:]...)
-	t.out = append(t.out, '"')
+	t.bs(s[start:])
+	t.b1('"')
 }
 
 // needsEscape reports whether s holds a byte a JSON string must escape, eight bytes at a time
@@ -429,7 +459,7 @@ func needsEscape(s string) bool {
 
 // bounded checks the JSON written so far against the limit.
 func (t *transcoder) bounded() error {
-	if len(t.out) > t.limit {
+	if t.w > t.limit {
 		return t.errHere("the body expands to more than " + strconv.Itoa(t.limit) + " bytes")
 	}
 	return nil
@@ -508,7 +538,7 @@ func (t *transcoder) element(decl *ty) error {
 		return err
 	}
 	if isNil {
-		t.out = append(t.out, "null"...)
+		t.bs("null")
 		return t.skipRest()
 	}
 	switch typ.k {
@@ -523,7 +553,7 @@ func (t *transcoder) element(decl *ty) error {
 			return t.object(genericT, false, "", "")
 		}
 		if !have {
-			t.out = append(t.out, "null"...)
+			t.bs("null")
 			return nil
 		}
 		t.natural(txt)
@@ -539,11 +569,11 @@ func (t *transcoder) element(decl *ty) error {
 	}
 	if !have {
 		if typ.k == tyString {
-			t.out = append(t.out, `""`...)
+			t.bs(`""`)
 		} else if typ.k == tyBytes {
-			t.out = append(t.out, `[]`...)
+			t.bs(`[]`)
 		} else {
-			t.out = append(t.out, "null"...)
+			t.bs("null")
 		}
 		return nil
 	}
@@ -553,20 +583,20 @@ func (t *transcoder) element(decl *ty) error {
 
 // object writes the members of a complex value (t.n is its first child or its end).
 func (t *transcoder) object(typ *ty, tagged bool, typName, typNS string) error {
-	t.out = append(t.out, '{')
+	t.b1('{')
 	first := true
 	if tagged {
-		t.out = append(t.out, `"__type":`...)
+		t.bs(`"__type":`)
 		t.put(appendTypeTag(t.scratch[:0], typName, typNS))
 		first = false
 	}
 	for t.n.kind == xStart {
 		if !first {
-			t.out = append(t.out, ',')
+			t.b1(',')
 		}
 		first = false
 		t.jstr(t.n.name)
-		t.out = append(t.out, ':')
+		t.b1(':')
 		if err := t.element(typ.member(t.n.name)); err != nil {
 			return err
 		}
@@ -574,7 +604,7 @@ func (t *transcoder) object(typ *ty, tagged bool, typName, typNS string) error {
 			return err
 		}
 	}
-	t.out = append(t.out, '}')
+	t.b1('}')
 	return nil
 }
 
@@ -596,11 +626,11 @@ func (t *transcoder) nextSibling() error {
 }
 
 func (t *transcoder) array(typ *ty) error {
-	t.out = append(t.out, '[')
+	t.b1('[')
 	first := true
 	for t.n.kind == xStart {
 		if !first {
-			t.out = append(t.out, ',')
+			t.b1(',')
 		}
 		first = false
 		if err := t.element(typ.elem); err != nil {
@@ -610,21 +640,21 @@ func (t *transcoder) array(typ *ty) error {
 			return err
 		}
 	}
-	t.out = append(t.out, ']')
+	t.b1(']')
 	return nil
 }
 
 // pairs writes a key/value collection: each item element holds a key and a value element.
 func (t *transcoder) pairs(typ *ty) error {
-	t.out = append(t.out, '[')
+	t.b1('[')
 	first := true
 	for t.n.kind == xStart {
 		if !first {
-			t.out = append(t.out, ',')
+			t.b1(',')
 		}
 		first = false
 		if t.n.isNil {
-			t.out = append(t.out, "null"...)
+			t.bs("null")
 			if _, _, err := t.content(); err != nil {
 				return err
 			}
@@ -635,24 +665,24 @@ func (t *transcoder) pairs(typ *ty) error {
 			if _, _, err := t.content(); err != nil {
 				return err
 			}
-			t.out = append(t.out, '{')
+			t.b1('{')
 			ifirst := true
 			for t.n.kind == xStart {
 				if !ifirst {
-					t.out = append(t.out, ',')
+					t.b1(',')
 				}
 				ifirst = false
 				decl := anyT
 				switch t.n.name {
 				case "key":
 					decl = typ.key
-					t.out = append(t.out, `"key":`...)
+					t.bs(`"key":`)
 				case "value":
 					decl = typ.elem
-					t.out = append(t.out, `"value":`...)
+					t.bs(`"value":`)
 				default:
 					t.jstr(t.n.name)
-					t.out = append(t.out, ':')
+					t.b1(':')
 				}
 				if err := t.element(decl); err != nil {
 					return err
@@ -661,13 +691,13 @@ func (t *transcoder) pairs(typ *ty) error {
 					return err
 				}
 			}
-			t.out = append(t.out, '}')
+			t.b1('}')
 		}
 		if err := t.nextSibling(); err != nil {
 			return err
 		}
 	}
-	t.out = append(t.out, ']')
+	t.b1(']')
 	return nil
 }
 
@@ -707,7 +737,7 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 			return
 		case tDecimal:
 			if s, ok := decimalText(&v.raw); ok {
-				t.out = append(t.out, s...)
+				t.bs(s)
 				return
 			}
 		case tFloat, tDouble:
@@ -718,7 +748,7 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 		}
 		s := strings.TrimSpace(textString(v))
 		if isJSONNumber(s) {
-			t.out = append(t.out, s...)
+			t.bs(s)
 		} else {
 			// Not a number JSON can carry (INF, NaN, or text that is no number at all): kept as
 			// a string, which the decoder reports where a number is required.
@@ -732,9 +762,9 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 		}
 		switch strings.TrimSpace(textString(v)) {
 		case "true", "1":
-			t.out = append(t.out, "true"...)
+			t.bs("true")
 		case "false", "0":
-			t.out = append(t.out, "false"...)
+			t.bs("false")
 		default:
 			t.jstr(textString(v))
 		}
@@ -758,20 +788,20 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 			b = d
 		}
 		// DataContractJsonSerializer writes byte[] as an array of numbers.
-		t.out = append(t.out, '[')
+		t.b1('[')
 		for i, c := range b {
 			if i > 0 {
-				t.out = append(t.out, ',')
+				t.b1(',')
 			}
 			t.put(strconv.AppendUint(t.scratch[:0], uint64(c), 10))
 		}
-		t.out = append(t.out, ']')
+		t.b1(']')
 	case tyEnum:
 		s := strings.TrimSpace(textString(v))
 		if n, ok := enumValue(typ, s); ok {
-			t.out = append(t.out, n...)
+			t.bs(n)
 		} else if isJSONNumber(s) {
-			t.out = append(t.out, s...)
+			t.bs(s)
 		} else {
 			t.jstr(s)
 		}

@@ -13,6 +13,7 @@ export GOFLAGS := -buildvcs=false
 # Fuzz targets: package and name. `make test` runs each for $(FUZZTIME); `make fuzz` far longer.
 FUZZ_TARGETS := \
 	./pkg/dataverse:FuzzDecode \
+	./pkg/dataverse:FuzzDecodeBody \
 	./pkg/odata:FuzzCompile \
 	./pkg/odata:FuzzMatchCached \
 	./pkg/wdl:FuzzCompile \

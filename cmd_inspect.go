@@ -17,16 +17,20 @@ import (
 // enough that a wrong file cannot exhaust memory.
 const inspectMaxBody = 64 << 20
 
-// runInspect is `dvrouter inspect [--size-exceeded] FILE|-`: it prints the normalized event of one
-// payload as a single JSON object. Exit status: 0 printed, 1 the input is not a valid event
-// (one-line reason on stderr), 2 usage.
+// runInspect is `dvrouter inspect [--size-exceeded] [--content-type T] FILE|-`: it prints the
+// normalized event of one payload, in any of Dataverse's three message formats (JSON, text XML,
+// .NET binary XML; named by --content-type, else told from the first bytes), as a single JSON
+// object. The same context prints the same event whatever its format. Exit status: 0 printed,
+// 1 the input is not a valid event (one-line reason on stderr), 2 usage.
 func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizeExceeded := fs.Bool("size-exceeded", false,
 		"mark the event as sent with x-ms-dynamics-msg-size-exceeded")
+	contentType := fs.String("content-type", "",
+		"the payload's format: json, xml or msbin1, or a MIME type (application/json, application/xml, application/msbin1); default: told from its first bytes")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dvrouter inspect [--size-exceeded] FILE|-")
+		fmt.Fprintln(stderr, "usage: dvrouter inspect [--size-exceeded] [--content-type json|xml|msbin1] FILE|-")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -40,6 +44,15 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name := fs.Arg(0)
+	format := dataverse.FormatUnknown
+	if *contentType != "" {
+		f, ok := dataverse.ParseFormat(*contentType)
+		if !ok {
+			fmt.Fprintf(stderr, "dvrouter inspect: --content-type %q: want json, xml or msbin1 (or application/json, application/xml, application/msbin1)\n", *contentType)
+			return 2
+		}
+		format = f
+	}
 
 	raw, err := readPayload(name, stdin)
 	if err != nil {
@@ -47,7 +60,7 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	ev, err := dataverse.DecodeWith(raw, dataverse.DecodeOptions{SizeExceeded: *sizeExceeded})
+	ev, err := dataverse.DecodeFormat(raw, format, dataverse.DecodeOptions{SizeExceeded: *sizeExceeded})
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter inspect: %s: %s\n", name, oneLine(err.Error()))
 		return 1

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -59,7 +61,9 @@ func TestInspect_InvalidInputExitsOneWithAOneLineReason(t *testing.T) {
 	}{
 		{"malformed JSON", `{"MessageName":`, "malformed JSON at byte 15"},
 		{"not a context", `{"hello":"world"}`, "not a RemoteExecutionContext: MessageName"},
-		{"XML", `<RemoteExecutionContext/>`, "not JSON"},
+		{"XML of no context", `<RemoteExecutionContext/>`, "not a RemoteExecutionContext: MessageName"},
+		{"malformed XML", `<RemoteExecutionContext>`, "malformed XML at byte"},
+		{"malformed binary XML", "\x40\x16RemoteExecutionContext\x99", "malformed .NET binary XML at byte 25"},
 		{"empty", ``, "empty"},
 	}
 	for _, tt := range tests {
@@ -90,5 +94,55 @@ func TestInspect_UsageErrorsExitTwo(t *testing.T) {
 		if code, _, errOut := inspect(t, "", args...); code != 2 || !strings.Contains(errOut, "usage: dvrouter inspect") {
 			t.Errorf("args %q: exit %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// TestInspect_SameEventInEveryFormat: the project's payloads in their three forms
+// (testdata/events, testdata/servicebus) print the same event, told apart by their first bytes
+// or named by --content-type. Binary XML keeps a local time as its instant only, so payloads with
+// a non-zero offset are held to that for XML and JSON alone.
+func TestInspect_SameEventInEveryFormat(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "events", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no payloads")
+	}
+	localTime := regexp.MustCompile(`Date\(-?\d+[+-](?:0[1-9]|1\d)\d\d\)|Date\(-?\d+[+-]00(?:0[1-9]|[1-5]\d)\)`)
+	for _, path := range files {
+		name := strings.TrimSuffix(filepath.Base(path), ".json")
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, want, errOut := inspect(t, "", path)
+			if code != 0 {
+				t.Fatalf("json: exit %d, stderr %q", code, errOut)
+			}
+			forms := [][]string{
+				{filepath.Join("testdata", "servicebus", name+".xml")},
+				{"--content-type", "application/xml", filepath.Join("testdata", "servicebus", name+".xml")},
+			}
+			if !localTime.Match(raw) {
+				forms = append(forms,
+					[]string{filepath.Join("testdata", "servicebus", name+".msbin1")},
+					[]string{"--content-type", "msbin1", filepath.Join("testdata", "servicebus", name+".msbin1")})
+			}
+			for _, args := range forms {
+				code, got, errOut := inspect(t, "", args...)
+				if code != 0 {
+					t.Fatalf("%q: exit %d, stderr %q", args, code, errOut)
+				}
+				if got != want {
+					t.Errorf("%q prints\n%s\nwant (as the JSON)\n%s", args, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestInspect_WrongContentTypeExitsTwo(t *testing.T) {
+	code, _, errOut := inspect(t, "", "--content-type", "text/plain", "-")
+	if code != 2 || !strings.Contains(errOut, "want json, xml or msbin1") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }

@@ -180,7 +180,8 @@ func runMatch(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv f
 		fmt.Fprintf(stderr, "dvrouter match: %v\n", err)
 		return 1
 	}
-	ev, err := dataverse.Decode(raw)
+	// Any of the three Service Bus message formats, told from the first bytes, as inspect does.
+	ev, err := dataverse.DecodeBody(raw, "", dataverse.DecodeOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter match: %s: %s\n", name, oneLine(err.Error()))
 		return 1

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -760,6 +762,34 @@ func TestFailuresAPI(t *testing.T) {
 		}
 		if got := fx.get(id); got.Status != failures.StatusReplayed {
 			t.Errorf("poison status %s, want replayed", got.Status)
+		}
+	})
+
+	t.Run("Poison_KeptInBinaryXMLIsRoutedOnReplay", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		// A message in Dataverse's default .NET binary format, kept as poison when such messages
+		// could not be read: its replay now decodes it (the format told from its bytes).
+		body, err := os.ReadFile(filepath.Join("..", "testdata", "servicebus", "create-contact-sync.msbin1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fx.dispatcher.RecordPoison(context.Background(), dispatch.Poison{
+			Body: body, MessageID: "msg-msbin1", Reason: fmt.Errorf("message is in Dataverse's binary XML format (application/msbin1)"),
+		}); err != nil {
+			t.Fatalf("record poison: %v", err)
+		}
+		var page listAnswer
+		fx.call("GET", "/api/failures?kind=poison", "", &page)
+		if len(page.Items) != 1 {
+			t.Fatalf("%d poison failures listed, want 1", len(page.Items))
+		}
+		id := page.Items[0]["id"].(string)
+		var res replayAnswer
+		if st := fx.call("POST", "/api/failures/"+id+"/replay", "", &res); st != 200 || res.Result != "delivered" {
+			t.Fatalf("replay: %d %+v", st, res)
+		}
+		if n := fx.erp.Count(); n != 1 {
+			t.Errorf("erp received %d requests, want 1", n)
 		}
 	})
 

@@ -251,12 +251,38 @@ func TestQueueInvocation_Contract(t *testing.T) {
 			t.Fatalf("status %d answer %+v", status, out)
 		}
 	})
-	t.Run("binary XML message is kept as poison and acknowledged", func(t *testing.T) {
+	t.Run("text XML and binary XML messages are delivered like JSON", func(t *testing.T) {
+		// The same event in Dataverse's other two message formats (testdata/servicebus), named by
+		// the message's ContentType or, without one, told from the first bytes.
+		for i, c := range []struct{ file, contentType string }{
+			{"create-contact-sync.xml", "application/xml"}, {"create-contact-sync.msbin1", "application/msbin1"},
+			{"create-contact-sync.xml", ""}, {"create-contact-sync.msbin1", ""},
+		} {
+			body, err := os.ReadFile(filepath.Join("..", "testdata", "servicebus", c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := fx.erp.Count()
+			var out invokeAnswer
+			status := fx.call("POST", "/DataverseQueue", envelope(body, c.contentType, fmt.Sprintf("fmt-%d", i)), &out, hostHeaders...)
+			if status != http.StatusOK || out.ReturnValue["id"] == nil {
+				t.Fatalf("%s (%q): status %d answer %+v", c.file, c.contentType, status, out)
+			}
+			if fx.erp.Count() != before+1 {
+				t.Errorf("%s (%q): consumer got %d events, want 1", c.file, c.contentType, fx.erp.Count()-before)
+			}
+		}
+	})
+	t.Run("truncated binary XML message is kept as poison and acknowledged", func(t *testing.T) {
 		body := []byte{0x40, 0x18, 'R', 'e', 'm', 'o', 't', 'e'}
 		var out invokeAnswer
 		status := fx.call("POST", "/DataverseQueue", envelope(body, "application/msbin1", "poison-1"), &out, hostHeaders...)
 		if status != http.StatusOK || len(out.Logs) == 0 || !strings.Contains(out.Logs[0], "poison") {
 			t.Fatalf("status %d answer %+v", status, out)
+		}
+		// The reason names the format and the byte offset.
+		if !strings.Contains(out.Logs[0], "application/msbin1") || !strings.Contains(out.Logs[0], "at byte 8") {
+			t.Errorf("poison reason %q does not name the format and offset", out.Logs[0])
 		}
 		page, err := fx.store.List(t.Context(), failures.Query{Kind: string(failures.KindPoison)})
 		if err != nil || len(page.Items) != 1 || page.Items[0].MessageID != "poison-1" {

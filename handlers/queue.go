@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -82,22 +81,17 @@ func (h *queueInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.ID, ev.Message, ev.Table, len(res.Matched), len(res.Delivered), len(res.Failed)))
 }
 
-// decodeMessage decodes a queued event. Dataverse's binary XML format (application/msbin1) and
-// text XML are refused with a reason rather than guessed at.
+// decodeMessage decodes a queued event in whichever of Dataverse's three message formats it came
+// (JSON, text XML, .NET binary XML): the message's ContentType says which, else its first bytes.
+// An error names the format and, for a malformed body, the byte offset.
 func decodeMessage(msg *customhandler.Message) (*dataverse.Event, error) {
-	ct := strings.ToLower(msg.ContentType)
-	switch {
-	case strings.Contains(ct, "msbin1"):
-		return nil, errors.New("message is in Dataverse's binary XML format (application/msbin1); set the service endpoint's message format to JSON")
-	case strings.Contains(ct, "xml"):
-		return nil, errors.New("message is in Dataverse's XML format; set the service endpoint's message format to JSON")
+	format, ok := dataverse.ParseFormat(msg.ContentType)
+	if !ok {
+		format = dataverse.Sniff(msg.Body)
 	}
-	ev, err := dataverse.Decode(msg.Body)
+	ev, err := dataverse.DecodeFormat(msg.Body, format, dataverse.DecodeOptions{SizeExceeded: exceeded(msg.ApplicationProperties)})
 	if err != nil {
-		return nil, err
-	}
-	if exceeded(msg.ApplicationProperties) {
-		ev.SizeExceeded = true
+		return nil, fmt.Errorf("%s body: %w", format, err)
 	}
 	return ev, nil
 }

@@ -41,7 +41,7 @@ bench() {
 }
 
 : >"$OUT/all.txt"
-bench ./pkg/dataverse 'Decode$|DecodeStdlibMap$'
+bench ./pkg/dataverse 'Decode$|DecodeStdlibMap$|DecodeBinary$|BinaryVsJSON'
 bench ./pkg/route 'Match50Routes$'
 bench ./handlers 'WebhookDirect$|BareForward$'
 bench ./pkg/deliver 'DeliverHTTP$|BarePost$'

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // benchPayload is a compact Update with pre and post images, about 5 KB: the size and form of a
@@ -44,4 +46,54 @@ func BenchmarkDecodeStdlibMap(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDecodeBinary decodes the same event as BenchmarkDecode in its .NET binary XML form
+// (application/msbin1, testdata/servicebus): it must stay within 2x of BenchmarkDecode.
+func BenchmarkDecodeBinary(b *testing.B) { benchFormat(b, ".msbin1", "application/msbin1") }
+
+// BenchmarkDecodeXML is the same event in its text XML form (application/xml).
+func BenchmarkDecodeXML(b *testing.B) { benchFormat(b, ".xml", "application/xml") }
+
+func benchFormat(b *testing.B, ext, contentType string) {
+	raw, err := os.ReadFile(filepath.Join(sbDir, strings.TrimSuffix(benchPayload, ".json")+ext))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeBody(raw, contentType, DecodeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeBinaryVsJSON decodes the bench event's JSON and binary XML forms alternately,
+// timing each, so that both see the same machine load (this one is shared): it reports each
+// decode's mean and their ratio, which must stay at or under 2.
+func BenchmarkDecodeBinaryVsJSON(b *testing.B) {
+	js := loadBench(b)
+	bin, err := os.ReadFile(filepath.Join(sbDir, strings.TrimSuffix(benchPayload, ".json")+".msbin1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tJSON, tBin time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := Decode(js); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := DecodeBody(bin, "application/msbin1", DecodeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		tJSON += t1.Sub(t0)
+		tBin += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(tJSON.Nanoseconds())/float64(n), "json-ns/op")
+	b.ReportMetric(float64(tBin.Nanoseconds())/float64(n), "binary-ns/op")
+	b.ReportMetric(float64(tBin)/float64(tJSON), "binary/json")
 }

@@ -14,16 +14,22 @@ import (
 // .NET binary XML (a Service Bus endpoint with messageformat 1), or arbitrary bytes.
 var ErrNotJSON = errors.New("body is not JSON")
 
-// SyntaxError is a body that starts like JSON but is not well-formed JSON, or nests deeper
-// than MaxDepth.
+// SyntaxError is a body that is not well-formed in its format (JSON, text XML or .NET binary
+// XML), or nests deeper than MaxDepth.
 type SyntaxError struct {
+	// Format names the format: "" for JSON (Decode, DecodeWith), "XML" or ".NET binary XML".
+	Format string
 	// Offset is the byte offset of the problem in the body as received (a BOM counts).
 	Offset int64
 	Msg    string
 }
 
 func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("malformed JSON at byte %d: %s", e.Offset, e.Msg)
+	format := e.Format
+	if format == "" {
+		format = "JSON"
+	}
+	return fmt.Sprintf("malformed %s at byte %d: %s", format, e.Offset, e.Msg)
 }
 
 // ShapeError is well-formed JSON that is not a RemoteExecutionContext: a required field is

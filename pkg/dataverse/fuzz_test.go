@@ -3,6 +3,7 @@ package dataverse
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,52 @@ func FuzzDecode(f *testing.F) {
 		}
 		if _, err := json.Marshal(ev); err != nil {
 			t.Fatalf("json.Marshal of the event: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeBody feeds arbitrary bodies to the XML and binary XML decoders (without
+// DecodeFormat's recover, so a panic fails the run). Every error must be a syntax error naming
+// its format, or a shape error; a success must give a marshalable event whose Raw is JSON.
+func FuzzDecodeBody(f *testing.F) {
+	for _, dir := range []string{sbDir, sbCorpusDir} {
+		for _, ext := range []string{"*.xml", "*.msbin1"} {
+			files, _ := filepath.Glob(filepath.Join(dir, ext))
+			for _, path := range files {
+				if raw, err := os.ReadFile(path); err == nil && len(raw) < 20000 {
+					f.Add(raw)
+				}
+			}
+		}
+	}
+	for _, s := range []string{
+		"", "<", "<a/>", "<a>1</a>", "\x40\x01a\x01", "\x40\x01a\x99\x01b", "\x03\x40\x01a\x01\x8d\x02\x01\x00\x00\x00\x02\x00\x00\x00",
+		"\x40\x01a\x09\x01i\x29http://www.w3.org/2001/XMLSchema-instance\x2e\x03nil\x86\x01",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, format := range []Format{FormatXML, FormatBinary} {
+			ev, err := decodeXMLForm(body, format, DecodeOptions{})
+			if err != nil {
+				var se *SyntaxError
+				switch {
+				case errors.As(err, &se):
+					if se.Format == "" {
+						t.Fatalf("%v: the transcoder wrote JSON the decoder refused: %v", format, err)
+					}
+				case IsShape(err):
+				default:
+					t.Fatalf("%v: error of no known kind: %v", format, err)
+				}
+				continue
+			}
+			if !json.Valid(ev.Raw) {
+				t.Fatalf("%v: Event.Raw is not JSON: %q", format, ev.Raw)
+			}
+			if _, err := json.Marshal(ev); err != nil {
+				t.Fatalf("%v: json.Marshal of the event: %v", format, err)
+			}
 		}
 	})
 }

@@ -198,7 +198,9 @@ func (r *Replayer) replayable(f Failure) (Shape, error) {
 func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape, by Actor) (ReplayOutcome, error) {
 	out := ReplayOutcome{ID: f.ID}
 	var statusCode int
-	ev, err := dataverse.Decode(f.Payload)
+	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
+	// or binary XML form (as versions before those formats were read did) decodes now.
+	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{})
 	switch {
 	case err != nil:
 		out.Result, out.Error = ResultFailed, fmt.Sprintf("payload does not decode: %v", err)

@@ -24,8 +24,8 @@ const failuresUsage = `Usage:
                          [--from TIME] [--to TIME] [--top N] [--all] [--continuation TOKEN]
   dvrouter failures show ID
   dvrouter failures replay ID
-  dvrouter failures replay --consumer NAME [--kind K] [--table T] [--from TIME] [--to TIME]
-                           [--max N] [--dry-run]
+  dvrouter failures replay --consumer NAME | --from TIME | --to TIME | --all
+                           [--kind K] [--table T] [--max N] [--dry-run]
   dvrouter failures discard ID --reason TEXT
 
   status: pending, replaying, replayed, discarded    kind: delivery, breaker-open, poison
@@ -92,21 +92,24 @@ func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) st
 		f := filterFlags(fs)
 		limit := fs.Int("max", 0, "")
 		dryRun := fs.Bool("dry-run", false, "")
+		all := fs.Bool("all", false, "")
 		run = func(pos []string) int {
 			switch {
 			case len(pos) > 1:
 				return c.usage("replay takes one failure ID, or filter flags")
 			case len(pos) == 1:
-				if f.any() || *limit != 0 || *dryRun {
+				if f.any() || *limit != 0 || *dryRun || *all {
 					return c.usage("replay ID takes no filter flags; leave the ID out to replay by filter")
 				}
 				return c.replayOne(pos[0])
-			case !f.narrowed():
-				return c.usage("replay needs a failure ID, or a filter such as --consumer NAME")
 			case *limit < 0:
 				return c.usage("--max must be positive")
 			}
-			return c.replayMany(f, *limit, *dryRun)
+			req := f.bulk(*all)
+			if err := req.Narrow(); err != nil {
+				return c.usage("replay needs a failure ID, or a filter such as --consumer NAME or --from TIME (or --all for every consumer's failures of all time)")
+			}
+			return c.replayMany(req, *limit, *dryRun)
 		}
 	case "discard":
 		reason := fs.String("reason", "", "")
@@ -185,10 +188,9 @@ func (f filterOpts) any() bool {
 	return *f.consumer != "" || *f.status != "" || *f.kind != "" || *f.table != "" || *f.from != "" || *f.to != ""
 }
 
-// narrowed reports whether the filter picks some failures rather than every pending one: a bulk
-// replay of everything is what a slip of the keyboard would do, so it must be asked for.
-func (f filterOpts) narrowed() bool {
-	return *f.consumer != "" || *f.kind != "" || *f.table != "" || *f.from != "" || *f.to != ""
+// bulk is the bulk replay request the filter flags ask for; all is --all.
+func (f filterOpts) bulk(all bool) supportapi.BulkReplayRequest {
+	return supportapi.BulkReplayRequest{Consumer: *f.consumer, Status: *f.status, Kind: *f.kind, Table: *f.table, From: *f.from, To: *f.to, All: all}
 }
 
 func (f filterOpts) query() supportapi.ListQuery {
@@ -357,9 +359,8 @@ func (c *failuresCmd) replayOne(id string) int {
 // replayMany replays by filter in chunks: a dry run first counts what matches (so the progress
 // line has a total), then each request replays the next chunk, continuing where the previous
 // one stopped, so a failure that fails again is not met twice in one run.
-func (c *failuresCmd) replayMany(f filterOpts, limit int, dryRun bool) int {
-	q := f.query()
-	body := supportapi.BulkReplayRequest{Consumer: q.Consumer, Status: q.Status, Kind: q.Kind, Table: q.Table, From: q.From, To: q.To, DryRun: true}
+func (c *failuresCmd) replayMany(body supportapi.BulkReplayRequest, limit int, dryRun bool) int {
+	body.DryRun = true
 	if limit > 0 {
 		body.Max = &limit
 	}

@@ -338,6 +338,8 @@ func TestFailuresCLI(t *testing.T) {
 			{"unknown command", nil, []string{"purge"}, 2, "unknown failures command"},
 			{"unknown flag", nil, []string{"list", "--colour"}, 2, "colour"},
 			{"replay without filter", nil, []string{"replay"}, 2, "--consumer"},
+			{"replay with a blank consumer", nil, []string{"replay", "--consumer", " "}, 2, "--all"},
+			{"replay by table alone", nil, []string{"replay", "--table", "contact"}, 2, "--all"},
 			{"show without id", nil, []string{"show"}, 2, "ID"},
 		}
 		for _, tc := range tests {

@@ -294,6 +294,10 @@ func (a *failuresAPI) replayMany(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req, true) {
 		return
 	}
+	if err := req.Narrow(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid filter", err.Error())
+		return
+	}
 	q, err := filter{Consumer: req.Consumer, Status: req.Status, Kind: req.Kind, Table: req.Table, From: req.From, To: req.To}.query(false)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid filter", err.Error())
@@ -347,6 +351,8 @@ func (a *failuresAPI) storeError(w http.ResponseWriter, id string, err error) {
 	switch {
 	case errors.As(err, &status):
 		writeError(w, http.StatusConflict, "failure already "+string(status.Failure.Status), err.Error())
+	case errors.Is(err, failures.ErrNotFound) && id == "":
+		writeError(w, http.StatusNotFound, "no failures yet", "nothing has been kept in the failure store")
 	case errors.Is(err, failures.ErrNotFound):
 		writeError(w, http.StatusNotFound, "failure not found", fmt.Sprintf("no failure has id %q", id))
 	case errors.Is(err, failures.ErrConflict):
@@ -365,11 +371,16 @@ func (a *failuresAPI) storeError(w http.ResponseWriter, id string, err error) {
 		writeError(w, http.StatusServiceUnavailable, "consumer unavailable", err.Error())
 	case errors.Is(err, failures.ErrCannotReplay):
 		writeError(w, http.StatusServiceUnavailable, "cannot replay", err.Error())
+	// The store's own errors can name its account, table and address: they go to the log, and
+	// the caller is told what failed, not where.
 	case errors.Is(err, failures.ErrNotSaved):
-		writeError(w, http.StatusServiceUnavailable, "replay outcome not saved", err.Error())
+		a.log.Error().Err(err).Str("id", id).Msg("replay outcome not saved")
+		writeError(w, http.StatusServiceUnavailable, "replay outcome not saved",
+			"the failure store did not answer after the delivery; the consumer may have the event, look at the failure again shortly")
 	default:
 		a.log.Error().Err(err).Str("id", id).Msg("failure store error")
-		writeError(w, http.StatusServiceUnavailable, "failure store unavailable", err.Error())
+		writeError(w, http.StatusServiceUnavailable, "failure store unavailable",
+			"the failure store did not answer; try again shortly")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -631,6 +632,32 @@ func TestFailuresAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("Bulk_WithoutConsumerOrTimeRangeNeedsAll", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+		fx.keep(accountEvent(2), "crm", "accounts-to-crm", failures.KindDelivery)
+		for _, body := range []string{`{}`, `{"dryRun":true}`, `{"consumer":"  "}`, `{"table":"contact"}`, `{"kind":"delivery","all":false}`} {
+			var e errorAnswer
+			if st := fx.call("POST", "/api/failures/replay", body, &e); st != 400 || !strings.Contains(e.Detail, `"all": true`) {
+				t.Errorf("bulk replay %s: %d %+v, want 400 asking for all", body, st, e)
+			}
+		}
+		if n := fx.erp.Count() + fx.crm.Count(); n != 0 {
+			t.Fatalf("refused bulk replays sent %d requests", n)
+		}
+		// A blank consumer is no consumer; a time range alone, or all, is enough.
+		var res bulkAnswer
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":" erp ","dryRun":true}`, &res); st != 200 || res.Matched != 1 {
+			t.Errorf("consumer with spaces: %d %+v, want it trimmed and 1 matched", st, res)
+		}
+		if st := fx.call("POST", "/api/failures/replay", `{"from":"2000-01-01T00:00:00Z","dryRun":true}`, &res); st != 200 || res.Matched != 2 {
+			t.Errorf("time range: %d %+v, want 2 matched", st, res)
+		}
+		if st := fx.call("POST", "/api/failures/replay", `{"all":true}`, &res); st != 200 || res.Matched != 2 || res.Delivered != 2 {
+			t.Errorf("all: %d %+v, want both replayed", st, res)
+		}
+	})
+
 	t.Run("Bulk_ReplaysMatchingOnly", func(t *testing.T) {
 		fx := newAPIFixture(t, az, fixtureOptions{})
 		for i := range 12 {
@@ -1043,5 +1070,33 @@ func TestSupportAPI_WithoutAStore(t *testing.T) {
 		if resp.StatusCode != c.want || !strings.Contains(string(raw), c.body) || resp.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s %s: %d %s, want %d with %q in JSON", c.method, c.path, resp.StatusCode, raw, c.want, c.body)
 		}
+	}
+}
+
+func TestFailuresAPI_StoreDownSaysWhatFailedNotWhere(t *testing.T) {
+	az := testenv.StartAzurite(t) // its own: this test stops it
+	fx := newAPIFixture(t, az, fixtureOptions{})
+	f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)
+	az.Stop()
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/api/failures", ""},
+		{"GET", "/api/failures/" + f.ID, ""},
+		{"POST", "/api/failures/" + f.ID + "/discard", `{"reason":"test"}`},
+		{"POST", "/api/failures/replay", `{"consumer":"erp"}`},
+	} {
+		var e errorAnswer
+		if st := fx.call(c.method, c.path, c.body, &e); st != http.StatusServiceUnavailable {
+			t.Errorf("%s %s with the store down: %d, want 503", c.method, c.path, st)
+		}
+		// (The fixture's table is named Failures<digits>.)
+		if infra := regexp.MustCompile(`127\.0\.0\.1|devstoreaccount1|https?:|Failures\d`).FindString(e.Error + " " + e.Detail); infra != "" {
+			t.Errorf("%s %s: answer %q / %q names infrastructure (%q)", c.method, c.path, e.Error, e.Detail, infra)
+		}
+		if !strings.Contains(e.Detail, "failure store did not answer") {
+			t.Errorf("%s %s: detail %q does not say what failed", c.method, c.path, e.Detail)
+		}
+	}
+	if len(fx.logs.lines("failure store error")) == 0 {
+		t.Error("the log does not keep the store's own error")
 	}
 }

@@ -18,7 +18,7 @@ var publishedFields = map[reflect.Type][]string{
 	reflect.TypeFor[ShownFailure]():      {"payload", "payloadEncoding", "payloadError"},
 	reflect.TypeFor[ReplayResult]():      {"id", "result", "error", "dispatch"},
 	reflect.TypeFor[Routed]():            {"id", "matched", "delivered", "failed"},
-	reflect.TypeFor[BulkReplayRequest](): {"consumer", "status", "kind", "table", "from", "to", "max", "dryRun", "continuation"},
+	reflect.TypeFor[BulkReplayRequest](): {"consumer", "status", "kind", "table", "from", "to", "max", "dryRun", "continuation", "all"},
 	reflect.TypeFor[BulkReplayResult](): {"matched", "delivered", "failed", "skipped", "dryRun", "stoppedEarly", "reason",
 		"continuation", "errors"},
 	reflect.TypeFor[ItemError]():      {"id", "error"},

@@ -7,6 +7,8 @@ package supportapi
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"time"
 )
 
@@ -128,6 +130,20 @@ type BulkReplayRequest struct {
 	DryRun   bool   `json:"dryRun,omitempty"`
 	// Continuation resumes after the last failure a previous bulk replay listed.
 	Continuation string `json:"continuation,omitempty"`
+	// All must be true to replay without a consumer and without a time range: replaying every
+	// consumer's failures of all time is what a slip of the keyboard would do.
+	All bool `json:"all,omitempty"`
+}
+
+// Narrow trims the request's filter and refuses one that names no consumer and no time range
+// unless All says that is meant. The API and the CLI both call it, so they refuse the same.
+func (r *BulkReplayRequest) Narrow() error {
+	r.Consumer, r.Status, r.Kind, r.Table = strings.TrimSpace(r.Consumer), strings.TrimSpace(r.Status), strings.TrimSpace(r.Kind), strings.TrimSpace(r.Table)
+	r.From, r.To = strings.TrimSpace(r.From), strings.TrimSpace(r.To)
+	if r.Consumer == "" && r.From == "" && r.To == "" && !r.All {
+		return errors.New("a bulk replay needs a consumer or a time range (from, to); to replay every consumer's pending failures of all time, say \"all\": true")
+	}
+	return nil
 }
 
 // BulkReplayResult is the answer to POST /api/failures/replay. Matched counts the failures

@@ -605,6 +605,9 @@ function describe(filters) {
 function openBulk(filters) {
   const base = { consumer: filters.consumer, table: filters.table, kind: filters.kind, from: filters.from, to: filters.to, status: 'pending' };
   const parts = describe(filters);
+  // Without a consumer or a time range the API replays only when told "all": a box to tick.
+  const wide = !(filters.consumer || '').trim() && !filters.from && !filters.to;
+  const allBox = h('input', { type: 'checkbox', id: 'bulk-all' });
   const max = h('input', { type: 'number', id: 'bulk-max', min: 1, max: maxReplayMax, value: defaultReplayMax, required: true });
   const dry = h('button', { type: 'button', id: 'bulk-dry' }, 'Dry run');
   const close = h('button', { type: 'button', class: 'secondary', id: 'bulk-close' }, 'Close');
@@ -626,12 +629,18 @@ function openBulk(filters) {
     if (session.me && onList) go(location.hash || '#/failures');
   };
 
+  allBox.addEventListener('change', () => show(result)); // what the dry run counted changed
   dry.addEventListener('click', async () => {
     const n = limit();
     if (!n) {
       show(result, h('p', { class: 'error' }, `Max must be a whole number from 1 to ${num(maxReplayMax)}.`));
       return;
     }
+    if (wide && !allBox.checked) {
+      show(result, h('p', { class: 'error', id: 'bulk-wide' }, 'Pick a consumer or a time range in the filters first, or tick the box to replay every consumer\'s pending failures.'));
+      return;
+    }
+    base.all = wide;
     dry.disabled = true;
     show(result, h('p', null, 'Counting…'));
     let count;
@@ -729,6 +738,7 @@ function openBulk(filters) {
     h('h2', { id: 'bulk-title' }, 'Replay pending failures'),
     h('p', null, parts.length ? `Pending failures with ${parts.join(', ')}.` : 'Every pending failure: no filter is set.'),
     h('div', { class: 'field inline' }, h('label', { for: 'bulk-max' }, 'At most'), max),
+    wide ? h('div', { class: 'field inline' }, allBox, h('label', { for: 'bulk-all' }, 'Yes, every consumer, at any time')) : null,
     h('p', { class: 'muted' }, 'A dry run counts them first; nothing is sent until you confirm.'),
     h('div', { class: 'dialog-buttons' }, dry, close),
     result);

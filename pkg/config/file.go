@@ -31,7 +31,7 @@ type Consumer struct {
 	URL           string
 	Method        string            // default POST
 	Headers       map[string]string // `%SETTING%` values already resolved
-	SigningSecret string            // resolved; empty means unsigned
+	SigningSecret string            // resolved; empty means unsigned; SigningKeys reads it
 
 	// servicebus
 	Namespace  string // fully qualified namespace, managed identity

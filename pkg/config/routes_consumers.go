@@ -119,7 +119,11 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 			l.headers(f, &c)
 		case "signingSecret":
 			if v, ok := l.secretRef(f, "a Standard Webhooks signing secret"); ok {
-				c.SigningSecret = v
+				if _, err := SigningKeys(v); err != nil {
+					l.errorf(deref(f.val), "signingSecret: setting %s: %v", refName(deref(f.val).Value), err)
+				} else {
+					c.SigningSecret = v
+				}
 			}
 		case "namespace":
 			l.namespace(f, &c)

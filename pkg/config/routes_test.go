@@ -21,7 +21,7 @@ func env(kv map[string]string) func(string) (string, bool) {
 
 var testEnv = env(map[string]string{
 	"ERP_TOKEN":   "t0ken",
-	"ERP_SECRET":  "whsec_c2VjcmV0",
+	"ERP_SECRET":  "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 	"SB_CONN":     "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",
 	"NOT_A_CONN":  "hello",
 	"ERP_BASEURL": "https://erp.example.com",
@@ -102,7 +102,7 @@ routes:
 		MaxConcurrency: 16,
 		URL:            "https://erp.example.com/hooks/dataverse", Method: "POST",
 		Headers:       map[string]string{"Authorization": "Bearer t0ken", "X-Source": "dataverse"},
-		SigningSecret: "whsec_c2VjcmV0",
+		SigningSecret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		Pos:           Pos{2, 5},
 	}
 	if !reflect.DeepEqual(erp, wantErp) {

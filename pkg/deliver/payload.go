@@ -24,8 +24,10 @@ const (
 
 // encode renders ev in a consumer's format, shaped by the route's select and exclude.
 //
-//   - raw: ev.Raw as received, byte for byte. select and exclude cannot apply to bytes dvrouter
-//     does not rewrite; the configuration should refuse exclude on a raw consumer.
+//   - raw: ev.Raw as received, byte for byte, less a leading UTF-8 byte-order mark: RFC 8259
+//     (section 8.1) forbids one in JSON sent over a network, and receivers' parsers (JSON.parse
+//     behind the Standard Webhooks library's verify(), for one) refuse it. select and exclude
+//     cannot apply to bytes dvrouter does not rewrite; the configuration refuses them.
 //   - row: the normalized event, its row, images and changedColumns shaped (see shape).
 //   - cloudevent: CloudEvents 1.0 structured JSON around the shaped normalized event: id the
 //     event id, source "/organizations/<organizationId>" (a URI-reference that stays the same
@@ -34,7 +36,7 @@ const (
 func encode(ev *dataverse.Event, format string, sel, excl []string) (body []byte, contentType string, err error) {
 	switch format {
 	case FormatRaw:
-		return ev.Raw, contentTypeJSON, nil
+		return bytes.TrimPrefix(ev.Raw, utf8BOM), contentTypeJSON, nil
 	case FormatRow, "":
 		body, err = encodeExact(appendEvent, shape(ev, sel, excl))
 		if err != nil {
@@ -50,6 +52,8 @@ func encode(ev *dataverse.Event, format string, sel, excl []string) (body []byte
 	}
 	return nil, "", fmt.Errorf("unknown format %q", format)
 }
+
+var utf8BOM = []byte("\xEF\xBB\xBF")
 
 // scratch holds encoding buffers between events. A payload is encoded into one, then copied
 // out at its exact size: that allocates about a third less than a buffer sized by guess, and

@@ -20,16 +20,13 @@ import (
 
 // verifyStandardWebhook checks a request the way the Standard Webhooks specification tells a
 // receiver to, written from the published scheme rather than from dvrouter's signer: the key is
-// the base64 after "whsec_" (the raw string otherwise), the signed content is
+// the base64 after an optional "whsec_", the signed content is
 // "<webhook-id>.<webhook-timestamp>.<body>", the signature header holds space-separated
 // "v1,<base64 HMAC-SHA256>" entries, and the timestamp must be within 5 minutes.
 func verifyStandardWebhook(secret string, h http.Header, body []byte) bool {
-	key := []byte(secret)
-	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
-		var err error
-		if key, err = base64.StdEncoding.DecodeString(rest); err != nil {
-			return false
-		}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return false
 	}
 	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
 	sec, err := strconv.ParseInt(ts, 10, 64)
@@ -57,30 +54,41 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte) bool {
 }
 
 func TestHTTP_StandardWebhooksSignatureVerifies(t *testing.T) {
-	cases := []struct{ name, secret string }{
-		{"whsec secret", "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))},
-		{"plain secret", "a-plain-shared-secret"},
+	oldKey := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	newKey := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	cases := []struct {
+		name, setting string
+		secrets       []string // each must verify on its own
+	}{
+		{"whsec secret", "whsec_" + oldKey, []string{"whsec_" + oldKey}},
+		{"unprefixed base64 secret", oldKey, []string{oldKey}},
+		{"two secrets while rotating", "whsec_" + oldKey + " whsec_" + newKey, []string{"whsec_" + oldKey, "whsec_" + newKey}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartConsumer(t, testenv.ReplyStatus(http.StatusServiceUnavailable))
 			c := consumerConfig("erp", srv.URL)
-			c.SigningSecret = tc.secret
+			c.SigningSecret = tc.setting
 			f := newDeliverer(t, 0, c)
 
 			f.deliverOne(t, "erp")
 
 			for _, req := range srv.Requests() {
-				if !verifyStandardWebhook(tc.secret, req.Header, req.Body) {
-					t.Errorf("attempt %d: signature %q does not verify", req.Attempt, req.Header.Get("webhook-signature"))
+				if n := len(strings.Fields(req.Header.Get("webhook-signature"))); n != len(tc.secrets) {
+					t.Errorf("attempt %d: %d signatures, want one per secret (%d)", req.Attempt, n, len(tc.secrets))
+				}
+				for _, secret := range tc.secrets {
+					if !verifyStandardWebhook(secret, req.Header, req.Body) {
+						t.Errorf("attempt %d: signature %q does not verify", req.Attempt, req.Header.Get("webhook-signature"))
+					}
 				}
 				if got := req.Header.Get("webhook-id"); got != testEvent().ID {
 					t.Errorf("webhook-id = %q, want the event id", got)
 				}
-				if verifyStandardWebhook(tc.secret+"x", req.Header, req.Body) {
+				if verifyStandardWebhook(base64.StdEncoding.EncodeToString([]byte("another key, 24 bytes long")), req.Header, req.Body) {
 					t.Error("signature verifies with the wrong secret")
 				}
-				if verifyStandardWebhook(tc.secret, req.Header, append(bytes.Clone(req.Body), ' ')) {
+				if verifyStandardWebhook(tc.secrets[0], req.Header, append(bytes.Clone(req.Body), ' ')) {
 					t.Error("signature verifies for a changed body")
 				}
 			}
@@ -123,6 +131,24 @@ func TestFormat_RawSendsTheBytesAsReceived(t *testing.T) {
 	}
 	if ct := req.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
+	}
+}
+
+func TestFormat_RawLeavesOutTheByteOrderMark(t *testing.T) {
+	srv := testenv.StartConsumer(t)
+	c := consumerConfig("erp", srv.URL)
+	c.Format = deliver.FormatRaw
+	f := newDeliverer(t, 0, c)
+	ev := testEvent()
+	want := ev.Raw
+	ev.Raw = append([]byte("\xEF\xBB\xBF"), ev.Raw...)
+
+	if out, err := f.d.Deliver(t.Context(), ev, []deliver.Target{{Route: "r", Consumer: "erp"}}); err != nil || len(out.Delivered) != 1 {
+		t.Fatalf("Deliver = %+v, %v", out, err)
+	}
+
+	if got := srv.Requests()[0].Body; !bytes.Equal(got, want) {
+		t.Errorf("body = %q, want the context without its BOM", got)
 	}
 }
 

@@ -36,25 +36,6 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestSigningKey(t *testing.T) {
-	cases := []struct {
-		secret  string
-		want    string
-		wantErr bool
-	}{
-		{"plain", "plain", false},
-		{"whsec_aGVsbG8=", "hello", false},
-		{"whsec_", "", true},
-		{"whsec_***", "", true},
-	}
-	for _, tc := range cases {
-		got, err := SigningKey(tc.secret)
-		if (err != nil) != tc.wantErr || string(got) != tc.want {
-			t.Errorf("SigningKey(%q) = %q, %v; want %q, error %v", tc.secret, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
-
 func TestSetHeaders_SameAsSettingEachHeader(t *testing.T) {
 	c := config.Consumer{Name: "erp", URL: "http://127.0.0.1:1/events", Headers: map[string]string{
 		"x-api-key": "k", "content-type": "text/plain", "Idempotency-Key": "configured", "X-DVROUTER-ROUTE": "configured",

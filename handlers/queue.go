@@ -12,6 +12,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/customhandler"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/queue"
 )
 
 // queueBinding is the serviceBusTrigger binding name in functions/DataverseQueue/function.json.
@@ -97,6 +98,9 @@ func decodeMessage(msg *customhandler.Message) (*dataverse.Event, error) {
 	}
 	if exceeded(msg.ApplicationProperties) {
 		ev.SizeExceeded = true
+	}
+	if h, ok := msg.ApplicationProperties[queue.PropOrgHost].(string); ok {
+		ev.OrganizationHost = dataverse.OrganizationHost(h)
 	}
 	return ev, nil
 }

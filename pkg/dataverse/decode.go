@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -16,6 +17,10 @@ type DecodeOptions struct {
 	// the Service Bus message its size-limit property): Dataverse removed ParentContext,
 	// InputParameters and both image collections from a body over 256 KB (192 KB on Service Bus).
 	SizeExceeded bool
+	// OrganizationHost is the environment's host name as the webhook's x-ms-dynamics-organization
+	// header gives it. It becomes Event.OrganizationHost when it is a plausible host name
+	// (lower-cased); anything else is ignored, as the header is not authenticated.
+	OrganizationHost string
 }
 
 // Decode decodes a RemoteExecutionContext, as Dataverse POSTs it to a webhook or puts it on a
@@ -84,7 +89,43 @@ func decode(raw []byte, opts DecodeOptions) (*Event, error) {
 	}
 	ev.Raw = raw
 	ev.SizeExceeded = opts.SizeExceeded || !c.hasInputs
+	ev.OrganizationHost = OrganizationHost(opts.OrganizationHost)
 	return ev, nil
+}
+
+// OrganizationHost returns h lower-cased when it is a DNS host name (letters, digits and '-' in
+// dot-separated labels, at least two of them, 253 characters at most), else "". Dataverse's
+// x-ms-dynamics-organization header carries the environment's host, contoso.crm.dynamics.com;
+// a value that is not a host name is dropped rather than passed on into a URI.
+func OrganizationHost(h string) string {
+	if h == "" || len(h) > 253 {
+		return ""
+	}
+	labels, label := 1, 0
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case c == '.':
+			if label == 0 || h[i-1] == '-' {
+				return ""
+			}
+			labels, label = labels+1, 0
+			continue
+		case c == '-':
+			if label == 0 {
+				return ""
+			}
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', 'A' <= c && c <= 'Z':
+		default:
+			return ""
+		}
+		if label++; label > 63 {
+			return ""
+		}
+	}
+	if label == 0 || labels < 2 || h[len(h)-1] == '-' {
+		return ""
+	}
+	return strings.ToLower(h)
 }
 
 // sniffFormat refuses, with a reason, bodies that are not JSON at all.
@@ -474,6 +515,9 @@ func (c *context) event() *Event {
 		if c.mode == 1 {
 			ev.Mode = "async"
 		}
+	}
+	if c.created != "" {
+		ev.OperationCreatedAt = time.UnixMilli(c.createdMS).UTC()
 	}
 	ev.ID = c.eventID()
 	c.buildRow(ev)

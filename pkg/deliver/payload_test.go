@@ -245,10 +245,10 @@ func TestFormat_CloudEvent(t *testing.T) {
 	want := map[string]any{
 		"specversion":     "1.0",
 		"id":              ev.ID,
-		"source":          "/organizations/" + ev.OrganizationID,
-		"type":            "dataverse.contact.update",
+		"source":          "https://contoso.crm4.dynamics.com/",
+		"type":            "com.microsoft.dataverse.contact.update",
 		"subject":         ev.RecordID,
-		"time":            "2024-05-01T10:00:00Z",
+		"time":            "2024-05-01T10:00:00.123Z",
 		"datacontenttype": "application/json",
 	}
 	for k, v := range want {

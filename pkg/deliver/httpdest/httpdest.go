@@ -139,6 +139,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	}
 	h := req.Header
 	p.setHeaders(h, m)
+	if ce := m.CloudEvent; ce != nil && ce.Binary {
+		setCloudEventHeaders(h, ce)
+	}
 	if len(p.keys) > 0 {
 		// Signed per attempt: the timestamp is the time of sending, so a receiver's replay window
 		// judges this attempt, not the first one.
@@ -179,6 +182,56 @@ func (p *Publisher) setHeaders(h http.Header, m dest.Message) {
 	h[HeaderIdempotencyKey] = v[2:3:3]
 	h[HeaderRoute] = v[3:4:4]
 	h[HeaderAttempt] = v[4:5:5]
+}
+
+// CloudEvents HTTP binding (binary content mode, section 3.1.3): each attribute but
+// datacontenttype (which is Content-Type) is a header named ce-<attribute>.
+const (
+	HeaderCESpecVersion = "Ce-Specversion"
+	HeaderCEID          = "Ce-Id"
+	HeaderCESource      = "Ce-Source"
+	HeaderCEType        = "Ce-Type"
+	HeaderCESubject     = "Ce-Subject"
+	HeaderCETime        = "Ce-Time"
+)
+
+func setCloudEventHeaders(h http.Header, ce *dest.CloudEvent) {
+	h[HeaderCESpecVersion] = []string{"1.0"}
+	h[HeaderCEID] = []string{ceHeaderValue(ce.ID)}
+	h[HeaderCESource] = []string{ceHeaderValue(ce.Source)}
+	h[HeaderCEType] = []string{ceHeaderValue(ce.Type)}
+	if ce.Subject != "" {
+		h[HeaderCESubject] = []string{ceHeaderValue(ce.Subject)}
+	}
+	if !ce.Time.IsZero() {
+		h[HeaderCETime] = []string{ce.TimeText()}
+	}
+}
+
+// ceHeaderValue percent-encodes what the CloudEvents HTTP binding (section 3.1.3.2) says a ce-*
+// header value must not carry as is: space, '"', '%' and anything outside printable ASCII,
+// each byte of its UTF-8 encoding as %XX.
+func ceHeaderValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7F || c == '"' || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(v)+16)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7F || c == '"' || c == '%' {
+			out = append(out, '%', hex[c>>4], hex[c&15])
+		} else {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
 
 // Close has nothing to release: the client is shared and closed by its owner.

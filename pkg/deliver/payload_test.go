@@ -231,6 +231,41 @@ func TestFormat_RowIsShapedBySelectAndExclude(t *testing.T) {
 	}
 }
 
+// Without the webhook's x-ms-dynamics-organization (a queued event from Service Bus, a replay),
+// source still names the environment, by its organization id; a consumer's own source wins.
+func TestFormat_CloudEventSourceWithoutTheOrgHost(t *testing.T) {
+	cases := []struct {
+		name, fixed, want string
+	}{
+		{"from the organization id", "", "urn:dataverse:org:0f0e0d0c-0000-4000-8000-00000000000a"},
+		{"configured", "https://crm.contoso.com/", "https://crm.contoso.com/"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testenv.StartConsumer(t)
+			c := consumerConfig("erp", srv.URL)
+			c.Format = deliver.FormatCloudEvent
+			c.CloudEvent = config.CloudEvent{Mode: "binary", Source: tc.fixed}
+			f := newDeliverer(t, 0, c)
+			ev := testEvent()
+			ev.OrganizationHost = ""
+			if out, err := f.d.Deliver(t.Context(), ev, []deliver.Target{{Route: "r", Consumer: "erp"}}); err != nil || len(out.Delivered) != 1 {
+				t.Fatalf("Deliver = %+v, %v", out, err)
+			}
+			h := srv.Requests()[0].Header
+			if got := h.Get("ce-source"); got != tc.want {
+				t.Errorf("ce-source = %q, want %q", got, tc.want)
+			}
+			if got := h.Get("ce-type"); got != "com.microsoft.dataverse.contact.update" {
+				t.Errorf("ce-type = %q", got)
+			}
+			if got := h.Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type = %q, want the data's in binary mode", got)
+			}
+		})
+	}
+}
+
 func TestFormat_CloudEvent(t *testing.T) {
 	req := received(t, deliver.FormatCloudEvent, nil, []string{"emailaddress1"})
 

@@ -401,7 +401,8 @@ var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-
 
 // reservedHeaders are set by dvrouter itself on every request.
 var reservedHeaders = []string{"host", "content-length", "content-type", "transfer-encoding", "connection",
-	"idempotency-key", "x-dvrouter-route", "x-dvrouter-attempt", "webhook-id", "webhook-timestamp", "webhook-signature"}
+	"idempotency-key", "x-dvrouter-route", "x-dvrouter-attempt", "webhook-id", "webhook-timestamp", "webhook-signature",
+	"ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time"}
 
 func (l *loader) headers(f field, c *Consumer) {
 	fs, ok := l.fields(f.val, "headers")

@@ -624,9 +624,7 @@ func (c *context) buildRow(ev *Event) {
 			}
 		}
 		fill(row, set.attrs, set.fmts)
-		if under != nil {
-			clearLookups(row, set.attrs)
-		}
+		clearLookups(row, set.attrs, c.pre)
 	}
 	if c.moniker.k == kRef { // SetState, SetStateDynamicEntity
 		setWrapped(row, "statecode", &c.state)
@@ -642,6 +640,14 @@ func (c *context) buildRow(ev *Event) {
 		row[idCol] = id
 	}
 	row["SdkMessage"] = c.message
+	// The keys Power Automate's Dataverse trigger adds to the row it hands a flow: the record id
+	// again, and the user whose security context the operation ran in (the context's UserId).
+	if id != "" {
+		row["ItemInternalId"] = id
+	}
+	if c.userID != "" {
+		row["RunAsSystemUserId"] = c.userID
+	}
 	ev.Row = row
 
 	if c.message == "Update" && set != nil && c.target.k == kEntity {
@@ -650,9 +656,12 @@ func (c *context) buildRow(ev *Event) {
 }
 
 // clearLookups gives a lookup the message clears its Web API shape, "_x_value": null. The
-// Target says only "x": null, with no type; when the image under it shows x as a lookup, the
-// null belongs in _x_value, or the row would carry the old reference next to the null.
-func clearLookups(row Row, attrs []attr) {
+// Target says only "x": null, with no type, so x is taken for a lookup when that is known: the
+// image under the row (or the pre-image) shows x as a lookup, or x is a lookup column every
+// table has (modifiedonbehalfby, ownerid, ...; see knownLookups). Otherwise the null stays as
+// "x": null, which is what a cleared column of any other type looks like. Without this the row
+// would carry a null "x" the Web API never returns, next to the old reference.
+func clearLookups(row Row, attrs []attr, pre Row) {
 	var buf [128]byte
 	for i := range attrs {
 		a := &attrs[i]
@@ -662,12 +671,17 @@ func clearLookups(row Row, attrs []attr) {
 		// The lookup by a []byte conversion does not allocate; most nulls are no lookups.
 		short := append(append(append(buf[:0], '_'), a.key...), "_value"...)
 		if _, ok := row[string(short)]; !ok {
-			continue
+			if _, ok := pre[string(short)]; !ok && !isKnownLookup(a.key) {
+				continue
+			}
 		}
 		long := lookupKey(a.key)
 		row[long[:len(short)]] = nil
 		delete(row, long)
 		delete(row, formattedKey(long[:len(short)]))
+		if k, ok := knownLookups[a.key]; ok {
+			delete(row, k.annotation)
+		}
 		delete(row, a.key)
 	}
 }

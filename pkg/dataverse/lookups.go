@@ -12,10 +12,13 @@ const navSuffix = "@Microsoft.Dynamics.CRM.associatednavigationproperty"
 // knownLookup is one lookup column whose Web API shape does not depend on the table.
 type knownLookup struct {
 	annotation string // "_x_value" + navSuffix
-	nav        string // the navigation property, when it is the same whatever the target
+	// nav is the navigation property when it is the same whatever the target. It and byTarget's
+	// values are strings boxed once, here: a row value is an interface, and boxing a string
+	// for every lookup of every event would cost an allocation each.
+	nav any
 	// byTarget names the navigation property per target table, for a column that can point at
 	// several (a Customer column: parentcustomerid_account, parentcustomerid_contact).
-	byTarget map[string]string
+	byTarget map[string]any
 }
 
 // knownLookups are the system lookup columns: present on every table (createdby, modifiedby and
@@ -33,21 +36,21 @@ var knownLookups = func() map[string]knownLookup {
 		m[col] = knownLookup{annotation: "_" + col + "_value" + navSuffix, nav: col}
 	}
 	for _, col := range []string{"parentcustomerid", "customerid"} {
-		m[col] = knownLookup{annotation: "_" + col + "_value" + navSuffix, byTarget: map[string]string{
+		m[col] = knownLookup{annotation: "_" + col + "_value" + navSuffix, byTarget: map[string]any{
 			"account": col + "_account", "contact": col + "_contact",
 		}}
 	}
 	return m
 }()
 
-// navigation returns the annotation key and navigation property of lookup col pointing at
-// target, or false when it is not known.
-func navigation(col, target string) (key, nav string, ok bool) {
+// navigation returns the annotation key and navigation property (a string) of lookup col
+// pointing at target, or false when it is not known.
+func navigation(col, target string) (key string, nav any, ok bool) {
 	k, found := knownLookups[col]
 	if !found {
-		return "", "", false
+		return "", nil, false
 	}
-	if k.nav != "" {
+	if k.nav != nil {
 		return k.annotation, k.nav, true
 	}
 	nav, ok = k.byTarget[target]

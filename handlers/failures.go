@@ -493,7 +493,7 @@ func (a *failuresAPI) replayable(f failures.Failure) (deliver.Target, *problem) 
 func (a *failuresAPI) replay(ctx context.Context, f failures.Failure, etag failures.ETag, target deliver.Target, act actor) (ReplayResult, error) {
 	res := ReplayResult{ID: f.ID}
 	var statusCode int
-	ev, err := dataverse.Decode(f.Payload)
+	ev, err := dataverse.DecodeWith(f.Payload, dataverse.DecodeOptions{OrganizationHost: f.OrganizationHost})
 	switch {
 	case err != nil:
 		res.Result, res.Error = resultFailed, fmt.Sprintf("payload does not decode: %v", err)

@@ -75,3 +75,22 @@ func TestNewClient_WritesATypicalRequestInOneBuffer(t *testing.T) {
 		t.Fatalf("WriteBufferSize = %d, want room for a typical event and its headers", tr.WriteBufferSize)
 	}
 }
+
+// The CloudEvents HTTP binding (section 3.1.3.2) percent-encodes space, '"', '%' and anything
+// outside printable ASCII in ce-* header values, byte by byte of the UTF-8.
+func TestCEHeaderValue(t *testing.T) {
+	cases := map[string]string{
+		"com.microsoft.dataverse.contact.update": "com.microsoft.dataverse.contact.update",
+		"https://contoso.crm.dynamics.com/":      "https://contoso.crm.dynamics.com/",
+		"a b":                                    "a%20b",
+		`say "hi"`:                               "say%20%22hi%22",
+		"100%":                                   "100%25",
+		"Grüße":                                  "Gr%C3%BC%C3%9Fe",
+		"tab\there":                              "tab%09here",
+	}
+	for in, want := range cases {
+		if got := ceHeaderValue(in); got != want {
+			t.Errorf("ceHeaderValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -144,5 +145,40 @@ func TestInspect_WrongContentTypeExitsTwo(t *testing.T) {
 	code, _, errOut := inspect(t, "", "--content-type", "text/plain", "-")
 	if code != 2 || !strings.Contains(errOut, "want json, xml or msbin1") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A cleared lookup prints as the Web API returns it, `_x_value: null`, even with no image
+// showing the column: modifiedonbehalfby is a lookup on every table. The whole output is the
+// golden file of the same payload.
+func TestInspect_ClearedLookupIsANullLookupValue(t *testing.T) {
+	code, out, errOut := inspect(t, "", filepath.Join("testdata", "events", "update-contact-clears-lookups.json"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	var got, want map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "golden", "update-contact-clears-lookups.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(golden, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("inspect output differs from the golden file:\n%s", out)
+	}
+	row, _ := got["row"].(map[string]any)
+	for _, k := range []string{"_modifiedonbehalfby_value", "_new_projectid_value", "_parentcustomerid_value", "telephone1"} {
+		if v, ok := row[k]; !ok || v != nil {
+			t.Errorf("row[%q] = %v (present %v), want null", k, v, ok)
+		}
+	}
+	for _, k := range []string{"modifiedonbehalfby", "new_projectid", "parentcustomerid", "_new_projectid_value@OData.Community.Display.V1.FormattedValue"} {
+		if _, ok := row[k]; ok {
+			t.Errorf("row has %q; a cleared lookup is only _x_value: null", k)
+		}
 	}
 }

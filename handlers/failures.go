@@ -389,7 +389,8 @@ func wireFailure(f failures.Failure) supportapi.Failure {
 	w := supportapi.Failure{
 		ID: f.ID, EventID: f.EventID, Consumer: f.Consumer, Route: f.Route, Table: f.Table,
 		Message: f.Message, RecordID: f.RecordID, CorrelationID: f.CorrelationID, MessageID: f.MessageID,
-		Kind: string(f.Kind), Status: string(f.Status), Attempts: f.Attempts, OccurredAt: f.OccurredAt,
+		OrganizationHost: f.OrganizationHost,
+		Kind:             string(f.Kind), Status: string(f.Status), Attempts: f.Attempts, OccurredAt: f.OccurredAt,
 		FirstFailedAt: f.FirstFailedAt, LastFailedAt: f.LastFailedAt, LastError: f.LastError,
 		LastStatusCode: f.LastStatusCode, UpdatedBy: f.UpdatedBy, UpdatedAt: f.UpdatedAt,
 		ClaimedBy: f.ClaimedBy, ClaimedAt: f.ClaimedAt, Reason: f.Reason, PayloadSize: f.PayloadSize,

@@ -11,6 +11,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/customhandler"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/queue"
 )
 
 // queueBinding is the serviceBusTrigger binding name in functions/DataverseQueue/function.json.
@@ -92,6 +93,9 @@ func decodeMessage(msg *customhandler.Message) (*dataverse.Event, error) {
 	ev, err := dataverse.DecodeFormat(msg.Body, format, dataverse.DecodeOptions{SizeExceeded: exceeded(msg.ApplicationProperties)})
 	if err != nil {
 		return nil, fmt.Errorf("%s body: %w", format, err)
+	}
+	if h, ok := msg.ApplicationProperties[queue.PropOrgHost].(string); ok {
+		ev.OrganizationHost = dataverse.OrganizationHost(h)
 	}
 	return ev, nil
 }

@@ -35,6 +35,7 @@ type Enqueuer interface {
 const (
 	headerWebhookKey   = "X-Dvrouter-Key"
 	headerSizeExceeded = "X-Ms-Dynamics-Msg-Size-Exceeded" // x-ms-dynamics-msg-size-exceeded
+	headerOrganization = "X-Ms-Dynamics-Organization"      // x-ms-dynamics-organization: the environment's host
 )
 
 // webhook is POST /api/dataverse/webhook: authenticate, bound, decode, then enqueue (queued
@@ -67,7 +68,8 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, err := dataverse.DecodeWith(body, dataverse.DecodeOptions{
-		SizeExceeded: r.Header.Get(headerSizeExceeded) != "",
+		SizeExceeded:     r.Header.Get(headerSizeExceeded) != "",
+		OrganizationHost: r.Header.Get(headerOrganization),
 	})
 	if err != nil {
 		status, msg := decodeStatus(err)

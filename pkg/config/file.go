@@ -25,13 +25,14 @@ type Consumer struct {
 	Timeout        time.Duration // per attempt; default 10s
 	Retry          Retry
 	Breaker        Breaker
-	MaxConcurrency int // default 16
+	MaxConcurrency int        // default 16
+	CloudEvent     CloudEvent // format cloudevent: how the envelope is written
 
 	// http
 	URL           string
 	Method        string            // default POST
 	Headers       map[string]string // `%SETTING%` values already resolved
-	SigningSecret string            // resolved; empty means unsigned
+	SigningSecret string            // resolved; empty means unsigned; SigningKeys reads it
 
 	// servicebus
 	Namespace  string // fully qualified namespace, managed identity
@@ -42,6 +43,24 @@ type Consumer struct {
 
 	Pos Pos
 }
+
+// CloudEvent is how a `cloudevent` consumer's events are written (CloudEvents 1.0).
+type CloudEvent struct {
+	// Mode is "structured" (default: the whole event in the body, application/cloudevents+json)
+	// or "binary" (the body is the data; attributes travel as ce-* HTTP headers, or as
+	// cloudEvents:* AMQP application properties on Service Bus).
+	Mode string
+	// TypePrefix is the reverse-DNS prefix of `type`: <prefix>.<table>.<message>; default
+	// DefaultCloudEventTypePrefix.
+	TypePrefix string
+	// Source, when set, is the `source` of every event (an absolute URI); empty: the
+	// environment, https://<org host>/ or urn:dataverse:org:<organization id>.
+	Source string
+}
+
+// DefaultCloudEventTypePrefix is the reverse-DNS prefix of a CloudEvent's type unless a consumer
+// sets its own (CloudEvents 1.0, `type`: "SHOULD be prefixed with a reverse-DNS name").
+const DefaultCloudEventTypePrefix = "com.microsoft.dataverse"
 
 // Retry is a consumer's retry policy: exponential backoff with full jitter.
 type Retry struct {

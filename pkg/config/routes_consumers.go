@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	consumerCommonKeys = []string{"name", "type", "format", "timeout", "retry", "breaker", "maxConcurrency"}
+	consumerCommonKeys = []string{"name", "type", "format", "timeout", "retry", "breaker", "maxConcurrency", "cloudevent"}
 	consumerHTTPKeys   = []string{"url", "method", "headers", "signingSecret"}
 	consumerSBKeys     = []string{"namespace", "connection", "queue", "topic", "sessionKey"}
 )
@@ -28,6 +28,7 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 		Retry:          Retry{Attempts: 4, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
 		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 10, OpenFor: 30 * time.Second, HalfOpenRequests: 1},
 		MaxConcurrency: 16,
+		CloudEvent:     CloudEvent{Mode: "structured", TypePrefix: DefaultCloudEventTypePrefix},
 		Method:         "POST",
 		Pos:            nodePos(deref(n)),
 	}
@@ -103,6 +104,8 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 			l.retry(f, &c.Retry)
 		case "breaker":
 			l.breaker(f, &c.Breaker)
+		case "cloudevent":
+			l.cloudEvent(f, &c.CloudEvent)
 		case "url":
 			l.consumerURL(f, &c)
 		case "method":
@@ -119,7 +122,11 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 			l.headers(f, &c)
 		case "signingSecret":
 			if v, ok := l.secretRef(f, "a Standard Webhooks signing secret"); ok {
-				c.SigningSecret = v
+				if _, err := SigningKeys(v); err != nil {
+					l.errorf(deref(f.val), "signingSecret: setting %s: %v", refName(deref(f.val).Value), err)
+				} else {
+					c.SigningSecret = v
+				}
 			}
 		case "namespace":
 			l.namespace(f, &c)
@@ -174,6 +181,9 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 		case q != nil && t != nil:
 			l.errorf(t.key, "topic: set queue or topic, not both")
 		}
+	}
+	if f := get("cloudevent"); f != nil && c.Format != "cloudevent" {
+		l.errorf(f.key, "cloudevent: applies to format cloudevent only (this consumer's format is %s)", c.Format)
 	}
 	if c.Retry.MaxDelay < c.Retry.InitialDelay {
 		l.errorf(deref(n), "consumer %q: retry.maxDelay (%s) is below retry.initialDelay (%s)", c.Name, c.Retry.MaxDelay, c.Retry.InitialDelay)
@@ -236,6 +246,46 @@ func (l *loader) breaker(f field, b *Breaker) {
 		case "halfOpenRequests":
 			if v, ok := l.integer(g, 1, 1<<31); ok {
 				b.HalfOpenRequests = uint32(v)
+			}
+		}
+	}
+}
+
+// typePrefixRE is a reverse-DNS name: dot-separated labels of letters, digits, '-' and '_'.
+var typePrefixRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)+$`)
+
+func (l *loader) cloudEvent(f field, ce *CloudEvent) {
+	fs, ok := l.fields(f.val, "cloudevent")
+	if !ok {
+		return
+	}
+	l.checkKeys(fs, []string{"mode", "typePrefix", "source"}, nil)
+	for _, g := range fs {
+		s, ok := l.str(g)
+		if !ok {
+			continue
+		}
+		switch g.key.Value {
+		case "mode":
+			switch strings.ToLower(s) {
+			case "structured", "binary":
+				ce.Mode = strings.ToLower(s)
+			default:
+				l.errorf(deref(g.val), "mode: %q is not a CloudEvents content mode: want structured or binary", s)
+			}
+		case "typePrefix":
+			if !typePrefixRE.MatchString(s) {
+				l.errorf(deref(g.val), "typePrefix: %q is not a reverse-DNS name like com.contoso.crm", s)
+			} else {
+				ce.TypePrefix = s
+			}
+		case "source":
+			// CloudEvents 1.0 allows a URI-reference; an absolute URI names the environment
+			// unambiguously wherever the event travels, so that is what is accepted here.
+			if u, err := url.Parse(s); err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") || strings.ContainsAny(s, " \t\r\n\"") {
+				l.errorf(deref(g.val), "source: %q is not an absolute URI like https://contoso.crm.dynamics.com/ or urn:contoso:crm", s)
+			} else {
+				ce.Source = s
 			}
 		}
 	}
@@ -351,7 +401,8 @@ var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-
 
 // reservedHeaders are set by dvrouter itself on every request.
 var reservedHeaders = []string{"host", "content-length", "content-type", "transfer-encoding", "connection",
-	"idempotency-key", "x-dvrouter-route", "x-dvrouter-attempt", "webhook-id", "webhook-timestamp", "webhook-signature"}
+	"idempotency-key", "x-dvrouter-route", "x-dvrouter-attempt", "webhook-id", "webhook-timestamp", "webhook-signature",
+	"ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time"}
 
 func (l *loader) headers(f field, c *Consumer) {
 	fs, ok := l.fields(f.val, "headers")

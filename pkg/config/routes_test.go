@@ -21,7 +21,7 @@ func env(kv map[string]string) func(string) (string, bool) {
 
 var testEnv = env(map[string]string{
 	"ERP_TOKEN":   "t0ken",
-	"ERP_SECRET":  "whsec_c2VjcmV0",
+	"ERP_SECRET":  "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 	"SB_CONN":     "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",
 	"NOT_A_CONN":  "hello",
 	"ERP_BASEURL": "https://erp.example.com",
@@ -72,6 +72,7 @@ func TestLoadRoutes_FullFileWithDefaults(t *testing.T) {
   - name: bus
     type: servicebus
     format: cloudevent
+    cloudevent: {mode: Binary, typePrefix: com.contoso.crm, source: "https://contoso.crm.dynamics.com/"}
     connection: "%SB_CONN%"
     topic: dataverse
     sessionKey: recordid
@@ -100,9 +101,10 @@ routes:
 		Retry:          Retry{Attempts: 4, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
 		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 10, OpenFor: 30 * time.Second, HalfOpenRequests: 1},
 		MaxConcurrency: 16,
+		CloudEvent:     CloudEvent{Mode: "structured", TypePrefix: "com.microsoft.dataverse"},
 		URL:            "https://erp.example.com/hooks/dataverse", Method: "POST",
 		Headers:       map[string]string{"Authorization": "Bearer t0ken", "X-Source": "dataverse"},
-		SigningSecret: "whsec_c2VjcmV0",
+		SigningSecret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		Pos:           Pos{2, 5},
 	}
 	if !reflect.DeepEqual(erp, wantErp) {
@@ -113,6 +115,7 @@ routes:
 		Retry:          Retry{Attempts: 2, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
 		Breaker:        Breaker{FailureRatio: 0.25, MinRequests: 10, OpenFor: time.Minute, HalfOpenRequests: 1},
 		MaxConcurrency: 4, Method: "POST",
+		CloudEvent: CloudEvent{Mode: "binary", TypePrefix: "com.contoso.crm", Source: "https://contoso.crm.dynamics.com/"},
 		Connection: "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",
 		Topic:      "dataverse", SessionKey: "recordId",
 		Pos: Pos{9, 5},
@@ -125,11 +128,11 @@ routes:
 		Name: "won-opportunities", Table: "opportunity",
 		Messages: []string{"Update", "Create", "new_MyAction"}, Stage: 40, Mode: "async",
 		FilteringAttributes: []string{"statecode", "stepname"}, Changed: []string{"stepname"},
-		Filter: "statecode eq 1", FilterPos: Pos{27, 14},
+		Filter: "statecode eq 1", FilterPos: Pos{28, 14},
 		Conditions:   []string{"@equals(triggerBody()?['stepname'], 'Won')"},
-		ConditionPos: []Pos{{29, 10}},
+		ConditionPos: []Pos{{30, 10}},
 		Select:       []string{"name", "estimatedvalue"}, Exclude: []string{"emailaddress1"},
-		Consumers: []string{"erp", "bus"}, Pos: Pos{20, 5},
+		Consumers: []string{"erp", "bus"}, Pos: Pos{21, 5},
 	}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("route =\n%+v\nwant\n%+v", r, want)
@@ -233,6 +236,33 @@ func TestLoadRoutes_ErrorsNameFileLineAndColumn(t *testing.T) {
     url: https://x.example.com
     signingSecret: whsec_abc
 `, `r.yaml:5:20: signingSecret: must name an app setting holding a Standard Webhooks signing secret, like %ERP_SIGNING_SECRET%; secrets never go in the route file`},
+		{"cloudevent on a row consumer", `consumers:
+  - name: erp
+    type: http
+    url: https://x.example.com
+    cloudevent: {mode: binary}
+`, `r.yaml:5:5: cloudevent: applies to format cloudevent only (this consumer's format is row)`},
+		{"bad cloudevent settings", `consumers:
+  - name: erp
+    type: http
+    format: cloudevent
+    url: https://x.example.com
+    cloudevent: {mode: batched, typePrefix: "dataverse", source: "/organizations/x", extra: 1}
+`, `r.yaml:6:24: mode: "batched" is not a CloudEvents content mode: want structured or binary`},
+		{"typePrefix not reverse-DNS", `consumers:
+  - name: erp
+    type: http
+    format: cloudevent
+    url: https://x.example.com
+    cloudevent: {typePrefix: "dataverse", source: "/organizations/x"}
+`, `r.yaml:6:30: typePrefix: "dataverse" is not a reverse-DNS name like com.contoso.crm`},
+		{"source not absolute", `consumers:
+  - name: erp
+    type: http
+    format: cloudevent
+    url: https://x.example.com
+    cloudevent: {typePrefix: "dataverse", source: "/organizations/x"}
+`, `r.yaml:6:51: source: "/organizations/x" is not an absolute URI like https://contoso.crm.dynamics.com/ or urn:contoso:crm`},
 		{"literal authorization header", `consumers:
   - name: erp
     type: http

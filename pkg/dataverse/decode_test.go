@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const ns = `:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts"`
@@ -263,6 +264,41 @@ func TestDecode_ColumnForms(t *testing.T) {
 	}
 }
 
+func TestDecode_OperationTimeKeepsItsMilliseconds(t *testing.T) {
+	ev := mustDecode(t, `{"MessageName":"Create","PrimaryEntityName":"account","InputParameters":[],"OperationCreatedOn":"\/Date(1506409448123)\/"}`)
+	if want := time.UnixMilli(1506409448123).UTC(); !ev.OperationCreatedAt.Equal(want) || ev.OperationCreatedOn != "2017-09-26T07:04:08Z" {
+		t.Errorf("OperationCreatedAt %v, OperationCreatedOn %s; want %v and whole seconds", ev.OperationCreatedAt, ev.OperationCreatedOn, want)
+	}
+}
+
+func TestOrganizationHost(t *testing.T) {
+	cases := map[string]string{
+		"contoso.crm4.dynamics.com":      "contoso.crm4.dynamics.com",
+		"Contoso.CRM.Dynamics.com":       "contoso.crm.dynamics.com",
+		"org-1.crm.dynamics.com":         "org-1.crm.dynamics.com",
+		"":                               "",
+		"localhost":                      "",
+		"contoso.crm.dynamics.com/":      "",
+		"https://contoso.crm.com":        "",
+		"a..b":                           "",
+		"-a.b":                           "",
+		"a-.b":                           "",
+		"a.b-":                           "",
+		"evil.com#x":                     "",
+		"a b.com":                        "",
+		strings.Repeat("a", 64) + ".com": "",
+	}
+	for in, want := range cases {
+		if got := OrganizationHost(in); got != want {
+			t.Errorf("OrganizationHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+	ev, err := DecodeWith([]byte(`{"MessageName":"Create","PrimaryEntityName":"account","InputParameters":[]}`), DecodeOptions{OrganizationHost: "Contoso.crm.dynamics.com"})
+	if err != nil || ev.OrganizationHost != "contoso.crm.dynamics.com" {
+		t.Errorf("DecodeWith host: %v, %q", err, ev.OrganizationHost)
+	}
+}
+
 func TestDecode_ContextFields(t *testing.T) {
 	body := `{"BusinessUnitId":"b0000000-0000-4000-8000-000000000001","CorrelationId":"c0000000-0000-4000-8000-000000000001",` +
 		`"Depth":2,"InitiatingUserId":"a0000000-0000-4000-8000-000000000001","InputParameters":[],` +
@@ -280,7 +316,8 @@ func TestDecode_ContextFields(t *testing.T) {
 		OperationID: "d0000000-0000-4000-8000-000000000001", RequestID: &req,
 		UserID: "80000000-0000-4000-8000-000000000001", InitiatingUserID: "a0000000-0000-4000-8000-000000000001",
 		BusinessUnitID: "b0000000-0000-4000-8000-000000000001", OperationCreatedOn: "2017-09-26T00:04:08Z",
-		Row: ev.Row, Raw: ev.Raw,
+		OperationCreatedAt: time.Date(2017, 9, 26, 0, 4, 8, 0, time.UTC),
+		Row:                ev.Row, Raw: ev.Raw,
 	}
 	got := *ev
 	if !reflect.DeepEqual(got, want) {

@@ -3,6 +3,8 @@
 // later stage (routing, delivery, the failure store) works with.
 package dataverse
 
+import "time"
+
 // Row is a table row in Dataverse Web API shape: columns by logical name, lookups as
 // `_x_value` plus `_x_value@Microsoft.Dynamics.CRM.lookuplogicalname`, choices as integers,
 // multi-select choices as a comma-separated string of integers, money as a number, dates as
@@ -44,6 +46,13 @@ type Event struct {
 	Row                Row         `json:"row"`
 	PreImage           Row         `json:"preImage"`
 	PostImage          Row         `json:"postImage"`
+
+	// OperationCreatedAt is OperationCreatedOn to the millisecond the context carries (the JSON
+	// field keeps the Web API's whole seconds); zero when the context has no time.
+	OperationCreatedAt time.Time `json:"-"`
+	// OrganizationHost is the environment's host name (contoso.crm.dynamics.com) when the
+	// transport said it (the webhook's x-ms-dynamics-organization header); empty otherwise.
+	OrganizationHost string `json:"-"`
 
 	// HasPreImage says whether the step registered a pre-image, so a `changed` condition can
 	// tell "no old value known" from "old value was null".

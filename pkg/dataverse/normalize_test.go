@@ -40,10 +40,10 @@ func TestCreate_RowIsTheTargetWithIDAndSdkMessage(t *testing.T) {
 		"SdkMessage": "Create",
 		"firstname":  "Ada",
 		"_parentcustomerid_value@OData.Community.Display.V1.FormattedValue": "Analytical Engines Ltd",
-		"new_interests":      "100000000,100000002",
-		"creditlimit":        json.Number("2500.5"),
-		"new_externalnumber": json.Number("9007199254740993"),
-		"modifiedonbehalfby": nil,
+		"new_interests":             "100000000,100000002",
+		"creditlimit":               json.Number("2500.5"),
+		"new_externalnumber":        json.Number("9007199254740993"),
+		"_modifiedonbehalfby_value": nil, // a lookup on every table: cleared in Web API shape
 	})
 	if ev.ChangedColumns != nil {
 		t.Errorf("changedColumns = %v, want null for a Create", ev.ChangedColumns)
@@ -144,7 +144,7 @@ func TestDelete_WithoutPreImageTheRowIsIDAndSdkMessage(t *testing.T) {
 	body := `{"MessageName":"Delete","PrimaryEntityName":"account","InputParameters":[{"key":"Target","value":` +
 		`{"__type":"EntityReference` + ns + `,"Id":"b","KeyAttributes":[],"LogicalName":"account","Name":null}}]}`
 	ev := mustDecode(t, body)
-	want := Row{"accountid": "b", "SdkMessage": "Delete"}
+	want := Row{"accountid": "b", "SdkMessage": "Delete", "ItemInternalId": "b"}
 	if !reflect.DeepEqual(ev.Row, want) {
 		t.Errorf("row = %v, want %v", ev.Row, want)
 	}
@@ -204,7 +204,8 @@ func TestSizeExceeded_RowIsIDAndSdkMessage(t *testing.T) {
 	if !ev.SizeExceeded {
 		t.Error("sizeExceeded = false for a body without InputParameters")
 	}
-	want := Row{"accountid": "a41b7c2e-9f3d-ef11-8409-000d3a1b2c3d", "SdkMessage": "Update"}
+	want := Row{"accountid": "a41b7c2e-9f3d-ef11-8409-000d3a1b2c3d", "SdkMessage": "Update",
+		"ItemInternalId": "a41b7c2e-9f3d-ef11-8409-000d3a1b2c3d", "RunAsSystemUserId": "9b3f1e77-3a1b-ef11-8409-000d3a1b2c3d"}
 	if !reflect.DeepEqual(ev.Row, want) {
 		t.Errorf("row = %v, want %v", ev.Row, want)
 	}

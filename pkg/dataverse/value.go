@@ -601,6 +601,9 @@ func place(row Row, key string, v *val) {
 			row[long] = nil
 		} else {
 			row[long] = v.s2
+			if ann, nav, ok := navigation(key, v.s2); ok && v.s != "" {
+				row[ann] = nav
+			}
 		}
 		// The Web API's formatted value of a lookup is the record's name; an explicit
 		// FormattedValues entry, placed after this, wins.

@@ -250,6 +250,7 @@ func (d *Deliverer) Close(ctx context.Context) error {
 type payload struct {
 	body        []byte
 	contentType string
+	ce          *dest.CloudEvent // cloudevent consumers: the attributes
 	err         error
 }
 
@@ -266,13 +267,17 @@ func (d *Deliverer) encodeOnce(ev *dataverse.Event, targets []Target) []payload 
 		var key string
 		if len(targets) > 1 {
 			key = c.cfg.Format + "\x00" + strings.Join(t.Select, "\x00") + "\x00\x00" + strings.Join(t.Exclude, "\x00")
+			if c.cfg.Format == FormatCloudEvent {
+				ce := &c.cfg.CloudEvent
+				key += "\x00\x00" + ce.Mode + "\x00" + ce.TypePrefix + "\x00" + ce.Source
+			}
 			if p, ok := seen[key]; ok {
 				out[i] = p
 				continue
 			}
 		}
 		p := &out[i]
-		p.body, p.contentType, p.err = encode(ev, c.cfg.Format, t.Select, t.Exclude)
+		*p = encode(ev, &c.cfg, t.Select, t.Exclude)
 		if len(targets) > 1 {
 			if seen == nil {
 				seen = make(map[string]payload)
@@ -295,7 +300,7 @@ func (d *Deliverer) send(ctx context.Context, deadline time.Time, ev *dataverse.
 		return r
 	}
 	start := time.Now()
-	dl := &delivery{msg: dest.Message{Event: ev, Route: t.Route, Body: p.body, ContentType: p.contentType}, deadline: deadline}
+	dl := &delivery{msg: dest.Message{Event: ev, Route: t.Route, Body: p.body, ContentType: p.contentType, CloudEvent: p.ce}, deadline: deadline}
 	err := c.send(ctx, dl)
 	r.Attempts = dl.attempts
 	r.StatusCode = dest.StatusCode(err)
@@ -327,22 +332,23 @@ func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) e
 	// each redelivery of it would be recorded as one more failure instead of adding to one.
 	occurred, _ := time.Parse(time.RFC3339Nano, ev.OperationCreatedOn) // zero on error
 	f := failures.Failure{
-		EventID:        ev.ID,
-		Consumer:       r.Consumer,
-		Route:          r.Route,
-		Table:          ev.Table,
-		Message:        ev.Message,
-		RecordID:       ev.RecordID,
-		CorrelationID:  ev.CorrelationID,
-		Kind:           r.Kind,
-		Status:         failures.StatusPending,
-		Attempts:       r.Attempts,
-		OccurredAt:     occurred.UTC(),
-		FirstFailedAt:  now,
-		LastFailedAt:   now,
-		LastError:      r.Error,
-		LastStatusCode: r.StatusCode,
-		Payload:        ev.Raw,
+		EventID:          ev.ID,
+		Consumer:         r.Consumer,
+		Route:            r.Route,
+		Table:            ev.Table,
+		Message:          ev.Message,
+		RecordID:         ev.RecordID,
+		CorrelationID:    ev.CorrelationID,
+		OrganizationHost: ev.OrganizationHost,
+		Kind:             r.Kind,
+		Status:           failures.StatusPending,
+		Attempts:         r.Attempts,
+		OccurredAt:       occurred.UTC(),
+		FirstFailedAt:    now,
+		LastFailedAt:     now,
+		LastError:        r.Error,
+		LastStatusCode:   r.StatusCode,
+		Payload:          ev.Raw,
 	}
 	saved, err := d.rec.Record(ctx, f)
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 func testEvent() *dataverse.Event {
 	const recordID = "6d3b1f5e-2c4a-4e8b-9f10-0a1b2c3d4e5f"
 	raw := fmt.Appendf(nil, `{"CorrelationId":"9a8b7c6d-0000-4000-8000-000000000001","MessageName":"Update",`+
-		`"OperationCreatedOn":"\/Date(1714557600000)\/","OrganizationId":"0f0e0d0c-0000-4000-8000-00000000000a",`+
+		`"OperationCreatedOn":"\/Date(1714557600123)\/","OrganizationId":"0f0e0d0c-0000-4000-8000-00000000000a",`+
 		`"PrimaryEntityId":"%s","PrimaryEntityName":"contact"}`, recordID)
 	return &dataverse.Event{
 		ID:                 "evt-2b7e151628aed2a6",
@@ -43,6 +43,8 @@ func testEvent() *dataverse.Event {
 		InitiatingUserID:   "22222222-0000-4000-8000-000000000003",
 		BusinessUnitID:     "33333333-0000-4000-8000-000000000004",
 		OperationCreatedOn: "2024-05-01T10:00:00Z",
+		OperationCreatedAt: time.UnixMilli(1714557600123).UTC(),
+		OrganizationHost:   "contoso.crm4.dynamics.com",
 		ChangedColumns:     []string{"emailaddress1", "parentcustomerid"},
 		Row: dataverse.Row{
 			"contactid":               recordID,

@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 )
 
@@ -43,6 +45,9 @@ func filledEvent(t *testing.T) *dataverse.Event {
 			continue
 		case "RelatedRecords":
 			f.Set(reflect.ValueOf([]dataverse.RecordRef{{Table: "account", ID: "1"}, {Table: "contact", ID: "2"}}))
+			continue
+		case "OperationCreatedAt": // not serialized (json:"-")
+			f.Set(reflect.ValueOf(time.UnixMilli(1714557600123)))
 			continue
 		}
 		switch f.Kind() {
@@ -170,8 +175,8 @@ func BenchmarkEncodeRow(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := encode(ev, FormatRow, nil, nil); err != nil {
-			b.Fatal(err)
+		if p := encode(ev, &config.Consumer{Format: FormatRow}, nil, nil); p.err != nil {
+			b.Fatal(p.err)
 		}
 	}
 }
@@ -192,16 +197,18 @@ func BenchmarkEncodeRowWithEncodingJSON(b *testing.B) {
 func TestEncode_PayloadsOwnTheirBytes(t *testing.T) {
 	first := &dataverse.Event{ID: "first", Row: dataverse.Row{"name": strings.Repeat("a", 3000)}}
 	second := &dataverse.Event{ID: "second", Row: dataverse.Row{"name": strings.Repeat("b", 100)}}
-	a, _, err := encode(first, FormatRow, nil, nil)
-	if err != nil {
-		t.Fatal(err)
+	pa := encode(first, &config.Consumer{Format: FormatRow}, nil, nil)
+	if pa.err != nil {
+		t.Fatal(pa.err)
 	}
+	a := pa.body
 	want := string(a)
 	for _, format := range []string{FormatRow, FormatCloudEvent} {
-		b, _, err := encode(second, format, nil, nil)
-		if err != nil {
-			t.Fatal(err)
+		pb := encode(second, &config.Consumer{Format: format}, nil, nil)
+		if pb.err != nil {
+			t.Fatal(pb.err)
 		}
+		b := pb.body
 		if string(a) != want {
 			t.Fatalf("encoding another event (%s) changed the first payload", format)
 		}

@@ -7,9 +7,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
 )
 
 // Payload formats (config.Consumer.Format) and their content types.
@@ -22,34 +23,82 @@ const (
 	contentTypeCloudEvent = "application/cloudevents+json"
 )
 
-// encode renders ev in a consumer's format, shaped by the route's select and exclude.
+// encode renders ev in consumer c's format, shaped by the route's select and exclude.
 //
-//   - raw: ev.Raw as received, byte for byte. select and exclude cannot apply to bytes dvrouter
-//     does not rewrite; the configuration should refuse exclude on a raw consumer.
+//   - raw: ev.Raw as received, byte for byte, less a leading UTF-8 byte-order mark: RFC 8259
+//     (section 8.1) forbids one in JSON sent over a network, and receivers' parsers (JSON.parse
+//     behind the Standard Webhooks library's verify(), for one) refuse it. select and exclude
+//     cannot apply to bytes dvrouter does not rewrite; the configuration refuses them.
 //   - row: the normalized event, its row, images and changedColumns shaped (see shape).
-//   - cloudevent: CloudEvents 1.0 structured JSON around the shaped normalized event: id the
-//     event id, source "/organizations/<organizationId>" (a URI-reference that stays the same
-//     when the organization is renamed), type "dataverse.<table>.<message>" in lower case,
-//     subject the record id, time operationCreatedOn.
-func encode(ev *dataverse.Event, format string, sel, excl []string) (body []byte, contentType string, err error) {
-	switch format {
+//   - cloudevent: a CloudEvents 1.0 event whose data is the shaped normalized event (see
+//     cloudEvent for its attributes): in structured mode the whole event as JSON
+//     (application/cloudevents+json), in binary mode the data alone (application/json) with
+//     the attributes beside it, for the destination to put in headers or properties.
+func encode(ev *dataverse.Event, c *config.Consumer, sel, excl []string) (p payload) {
+	switch c.Format {
 	case FormatRaw:
-		return ev.Raw, contentTypeJSON, nil
+		p.body, p.contentType = bytes.TrimPrefix(ev.Raw, utf8BOM), contentTypeJSON
 	case FormatRow, "":
-		body, err = encodeExact(appendEvent, shape(ev, sel, excl))
-		if err != nil {
-			return nil, "", fmt.Errorf("encode payload: %w", err)
-		}
-		return body, contentTypeJSON, nil
+		p.body, p.err = encodeExact(appendEvent, shape(ev, sel, excl))
+		p.contentType = contentTypeJSON
 	case FormatCloudEvent:
-		body, err = encodeExact(appendCloudEvent, shape(ev, sel, excl))
-		if err != nil {
-			return nil, "", fmt.Errorf("encode payload: %w", err)
+		ce := cloudEvent(ev, &c.CloudEvent)
+		p.ce = &ce
+		if ce.Binary {
+			p.body, p.err = encodeExact(appendEvent, shape(ev, sel, excl))
+			p.contentType = contentTypeJSON
+		} else {
+			p.body, p.err = encodeExact(func(b []byte, ev *dataverse.Event) ([]byte, error) {
+				return appendCloudEvent(b, &ce, ev)
+			}, shape(ev, sel, excl))
+			p.contentType = contentTypeCloudEvent
 		}
-		return body, contentTypeCloudEvent, nil
+	default:
+		p.err = fmt.Errorf("unknown format %q", c.Format)
 	}
-	return nil, "", fmt.Errorf("unknown format %q", format)
+	if p.err != nil {
+		p.err = fmt.Errorf("encode payload: %w", p.err)
+		p.body = nil
+	}
+	return p
 }
+
+// cloudEvent is ev's CloudEvents context for a consumer with options o:
+//   - id: the event id (the same for every copy of one Dataverse event);
+//   - source: o.Source when set; else the environment as an absolute URI,
+//     https://<org host>/ when the webhook said the host (x-ms-dynamics-organization), else
+//     urn:dataverse:org:<organization id>;
+//   - type: <prefix>.<table>.<message> in lower case, the prefix reverse-DNS as CloudEvents 1.0
+//     asks (default com.microsoft.dataverse: com.microsoft.dataverse.contact.update);
+//   - subject: the record id; time: OperationCreatedOn to the millisecond.
+func cloudEvent(ev *dataverse.Event, o *config.CloudEvent) dest.CloudEvent {
+	prefix := o.TypePrefix
+	if prefix == "" {
+		prefix = config.DefaultCloudEventTypePrefix
+	}
+	ce := dest.CloudEvent{
+		ID:      ev.ID,
+		Source:  o.Source,
+		Type:    prefix + "." + strings.ToLower(ev.Table+"."+ev.Message),
+		Subject: ev.RecordID,
+		Time:    ev.OperationCreatedAt,
+		Binary:  o.Mode == "binary",
+	}
+	if ce.Source == "" {
+		switch {
+		case ev.OrganizationHost != "":
+			ce.Source = "https://" + ev.OrganizationHost + "/"
+		case ev.OrganizationID != "":
+			ce.Source = "urn:dataverse:org:" + url.PathEscape(strings.ToLower(ev.OrganizationID))
+		default:
+			// A context always names its organization; this keeps source a valid URI if not.
+			ce.Source = "urn:dataverse:org:" + url.PathEscape(ev.OrganizationName)
+		}
+	}
+	return ce
+}
+
+var utf8BOM = []byte("\xEF\xBB\xBF")
 
 // scratch holds encoding buffers between events. A payload is encoded into one, then copied
 // out at its exact size: that allocates about a third less than a buffer sized by guess, and
@@ -85,26 +134,22 @@ func marshalStd(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
-// appendCloudEvent appends ev wrapped in a CloudEvents 1.0 structured-mode envelope.
-func appendCloudEvent(b []byte, ev *dataverse.Event) ([]byte, error) {
-	org := ev.OrganizationID
-	if org == "" {
-		org = ev.OrganizationName
-	}
+// appendCloudEvent appends ev as the data of a CloudEvents 1.0 structured-mode JSON event with
+// context ce.
+func appendCloudEvent(b []byte, ce *dest.CloudEvent, ev *dataverse.Event) ([]byte, error) {
 	b = append(b, `{"specversion":"1.0","id":`...)
-	b = appendString(b, ev.ID)
+	b = appendString(b, ce.ID)
 	b = append(b, `,"source":`...)
-	b = appendString(b, "/organizations/"+url.PathEscape(org))
+	b = appendString(b, ce.Source)
 	b = append(b, `,"type":`...)
-	b = appendString(b, strings.ToLower("dataverse."+ev.Table+"."+ev.Message))
-	if ev.RecordID != "" {
+	b = appendString(b, ce.Type)
+	if ce.Subject != "" {
 		b = append(b, `,"subject":`...)
-		b = appendString(b, ev.RecordID)
+		b = appendString(b, ce.Subject)
 	}
-	// CloudEvents requires RFC 3339 for time; leave it out rather than send something else.
-	if _, err := time.Parse(time.RFC3339Nano, ev.OperationCreatedOn); err == nil {
+	if !ce.Time.IsZero() {
 		b = append(b, `,"time":`...)
-		b = appendString(b, ev.OperationCreatedOn)
+		b = appendString(b, ce.TimeText())
 	}
 	b = append(b, `,"datacontenttype":"application/json","data":`...)
 	b, err := appendEvent(b, ev)

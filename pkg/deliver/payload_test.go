@@ -20,16 +20,13 @@ import (
 
 // verifyStandardWebhook checks a request the way the Standard Webhooks specification tells a
 // receiver to, written from the published scheme rather than from dvrouter's signer: the key is
-// the base64 after "whsec_" (the raw string otherwise), the signed content is
+// the base64 after an optional "whsec_", the signed content is
 // "<webhook-id>.<webhook-timestamp>.<body>", the signature header holds space-separated
 // "v1,<base64 HMAC-SHA256>" entries, and the timestamp must be within 5 minutes.
 func verifyStandardWebhook(secret string, h http.Header, body []byte) bool {
-	key := []byte(secret)
-	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
-		var err error
-		if key, err = base64.StdEncoding.DecodeString(rest); err != nil {
-			return false
-		}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return false
 	}
 	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
 	sec, err := strconv.ParseInt(ts, 10, 64)
@@ -57,30 +54,41 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte) bool {
 }
 
 func TestHTTP_StandardWebhooksSignatureVerifies(t *testing.T) {
-	cases := []struct{ name, secret string }{
-		{"whsec secret", "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))},
-		{"plain secret", "a-plain-shared-secret"},
+	oldKey := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	newKey := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	cases := []struct {
+		name, setting string
+		secrets       []string // each must verify on its own
+	}{
+		{"whsec secret", "whsec_" + oldKey, []string{"whsec_" + oldKey}},
+		{"unprefixed base64 secret", oldKey, []string{oldKey}},
+		{"two secrets while rotating", "whsec_" + oldKey + " whsec_" + newKey, []string{"whsec_" + oldKey, "whsec_" + newKey}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartConsumer(t, testenv.ReplyStatus(http.StatusServiceUnavailable))
 			c := consumerConfig("erp", srv.URL)
-			c.SigningSecret = tc.secret
+			c.SigningSecret = tc.setting
 			f := newDeliverer(t, 0, c)
 
 			f.deliverOne(t, "erp")
 
 			for _, req := range srv.Requests() {
-				if !verifyStandardWebhook(tc.secret, req.Header, req.Body) {
-					t.Errorf("attempt %d: signature %q does not verify", req.Attempt, req.Header.Get("webhook-signature"))
+				if n := len(strings.Fields(req.Header.Get("webhook-signature"))); n != len(tc.secrets) {
+					t.Errorf("attempt %d: %d signatures, want one per secret (%d)", req.Attempt, n, len(tc.secrets))
+				}
+				for _, secret := range tc.secrets {
+					if !verifyStandardWebhook(secret, req.Header, req.Body) {
+						t.Errorf("attempt %d: signature %q does not verify", req.Attempt, req.Header.Get("webhook-signature"))
+					}
 				}
 				if got := req.Header.Get("webhook-id"); got != testEvent().ID {
 					t.Errorf("webhook-id = %q, want the event id", got)
 				}
-				if verifyStandardWebhook(tc.secret+"x", req.Header, req.Body) {
+				if verifyStandardWebhook(base64.StdEncoding.EncodeToString([]byte("another key, 24 bytes long")), req.Header, req.Body) {
 					t.Error("signature verifies with the wrong secret")
 				}
-				if verifyStandardWebhook(tc.secret, req.Header, append(bytes.Clone(req.Body), ' ')) {
+				if verifyStandardWebhook(tc.secrets[0], req.Header, append(bytes.Clone(req.Body), ' ')) {
 					t.Error("signature verifies for a changed body")
 				}
 			}
@@ -123,6 +131,24 @@ func TestFormat_RawSendsTheBytesAsReceived(t *testing.T) {
 	}
 	if ct := req.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
+	}
+}
+
+func TestFormat_RawLeavesOutTheByteOrderMark(t *testing.T) {
+	srv := testenv.StartConsumer(t)
+	c := consumerConfig("erp", srv.URL)
+	c.Format = deliver.FormatRaw
+	f := newDeliverer(t, 0, c)
+	ev := testEvent()
+	want := ev.Raw
+	ev.Raw = append([]byte("\xEF\xBB\xBF"), ev.Raw...)
+
+	if out, err := f.d.Deliver(t.Context(), ev, []deliver.Target{{Route: "r", Consumer: "erp"}}); err != nil || len(out.Delivered) != 1 {
+		t.Fatalf("Deliver = %+v, %v", out, err)
+	}
+
+	if got := srv.Requests()[0].Body; !bytes.Equal(got, want) {
+		t.Errorf("body = %q, want the context without its BOM", got)
 	}
 }
 
@@ -205,6 +231,41 @@ func TestFormat_RowIsShapedBySelectAndExclude(t *testing.T) {
 	}
 }
 
+// Without the webhook's x-ms-dynamics-organization (a queued event from Service Bus, a replay),
+// source still names the environment, by its organization id; a consumer's own source wins.
+func TestFormat_CloudEventSourceWithoutTheOrgHost(t *testing.T) {
+	cases := []struct {
+		name, fixed, want string
+	}{
+		{"from the organization id", "", "urn:dataverse:org:0f0e0d0c-0000-4000-8000-00000000000a"},
+		{"configured", "https://crm.contoso.com/", "https://crm.contoso.com/"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testenv.StartConsumer(t)
+			c := consumerConfig("erp", srv.URL)
+			c.Format = deliver.FormatCloudEvent
+			c.CloudEvent = config.CloudEvent{Mode: "binary", Source: tc.fixed}
+			f := newDeliverer(t, 0, c)
+			ev := testEvent()
+			ev.OrganizationHost = ""
+			if out, err := f.d.Deliver(t.Context(), ev, []deliver.Target{{Route: "r", Consumer: "erp"}}); err != nil || len(out.Delivered) != 1 {
+				t.Fatalf("Deliver = %+v, %v", out, err)
+			}
+			h := srv.Requests()[0].Header
+			if got := h.Get("ce-source"); got != tc.want {
+				t.Errorf("ce-source = %q, want %q", got, tc.want)
+			}
+			if got := h.Get("ce-type"); got != "com.microsoft.dataverse.contact.update" {
+				t.Errorf("ce-type = %q", got)
+			}
+			if got := h.Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type = %q, want the data's in binary mode", got)
+			}
+		})
+	}
+}
+
 func TestFormat_CloudEvent(t *testing.T) {
 	req := received(t, deliver.FormatCloudEvent, nil, []string{"emailaddress1"})
 
@@ -219,10 +280,10 @@ func TestFormat_CloudEvent(t *testing.T) {
 	want := map[string]any{
 		"specversion":     "1.0",
 		"id":              ev.ID,
-		"source":          "/organizations/" + ev.OrganizationID,
-		"type":            "dataverse.contact.update",
+		"source":          "https://contoso.crm4.dynamics.com/",
+		"type":            "com.microsoft.dataverse.contact.update",
 		"subject":         ev.RecordID,
-		"time":            "2024-05-01T10:00:00Z",
+		"time":            "2024-05-01T10:00:00.123Z",
 		"datacontenttype": "application/json",
 	}
 	for k, v := range want {

@@ -50,6 +50,7 @@ func TestDeliver_RecordsOneFailurePerFailedConsumer(t *testing.T) {
 		g := got[name]
 		if g.EventID != ev.ID || g.Route != w.Route || g.Table != "contact" || g.Message != "Update" ||
 			g.RecordID != ev.RecordID || g.CorrelationID != ev.CorrelationID || g.Kind != failures.KindDelivery ||
+			g.OrganizationHost != ev.OrganizationHost ||
 			g.Attempts != w.Attempts || g.LastStatusCode != w.LastStatusCode || g.LastError == "" ||
 			!g.OccurredAt.Equal(occurred) || string(g.Payload) != string(ev.Raw) {
 			t.Errorf("failure of %s = %+v", name, g)

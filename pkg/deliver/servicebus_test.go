@@ -3,6 +3,7 @@ package deliver_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,11 +77,58 @@ func TestServiceBus_TopicGetsCloudEventWithoutSession(t *testing.T) {
 	}
 	m := sb.Messages(t, "crm-events")[0]
 	var ce map[string]any
-	if err := json.Unmarshal(m.Body, &ce); err != nil || ce["specversion"] != "1.0" || ce["type"] != "dataverse.contact.update" {
+	if err := json.Unmarshal(m.Body, &ce); err != nil || ce["specversion"] != "1.0" || ce["type"] != "com.microsoft.dataverse.contact.update" {
 		t.Errorf("body = %s (%v), want a CloudEvent", m.Body, err)
+	}
+	// The AMQP binding's properties come with the structured event too (its section 3.2.3).
+	if m.ApplicationProperties["cloudEvents:type"] != "com.microsoft.dataverse.contact.update" || m.ApplicationPropertyTypes["cloudEvents:time"] != "timestamp" {
+		t.Errorf("properties %v (types %v), want the cloudEvents: ones", m.ApplicationProperties, m.ApplicationPropertyTypes)
 	}
 	if m.ContentType != "application/cloudevents+json" || m.SessionID != "" || m.MessageID != testEvent().ID {
 		t.Errorf("content type %q, session %q, id %q", m.ContentType, m.SessionID, m.MessageID)
+	}
+}
+
+// Binary content mode on Service Bus is the CloudEvents AMQP binding, section 3.1: the body is
+// the data, content-type is datacontenttype, every other attribute an application property
+// named cloudEvents:<attribute> in its AMQP type (time a timestamp).
+func TestServiceBus_CloudEventBinaryModeIsTheAMQPBinding(t *testing.T) {
+	sb := testenv.StartServiceBus(t, testenv.WithEntities("ce-binary"))
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
+		c.Queue, c.Format = "ce-binary", deliver.FormatCloudEvent
+		c.CloudEvent = config.CloudEvent{Mode: "binary", TypePrefix: "com.contoso.crm"}
+	}))
+
+	if r := f.deliverOne(t, "bus"); !r.Delivered {
+		t.Fatalf("result = %+v, want delivered", r)
+	}
+
+	m := sb.Messages(t, "ce-binary")[0]
+	ev := testEvent()
+	want := map[string]any{
+		"cloudEvents:specversion": "1.0",
+		"cloudEvents:id":          ev.ID,
+		"cloudEvents:source":      "https://contoso.crm4.dynamics.com/",
+		"cloudEvents:type":        "com.contoso.crm.contact.update",
+		"cloudEvents:subject":     ev.RecordID,
+	}
+	for k, v := range want {
+		if m.ApplicationProperties[k] != v || m.ApplicationPropertyTypes[k] != "string" {
+			t.Errorf("%s = %v (%s), want the string %v", k, m.ApplicationProperties[k], m.ApplicationPropertyTypes[k], v)
+		}
+	}
+	if typ := m.ApplicationPropertyTypes["cloudEvents:time"]; typ != "timestamp" {
+		t.Errorf("cloudEvents:time is a %s, want an AMQP timestamp", typ)
+	}
+	if at, _ := m.ApplicationProperties["cloudEvents:time"].(string); !strings.HasPrefix(at, "2024-05-01T10:00:00.123") {
+		t.Errorf("cloudEvents:time = %v, want the operation's time to the millisecond", m.ApplicationProperties["cloudEvents:time"])
+	}
+	var data map[string]any
+	if err := json.Unmarshal(m.Body, &data); err != nil || data["id"] != ev.ID || data["specversion"] != nil {
+		t.Errorf("body = %s (%v), want the normalized event alone", m.Body, err)
+	}
+	if m.ContentType != "application/json" {
+		t.Errorf("content type %q, want the data's, application/json", m.ContentType)
 	}
 }
 

@@ -19,6 +19,7 @@ const (
 	pRecordID       = "recordId"
 	pCorrelationID  = "correlationId"
 	pMessageID      = "messageId"
+	pOrgHost        = "organizationHost"
 	pKind           = "kind"
 	pStatus         = "status"
 	pAttempts       = "attempts"
@@ -44,7 +45,7 @@ const (
 
 // metaSelect is every column but the payload parts, for reads that do not need the payload.
 var metaSelect = strings.Join([]string{"PartitionKey", "RowKey",
-	pEventID, pConsumer, pRoute, pTable, pMessage, pRecordID, pCorrelationID, pMessageID,
+	pEventID, pConsumer, pRoute, pTable, pMessage, pRecordID, pCorrelationID, pMessageID, pOrgHost,
 	pKind, pStatus, pAttempts, pOccurredAt, pFirstFailedAt, pLastFailedAt, pLastError,
 	pLastStatusCode, pUpdatedBy, pUpdatedAt, pClaimedBy, pClaimedAt, pReason,
 	pPayloadCodec, pPayloadLen, pPayloadCRC, pPayloadParts, pPayloadChunks, pPayloadSpill, pWriteID,
@@ -81,6 +82,7 @@ type entity struct {
 	RecordID       string `json:"recordId"`
 	CorrelationID  string `json:"correlationId"`
 	MessageID      string `json:"messageId"`
+	OrgHost        string `json:"organizationHost"`
 	Kind           string `json:"kind"`
 	Status         string `json:"status"`
 	Attempts       int32  `json:"attempts"`
@@ -110,23 +112,24 @@ func (e entity) failure() (Failure, error) {
 		return Failure{}, fmt.Errorf("entity %s/%s is not a failure", e.PartitionKey, e.RowKey)
 	}
 	f := Failure{
-		ID:             id,
-		EventID:        e.EventID,
-		Consumer:       e.Consumer,
-		Route:          e.Route,
-		Table:          e.Table,
-		Message:        e.Message,
-		RecordID:       e.RecordID,
-		CorrelationID:  e.CorrelationID,
-		MessageID:      e.MessageID,
-		Kind:           Kind(e.Kind),
-		Status:         Status(e.Status),
-		Attempts:       int(e.Attempts),
-		LastError:      e.LastError,
-		LastStatusCode: int(e.LastStatusCode),
-		UpdatedBy:      e.UpdatedBy,
-		Reason:         e.Reason,
-		PayloadSize:    int(e.PayloadLen),
+		ID:               id,
+		EventID:          e.EventID,
+		Consumer:         e.Consumer,
+		Route:            e.Route,
+		Table:            e.Table,
+		Message:          e.Message,
+		RecordID:         e.RecordID,
+		CorrelationID:    e.CorrelationID,
+		MessageID:        e.MessageID,
+		OrganizationHost: e.OrgHost,
+		Kind:             Kind(e.Kind),
+		Status:           Status(e.Status),
+		Attempts:         int(e.Attempts),
+		LastError:        e.LastError,
+		LastStatusCode:   int(e.LastStatusCode),
+		UpdatedBy:        e.UpdatedBy,
+		Reason:           e.Reason,
+		PayloadSize:      int(e.PayloadLen),
 	}
 	if e.History != "" {
 		// A history that does not parse (written by hand, say) is shown as absent rather than

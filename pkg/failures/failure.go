@@ -25,29 +25,32 @@ const (
 
 // Failure is one failed (event, consumer) delivery, or one poison message (Consumer empty).
 type Failure struct {
-	ID             string    `json:"id"` // public id; encodes the table keys, set by the store
-	EventID        string    `json:"eventId"`
-	Consumer       string    `json:"consumer"`
-	Route          string    `json:"route"`
-	Table          string    `json:"table"`
-	Message        string    `json:"message"`
-	RecordID       string    `json:"recordId"`
-	CorrelationID  string    `json:"correlationId"`
-	MessageID      string    `json:"messageId,omitempty"` // Service Bus MessageId (poison)
-	Kind           Kind      `json:"kind"`
-	Status         Status    `json:"status"`
-	Attempts       int       `json:"attempts"`
-	OccurredAt     time.Time `json:"occurredAt"` // the event's time (OperationCreatedOn, or enqueue time for poison); keys derive from it
-	FirstFailedAt  time.Time `json:"firstFailedAt"`
-	LastFailedAt   time.Time `json:"lastFailedAt"`
-	LastError      string    `json:"lastError"`
-	LastStatusCode int       `json:"lastStatusCode"`
-	UpdatedBy      string    `json:"updatedBy"`
-	UpdatedAt      time.Time `json:"updatedAt"`
-	ClaimedBy      string    `json:"claimedBy,omitempty"` // who is replaying it (status replaying)
-	ClaimedAt      time.Time `json:"claimedAt,omitzero"`  // when the replay was claimed (status replaying)
-	Reason         string    `json:"reason,omitempty"`    // why it was discarded
-	PayloadSize    int       `json:"payloadSize"`         // length of Payload in bytes, also in lists
+	ID            string `json:"id"` // public id; encodes the table keys, set by the store
+	EventID       string `json:"eventId"`
+	Consumer      string `json:"consumer"`
+	Route         string `json:"route"`
+	Table         string `json:"table"`
+	Message       string `json:"message"`
+	RecordID      string `json:"recordId"`
+	CorrelationID string `json:"correlationId"`
+	MessageID     string `json:"messageId,omitempty"` // Service Bus MessageId (poison)
+	// OrganizationHost is the environment's host as the webhook request named it (the payload
+	// does not carry it), so that a replay sends the same CloudEvents source as the first attempt.
+	OrganizationHost string    `json:"organizationHost,omitempty"`
+	Kind             Kind      `json:"kind"`
+	Status           Status    `json:"status"`
+	Attempts         int       `json:"attempts"`
+	OccurredAt       time.Time `json:"occurredAt"` // the event's time (OperationCreatedOn, or enqueue time for poison); keys derive from it
+	FirstFailedAt    time.Time `json:"firstFailedAt"`
+	LastFailedAt     time.Time `json:"lastFailedAt"`
+	LastError        string    `json:"lastError"`
+	LastStatusCode   int       `json:"lastStatusCode"`
+	UpdatedBy        string    `json:"updatedBy"`
+	UpdatedAt        time.Time `json:"updatedAt"`
+	ClaimedBy        string    `json:"claimedBy,omitempty"` // who is replaying it (status replaying)
+	ClaimedAt        time.Time `json:"claimedAt,omitzero"`  // when the replay was claimed (status replaying)
+	Reason           string    `json:"reason,omitempty"`    // why it was discarded
+	PayloadSize      int       `json:"payloadSize"`         // length of Payload in bytes, also in lists
 	// History is every change of status with who made it, oldest first (the newest 40 are
 	// kept). Get fills it; lists leave it out.
 	History []Change `json:"history,omitempty"`

@@ -200,7 +200,7 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 	var statusCode int
 	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
 	// or binary XML form (as versions before those formats were read did) decodes now.
-	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{})
+	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{OrganizationHost: f.OrganizationHost})
 	switch {
 	case err != nil:
 		out.Result, out.Error = ResultFailed, fmt.Sprintf("payload does not decode: %v", err)

@@ -331,6 +331,9 @@ func mainProps(k keys, f Failure, sp storedPayload) (p props, rest [][]byte) {
 	p.str(pRecordID, f.RecordID, maxFieldChars)
 	p.str(pCorrelationID, f.CorrelationID, maxFieldChars)
 	p.str(pMessageID, f.MessageID, maxFieldChars)
+	if f.OrganizationHost != "" {
+		p.str(pOrgHost, f.OrganizationHost, maxFieldChars)
+	}
 	p.str(pKind, string(f.Kind), maxFieldChars)
 	p.str(pStatus, string(f.Status), maxFieldChars)
 	p[pAttempts] = int32(min(f.Attempts, 1<<31-1))

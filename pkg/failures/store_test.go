@@ -20,25 +20,26 @@ func TestRecord_GetRoundTripsEveryField(t *testing.T) {
 	now := time.Date(2025, 3, 5, 8, 30, 0, 123456700, time.UTC)
 	s.now = func() time.Time { return now }
 	in := Failure{
-		ID:             "ignored",
-		EventID:        "evt-1",
-		Consumer:       "erp",
-		Route:          "contacts-to-erp",
-		Table:          "contact",
-		Message:        "Update",
-		RecordID:       "2f6c1a4e-0000-0000-0000-000000000001",
-		CorrelationID:  "c0ffee00-0000-0000-0000-000000000002",
-		MessageID:      "msg-7",
-		Kind:           KindBreakerOpen,
-		Status:         StatusDiscarded, // ignored: a new failure is pending
-		Attempts:       4,
-		OccurredAt:     time.Date(2025, 3, 5, 8, 29, 59, 987654321, time.FixedZone("CET", 3600)),
-		FirstFailedAt:  time.Date(2025, 3, 5, 8, 29, 0, 0, time.UTC),
-		LastFailedAt:   time.Date(2025, 3, 5, 8, 29, 58, 0, time.UTC),
-		LastError:      "breaker open: O'Brien's \"consumer\" <is> down ✓",
-		LastStatusCode: 429,
-		UpdatedBy:      "webhook",
-		Payload:        eventJSON(1, 5000),
+		ID:               "ignored",
+		EventID:          "evt-1",
+		Consumer:         "erp",
+		Route:            "contacts-to-erp",
+		Table:            "contact",
+		Message:          "Update",
+		RecordID:         "2f6c1a4e-0000-0000-0000-000000000001",
+		CorrelationID:    "c0ffee00-0000-0000-0000-000000000002",
+		MessageID:        "msg-7",
+		OrganizationHost: "contoso.crm4.dynamics.com",
+		Kind:             KindBreakerOpen,
+		Status:           StatusDiscarded, // ignored: a new failure is pending
+		Attempts:         4,
+		OccurredAt:       time.Date(2025, 3, 5, 8, 29, 59, 987654321, time.FixedZone("CET", 3600)),
+		FirstFailedAt:    time.Date(2025, 3, 5, 8, 29, 0, 0, time.UTC),
+		LastFailedAt:     time.Date(2025, 3, 5, 8, 29, 58, 0, time.UTC),
+		LastError:        "breaker open: O'Brien's \"consumer\" <is> down ✓",
+		LastStatusCode:   429,
+		UpdatedBy:        "webhook",
+		Payload:          eventJSON(1, 5000),
 	}
 	rec, err := s.Record(ctx, in)
 	if err != nil {

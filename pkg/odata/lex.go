@@ -90,7 +90,11 @@ func (l *lexer) next() (token, error) {
 		l.pos = start + 36
 		return token{kind: tGUID, off: start, text: s[start:l.pos]}, nil
 	}
-	if isDigit(c) || (c == '-' && start+1 < len(s) && isDigit(s[start+1])) {
+	if at := guidMismatch(s, start); at >= 0 {
+		return token{}, &Error{Offset: at, Msg: "malformed GUID: want 8-4-4-4-12 hexadecimal digits, like 01234567-89ab-cdef-0123-456789abcdef"}
+	}
+	// A sign may lead a number: the ABNF's decimalValue and friends allow "+" as well as "-".
+	if isDigit(c) || ((c == '-' || c == '+') && start+1 < len(s) && isDigit(s[start+1])) {
 		return l.numberLike()
 	}
 	if isIdentStart(c) {
@@ -138,7 +142,7 @@ func (l *lexer) str() (token, error) {
 func (l *lexer) numberLike() (token, error) {
 	s := l.src
 	start := l.pos
-	if s[start] != '-' {
+	if isDigit(s[start]) {
 		if n := dateTimeLen(s[start:]); n > 0 {
 			l.pos = start + n
 			text := s[start:l.pos]
@@ -156,7 +160,7 @@ func (l *lexer) numberLike() (token, error) {
 		}
 	}
 	i := start
-	if s[i] == '-' {
+	if s[i] == '-' || s[i] == '+' {
 		i++
 	}
 	for i < len(s) && isDigit(s[i]) {
@@ -184,10 +188,16 @@ func (l *lexer) numberLike() (token, error) {
 		}
 	}
 	if i < len(s) && (isIdentPart(s[i]) || s[i] == '.' || s[i] == ':') {
-		return token{}, &Error{Offset: start, Msg: fmt.Sprintf("malformed literal %q (type suffixes such as 1.5M are OData v3 and not accepted)", s[start:min(len(s), i+1)])}
+		// The offset is the first character that does not belong, as the OASIS test cases
+		// place a literal's failure.
+		return token{}, &Error{Offset: i, Msg: fmt.Sprintf("malformed literal %q (type suffixes such as 1.5M are OData v3 and not accepted)", s[start:min(len(s), i+1)])}
 	}
 	l.pos = i
-	return token{kind: tNumber, off: start, text: s[start:i]}, nil
+	text := s[start:i]
+	if text[0] == '+' {
+		text = text[1:] // +42 is 42
+	}
+	return token{kind: tNumber, off: start, text: text}, nil
 }
 
 // dateTimeLen returns the length of the date or date-time literal at the start of s, judged by
@@ -244,6 +254,36 @@ func guidAt(s string, i int) bool {
 		}
 	}
 	return i+36 == len(s) || !isIdentPart(s[i+36])
+}
+
+// guidMismatch returns the offset of the first character that breaks the GUID shape when the
+// text at i starts like a GUID (eight hex digits and a dash) but is not one, else -1.
+func guidMismatch(s string, i int) int {
+	if len(s)-i < 9 || s[i+8] != '-' {
+		return -1
+	}
+	for j := 0; j < 8; j++ {
+		if !isHex(s[i+j]) {
+			return -1
+		}
+	}
+	for j := 9; j < 36; j++ {
+		if i+j >= len(s) {
+			return len(s)
+		}
+		c := s[i+j]
+		switch j {
+		case 13, 18, 23:
+			if c != '-' {
+				return i + j
+			}
+		default:
+			if !isHex(c) {
+				return i + j
+			}
+		}
+	}
+	return i + 36 // a GUID followed by a letter or digit
 }
 
 func digits(s string) bool {

@@ -49,9 +49,13 @@ func (p *parser) errorf(off int, format string, args ...any) *Error {
 	return &Error{Offset: off, Msg: fmt.Sprintf(format, args...)}
 }
 
-// keyword reports whether the current token is the given lower-case keyword. OData keywords are
-// case-sensitive; a capitalised one gets a hint rather than being taken for a column.
-func (p *parser) keyword(k string) bool { return p.tok.kind == tIdent && p.tok.text == k }
+// keyword reports whether the current token is the keyword k (given in lower case). Keywords,
+// operators, literals and function names are case-insensitive: the OData ABNF writes them as
+// quoted strings, which RFC 5234 (section 2.3) defines as case-insensitive, and the OASIS test
+// cases accept "Name EQ 'Milk' AND Price LT 2.55" and "tRUe". Column names stay exact.
+func (p *parser) keyword(k string) bool {
+	return p.tok.kind == tIdent && strings.EqualFold(p.tok.text, k)
+}
 
 func (p *parser) enter(off int) error {
 	p.depth++
@@ -131,18 +135,14 @@ func (p *parser) parseComparison() (typed, error) {
 		return typed{}, err
 	}
 	for p.tok.kind == tIdent {
-		if p.tok.text == "in" {
+		if p.keyword("in") {
 			if l, err = p.parseIn(l); err != nil {
 				return typed{}, err
 			}
 			continue
 		}
-		op, ok := comparisonOps[p.tok.text]
+		op, ok := comparisonOps[strings.ToLower(p.tok.text)]
 		if !ok {
-			lower := strings.ToLower(p.tok.text)
-			if _, isOp := comparisonOps[lower]; lower != p.tok.text && (isOp || isLogicalKeyword(lower)) {
-				return typed{}, p.errorf(p.tok.off, "OData operators are lower case: write %q", lower)
-			}
 			break
 		}
 		if err := p.advance(); err != nil {
@@ -157,8 +157,6 @@ func (p *parser) parseComparison() (typed, error) {
 	return l, nil
 }
 
-func isLogicalKeyword(s string) bool { return s == "and" || s == "or" || s == "not" || s == "in" }
-
 func (p *parser) parseIn(l typed) (typed, error) {
 	inOff := p.tok.off
 	if err := p.advance(); err != nil {
@@ -167,8 +165,33 @@ func (p *parser) parseIn(l typed) (typed, error) {
 	if p.tok.kind != tLParen {
 		return typed{}, p.errorf(p.tok.off, "expected \"(\" after in, found %s", p.tok.describe())
 	}
+	open := p.tok.off
 	if err := p.advance(); err != nil {
 		return typed{}, err
+	}
+	if l.st == sNull {
+		return typed{}, p.errorf(inOff, "null in (...) is always unknown; test with eq null")
+	}
+	if p.tok.kind == tRParen { // an empty list (OData 4.01): nothing is in it
+		return typed{n: &inNode{x: l.n}, st: sBool}, p.advance()
+	}
+	if _, isLit, err := p.literal(); err != nil {
+		return typed{}, err
+	} else if !isLit {
+		// Not a list but a parenthesized expression, x in (y): the ABNF's inExpr takes a
+		// commonExpr as well as a listExpr, and a single value is x eq y.
+		r, err := p.parseOr()
+		if err != nil {
+			return typed{}, err
+		}
+		switch p.tok.kind {
+		case tRParen:
+		case tComma:
+			return typed{}, p.errorf(p.tok.off, "a list after in holds literals only; a column or function may only stand alone, x in (y)")
+		default:
+			return typed{}, p.errorf(p.tok.off, "expected \")\" to close the \"(\" at col %d, found %s", open+1, p.tok.describe())
+		}
+		return typed{n: newCmp(opEq, l, r), st: sBool}, p.advance()
 	}
 	var items []val
 	for {
@@ -196,9 +219,6 @@ func (p *parser) parseIn(l typed) (typed, error) {
 	}
 	if err := p.advance(); err != nil {
 		return typed{}, err
-	}
-	if l.st == sNull {
-		return typed{}, p.errorf(inOff, "null in (...) is always unknown; test with eq null")
 	}
 	return typed{n: &inNode{x: l.n, items: items}, st: sBool}, nil
 }
@@ -277,7 +297,7 @@ func (p *parser) literal() (val, bool, error) {
 		sec, nsec, _ := parseDateTime(t.text)
 		return val{k: kTime, sec: sec, nsec: nsec}, true, nil
 	case tIdent:
-		switch t.text {
+		switch strings.ToLower(t.text) {
 		case "null":
 			return val{k: kNull}, true, nil
 		case "true":
@@ -312,7 +332,7 @@ func (p *parser) parseIdent() (typed, error) {
 	if v, ok, _ := p.literal(); ok {
 		return typed{n: &litNode{v: v}, st: staticOf(v)}, p.advance()
 	}
-	switch t.text {
+	switch strings.ToLower(t.text) {
 	case "and", "or", "eq", "ne", "gt", "ge", "lt", "le", "in", "not":
 		return typed{}, p.errorf(t.off, "expected a value, found the operator %q", t.text)
 	}
@@ -324,10 +344,6 @@ func (p *parser) parseIdent() (typed, error) {
 	}
 	if strings.Contains(t.text, ".") {
 		return typed{}, p.errorf(t.off, "%q is not a column name", t.text)
-	}
-	switch strings.ToLower(t.text) {
-	case "null", "true", "false":
-		return typed{}, p.errorf(t.off, "OData literals are lower case: write %q", strings.ToLower(t.text))
 	}
 	if !slices.Contains(p.columns, t.text) {
 		p.columns = append(p.columns, t.text)
@@ -341,7 +357,7 @@ func (p *parser) parseCall(name token) (typed, error) {
 		return typed{}, err
 	}
 	defer p.leave()
-	fn := name.text
+	fn := strings.ToLower(name.text)
 	var arity int
 	switch fn {
 	case "contains", "startswith", "endswith":
@@ -349,14 +365,10 @@ func (p *parser) parseCall(name token) (typed, error) {
 	case "tolower", "toupper":
 		arity = 1
 	default:
-		if strings.HasPrefix(fn, "Microsoft.Dynamics.CRM.") {
-			return typed{}, p.errorf(name.off, "the Dataverse query function %s is not supported; use eq/ne/gt/ge/lt/le, in, contains, startswith or endswith", strings.TrimPrefix(fn, "Microsoft.Dynamics.CRM."))
+		if strings.HasPrefix(fn, "microsoft.dynamics.crm.") {
+			return typed{}, p.errorf(name.off, "the Dataverse query function %s is not supported; use eq/ne/gt/ge/lt/le, in, contains, startswith or endswith", name.text[len("Microsoft.Dynamics.CRM."):])
 		}
-		switch strings.ToLower(fn) {
-		case "contains", "startswith", "endswith", "tolower", "toupper":
-			return typed{}, p.errorf(name.off, "OData function names are lower case: write %s", strings.ToLower(fn))
-		}
-		return typed{}, p.errorf(name.off, "unknown or unsupported function %s; supported: contains, startswith, endswith, tolower, toupper", fn)
+		return typed{}, p.errorf(name.off, "unknown or unsupported function %s; supported: contains, startswith, endswith, tolower, toupper", name.text)
 	}
 	if err := p.advance(); err != nil {
 		return typed{}, err

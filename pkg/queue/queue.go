@@ -26,6 +26,7 @@ const (
 	PropMessage       = "message"
 	PropCorrelationID = "correlationId"
 	PropSizeExceeded  = "sizeExceeded"
+	PropOrgHost       = "organizationHost" // the webhook's x-ms-dynamics-organization, when it had one
 )
 
 // Config says where the queue is. Exactly one of ConnectionString (the `ServiceBusConnection`
@@ -115,6 +116,9 @@ func (s *Sender) Enqueue(ctx context.Context, ev *dataverse.Event) error {
 			PropCorrelationID: ev.CorrelationID,
 			PropSizeExceeded:  ev.SizeExceeded,
 		},
+	}
+	if ev.OrganizationHost != "" {
+		msg.ApplicationProperties[PropOrgHost] = ev.OrganizationHost
 	}
 	if ev.CorrelationID != "" {
 		msg.CorrelationID = &ev.CorrelationID

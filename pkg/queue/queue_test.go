@@ -17,14 +17,15 @@ var quick = azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 50 * time.Milli
 
 func testEvent() *dataverse.Event {
 	return &dataverse.Event{
-		ID:             "evt-7f3a9c",
-		Message:        "Create",
-		Table:          "account",
-		RecordID:       "5e6f7a8b-0000-4000-8000-00000000000b",
-		OrganizationID: "0f0e0d0c-0000-4000-8000-00000000000a",
-		CorrelationID:  "9a8b7c6d-0000-4000-8000-000000000001",
-		SizeExceeded:   true,
-		Raw:            []byte("\ufeff" + `{"MessageName":"Create","PrimaryEntityName":"account"}`),
+		ID:               "evt-7f3a9c",
+		Message:          "Create",
+		Table:            "account",
+		RecordID:         "5e6f7a8b-0000-4000-8000-00000000000b",
+		OrganizationID:   "0f0e0d0c-0000-4000-8000-00000000000a",
+		CorrelationID:    "9a8b7c6d-0000-4000-8000-000000000001",
+		SizeExceeded:     true,
+		OrganizationHost: "contoso.crm4.dynamics.com",
+		Raw:              []byte("\ufeff" + `{"MessageName":"Create","PrimaryEntityName":"account"}`),
 	}
 }
 
@@ -77,7 +78,8 @@ func TestEnqueue_RoundTripThroughTheSDK(t *testing.T) {
 		m.CorrelationID == nil || *m.CorrelationID != ev.CorrelationID {
 		t.Errorf("message id %q, content type %v, correlation id %v", m.MessageID, m.ContentType, m.CorrelationID)
 	}
-	want := map[string]any{"organization": ev.OrganizationID, "table": "account", "message": "Create", "correlationId": ev.CorrelationID, "sizeExceeded": true}
+	want := map[string]any{"organization": ev.OrganizationID, "table": "account", "message": "Create", "correlationId": ev.CorrelationID, "sizeExceeded": true,
+		"organizationHost": "contoso.crm4.dynamics.com"}
 	for k, v := range want {
 		if m.ApplicationProperties[k] != v {
 			t.Errorf("application property %s = %#v, want %#v", k, m.ApplicationProperties[k], v)

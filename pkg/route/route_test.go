@@ -453,7 +453,7 @@ func TestMatch_DecodedEvent(t *testing.T) {
 func TestExamples_LoadAndCompile(t *testing.T) {
 	settings := map[string]string{
 		"ERP_API_KEY":                 "k",
-		"ERP_SIGNING_SECRET":          "whsec_c2VjcmV0",
+		"ERP_SIGNING_SECRET":          "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"AUDIT_SERVICEBUS_CONNECTION": "Endpoint=sb://audit.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",
 	}
 	for _, name := range []string{"routes.yaml", "routes-full.yaml"} {

@@ -40,29 +40,31 @@ const (
 // Failure is one kept failure: a failed (event, consumer) delivery, or a poison message
 // (Consumer empty). Lists carry it without History.
 type Failure struct {
-	ID             string    `json:"id"`
-	EventID        string    `json:"eventId"`
-	Consumer       string    `json:"consumer"`
-	Route          string    `json:"route"`
-	Table          string    `json:"table"`
-	Message        string    `json:"message"`
-	RecordID       string    `json:"recordId"`
-	CorrelationID  string    `json:"correlationId"`
-	MessageID      string    `json:"messageId,omitempty"`
-	Kind           string    `json:"kind"`
-	Status         string    `json:"status"`
-	Attempts       int       `json:"attempts"`
-	OccurredAt     time.Time `json:"occurredAt"` // the event's time; lists are ordered by it
-	FirstFailedAt  time.Time `json:"firstFailedAt"`
-	LastFailedAt   time.Time `json:"lastFailedAt"`
-	LastError      string    `json:"lastError"`
-	LastStatusCode int       `json:"lastStatusCode"`
-	UpdatedBy      string    `json:"updatedBy"` // who last acted on it
-	UpdatedAt      time.Time `json:"updatedAt"`
-	ClaimedBy      string    `json:"claimedBy,omitempty"` // who is replaying it (status replaying)
-	ClaimedAt      time.Time `json:"claimedAt,omitzero"`
-	Reason         string    `json:"reason,omitempty"` // why it was discarded
-	PayloadSize    int       `json:"payloadSize"`      // bytes as received
+	ID            string `json:"id"`
+	EventID       string `json:"eventId"`
+	Consumer      string `json:"consumer"`
+	Route         string `json:"route"`
+	Table         string `json:"table"`
+	Message       string `json:"message"`
+	RecordID      string `json:"recordId"`
+	CorrelationID string `json:"correlationId"`
+	MessageID     string `json:"messageId,omitempty"`
+	// OrganizationHost is the environment host the webhook request named, when it did.
+	OrganizationHost string    `json:"organizationHost,omitempty"`
+	Kind             string    `json:"kind"`
+	Status           string    `json:"status"`
+	Attempts         int       `json:"attempts"`
+	OccurredAt       time.Time `json:"occurredAt"` // the event's time; lists are ordered by it
+	FirstFailedAt    time.Time `json:"firstFailedAt"`
+	LastFailedAt     time.Time `json:"lastFailedAt"`
+	LastError        string    `json:"lastError"`
+	LastStatusCode   int       `json:"lastStatusCode"`
+	UpdatedBy        string    `json:"updatedBy"` // who last acted on it
+	UpdatedAt        time.Time `json:"updatedAt"`
+	ClaimedBy        string    `json:"claimedBy,omitempty"` // who is replaying it (status replaying)
+	ClaimedAt        time.Time `json:"claimedAt,omitzero"`
+	Reason           string    `json:"reason,omitempty"` // why it was discarded
+	PayloadSize      int       `json:"payloadSize"`      // bytes as received
 	// History is every change of status and who made it, oldest first (the store keeps the
 	// newest 40). Only GET /api/failures/{id} carries it.
 	History []Change `json:"history,omitempty"`

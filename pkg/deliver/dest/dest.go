@@ -19,7 +19,22 @@ type Message struct {
 	Attempt     int              // 1-based number of this attempt
 	Body        []byte
 	ContentType string
+	// CloudEvent is set for a cloudevent consumer: the event's context attributes, for a
+	// destination that also carries them outside the body (HTTP binary mode, AMQP properties).
+	CloudEvent *CloudEvent
 }
+
+// CloudEvent is the context of one CloudEvents 1.0 event (specversion 1.0).
+type CloudEvent struct {
+	ID, Source, Type, Subject string
+	Time                      time.Time // zero: no time attribute
+	// Binary says the body is the data alone (binary content mode) and the attributes travel
+	// only outside it; otherwise the body is the structured event.
+	Binary bool
+}
+
+// TimeText is the CloudEvents `time`: RFC 3339 in UTC with the milliseconds Dataverse carries.
+func (c *CloudEvent) TimeText() string { return c.Time.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // Publisher sends messages to one consumer. Publish makes exactly one attempt (the retry policy
 // around it decides about more) and returns nil only when the consumer has accepted the message.

@@ -55,7 +55,7 @@ type Publisher struct {
 	method  string
 	url     string
 	headers http.Header
-	key     []byte // Standard Webhooks signing key; nil means unsigned
+	keys    [][]byte // Standard Webhooks signing keys, one signature each; none means unsigned
 	now     func() time.Time
 }
 
@@ -78,7 +78,7 @@ func New(c config.Consumer, client *http.Client) (*Publisher, error) {
 		p.headers.Set(k, v)
 	}
 	if c.SigningSecret != "" {
-		if p.key, err = SigningKey(c.SigningSecret); err != nil {
+		if p.keys, err = config.SigningKeys(c.SigningSecret); err != nil {
 			return nil, fmt.Errorf("consumer %s: signingSecret: %w", c.Name, err)
 		}
 	}
@@ -107,35 +107,26 @@ func NewClient(idlePerHost int) *http.Client {
 	}
 }
 
-// SigningKey turns a configured signing secret into the HMAC key. A secret in the Standard
-// Webhooks form, "whsec_" followed by base64, is the base64-decoded bytes after the prefix (what
-// the Standard Webhooks libraries do); any other secret is used as its UTF-8 bytes, so a plain
-// shared secret works with a receiver that keys its HMAC with the same string.
-func SigningKey(secret string) ([]byte, error) {
-	rest, ok := strings.CutPrefix(secret, "whsec_")
-	if !ok {
-		return []byte(secret), nil
+// Sign is the value of webhook-signature for body: for each key, "v1," followed by the base64 of
+// HMAC-SHA256(key, id + "." + timestamp + "." + body), space-separated, as the Standard
+// Webhooks specification lists several signatures for zero-downtime secret rotation.
+func Sign(keys [][]byte, id string, timestamp int64, body []byte) string {
+	var ts [20]byte
+	out := make([]byte, 0, len(keys)*48)
+	for i, key := range keys {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id))
+		mac.Write([]byte{'.'})
+		mac.Write(strconv.AppendInt(ts[:0], timestamp, 10))
+		mac.Write([]byte{'.'})
+		mac.Write(body)
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, "v1,"...)
+		out = base64.StdEncoding.AppendEncode(out, mac.Sum(nil))
 	}
-	key, err := base64.StdEncoding.DecodeString(rest)
-	if err != nil {
-		return nil, fmt.Errorf("whsec_ secret is not base64: %w", err)
-	}
-	if len(key) == 0 {
-		return nil, errors.New("whsec_ secret is empty")
-	}
-	return key, nil
-}
-
-// Sign is the Standard Webhooks signature of body: "v1," followed by the base64 of
-// HMAC-SHA256(key, id + "." + timestamp + "." + body).
-func Sign(key []byte, id string, timestamp int64, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write(strconv.AppendInt(nil, timestamp, 10))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	return string(out)
 }
 
 // Publish makes one request. It returns nil on a 2xx answer; a *dest.Error for any other answer
@@ -148,13 +139,16 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	}
 	h := req.Header
 	p.setHeaders(h, m)
-	if p.key != nil {
+	if ce := m.CloudEvent; ce != nil && ce.Binary {
+		setCloudEventHeaders(h, ce)
+	}
+	if len(p.keys) > 0 {
 		// Signed per attempt: the timestamp is the time of sending, so a receiver's replay window
 		// judges this attempt, not the first one.
 		ts := p.now().Unix()
 		h[HeaderWebhookID] = []string{m.Event.ID}
 		h[HeaderWebhookTimestamp] = []string{strconv.FormatInt(ts, 10)}
-		h[HeaderWebhookSignature] = []string{Sign(p.key, m.Event.ID, ts, m.Body)}
+		h[HeaderWebhookSignature] = []string{Sign(p.keys, m.Event.ID, ts, m.Body)}
 	}
 
 	resp, err := p.client.Do(req)
@@ -188,6 +182,56 @@ func (p *Publisher) setHeaders(h http.Header, m dest.Message) {
 	h[HeaderIdempotencyKey] = v[2:3:3]
 	h[HeaderRoute] = v[3:4:4]
 	h[HeaderAttempt] = v[4:5:5]
+}
+
+// CloudEvents HTTP binding (binary content mode, section 3.1.3): each attribute but
+// datacontenttype (which is Content-Type) is a header named ce-<attribute>.
+const (
+	HeaderCESpecVersion = "Ce-Specversion"
+	HeaderCEID          = "Ce-Id"
+	HeaderCESource      = "Ce-Source"
+	HeaderCEType        = "Ce-Type"
+	HeaderCESubject     = "Ce-Subject"
+	HeaderCETime        = "Ce-Time"
+)
+
+func setCloudEventHeaders(h http.Header, ce *dest.CloudEvent) {
+	h[HeaderCESpecVersion] = []string{"1.0"}
+	h[HeaderCEID] = []string{ceHeaderValue(ce.ID)}
+	h[HeaderCESource] = []string{ceHeaderValue(ce.Source)}
+	h[HeaderCEType] = []string{ceHeaderValue(ce.Type)}
+	if ce.Subject != "" {
+		h[HeaderCESubject] = []string{ceHeaderValue(ce.Subject)}
+	}
+	if !ce.Time.IsZero() {
+		h[HeaderCETime] = []string{ce.TimeText()}
+	}
+}
+
+// ceHeaderValue percent-encodes what the CloudEvents HTTP binding (section 3.1.3.2) says a ce-*
+// header value must not carry as is: space, '"', '%' and anything outside printable ASCII,
+// each byte of its UTF-8 encoding as %XX.
+func ceHeaderValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7F || c == '"' || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(v)+16)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7F || c == '"' || c == '%' {
+			out = append(out, '%', hex[c>>4], hex[c&15])
+		} else {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
 
 // Close has nothing to release: the client is shared and closed by its owner.

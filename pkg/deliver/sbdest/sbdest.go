@@ -98,6 +98,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	if ev.CorrelationID != "" {
 		msg.CorrelationID = &ev.CorrelationID
 	}
+	if ce := m.CloudEvent; ce != nil {
+		setCloudEventProperties(msg.ApplicationProperties, ce)
+	}
 	if p.sessionByRecord {
 		msg.SessionID = &ev.RecordID
 	}
@@ -105,6 +108,24 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 		return classify(err)
 	}
 	return nil
+}
+
+// setCloudEventProperties writes ce as the CloudEvents AMQP binding's application properties
+// (section 3.1.3: every attribute but datacontenttype, which is the message's content-type,
+// named "cloudEvents:<attribute>", time as an AMQP timestamp). In binary mode they are the
+// event's context; in structured mode the binding allows them beside the body (3.2.3), which
+// lets subscriptions filter on type without reading the body.
+func setCloudEventProperties(props map[string]any, ce *dest.CloudEvent) {
+	props["cloudEvents:specversion"] = "1.0"
+	props["cloudEvents:id"] = ce.ID
+	props["cloudEvents:source"] = ce.Source
+	props["cloudEvents:type"] = ce.Type
+	if ce.Subject != "" {
+		props["cloudEvents:subject"] = ce.Subject
+	}
+	if !ce.Time.IsZero() {
+		props["cloudEvents:time"] = ce.Time.UTC()
+	}
 }
 
 // Close closes the sender and its connection.

@@ -98,7 +98,7 @@ routes:
 	wantErp := Consumer{
 		Name: "erp", Type: "http", Format: "row", Timeout: 10 * time.Second,
 		Retry:          Retry{Attempts: 4, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
-		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 10, OpenFor: 30 * time.Second, HalfOpenRequests: 1},
+		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 20, OpenFor: 30 * time.Second, HalfOpenRequests: 1, Window: 30 * time.Second},
 		MaxConcurrency: 16,
 		URL:            "https://erp.example.com/hooks/dataverse", Method: "POST",
 		Headers:       map[string]string{"Authorization": "Bearer t0ken", "X-Source": "dataverse"},
@@ -111,7 +111,7 @@ routes:
 	wantBus := Consumer{
 		Name: "bus", Type: "servicebus", Format: "cloudevent", Timeout: 5 * time.Second,
 		Retry:          Retry{Attempts: 2, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
-		Breaker:        Breaker{FailureRatio: 0.25, MinRequests: 10, OpenFor: time.Minute, HalfOpenRequests: 1},
+		Breaker:        Breaker{FailureRatio: 0.25, MinRequests: 20, OpenFor: time.Minute, HalfOpenRequests: 1, Window: 30 * time.Second},
 		MaxConcurrency: 4, Method: "POST",
 		Connection: "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",
 		Topic:      "dataverse", SessionKey: "recordId",

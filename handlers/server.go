@@ -15,6 +15,7 @@ type Deps struct {
 	Dispatcher Dispatcher
 	Queue      Enqueuer     // nil in direct mode
 	Failures   http.Handler // the failures API; nil when no failure store is configured
+	Breakers   Breakers     // for GET /api/consumers; nil: no consumers
 	Health     Health
 	Log        zerolog.Logger
 }
@@ -26,6 +27,7 @@ type Deps struct {
 //	POST /api/dataverse/webhook  DataverseWebhook (forwarded as is)
 //	POST /DataverseQueue         DataverseQueue (custom-handler invocation envelope)
 //	     /api/failures...        Failures API
+//	GET  /api/consumers          Consumers: each consumer's circuit breaker (failures API auth)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -40,6 +42,7 @@ func New(d Deps) http.Handler {
 	}
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
+	mux.Handle("/api/consumers", consumersAPI(d.Settings, d.Breakers))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

@@ -35,9 +35,7 @@ type instance struct {
 
 func openStore(t *testing.T, az *testenv.Azurite) *breaker.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	store, err := breaker.OpenStore(ctx, breaker.StoreConfig{ConnectionString: az.ConnectionString(), Table: "Breakers"})
+	store, err := breaker.OpenStore(breaker.StoreConfig{ConnectionString: az.ConnectionString(), Table: "Breakers"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,8 +37,10 @@ const rowKey = "state"
 // winning the race.
 const maxConflicts = 8
 
-// OpenStore connects to the table service and creates the table if it does not exist.
-func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
+// OpenStore prepares the client of the breaker table. It makes no call: the first Sync creates
+// the table if it is missing, and so does any later one that finds it gone (deleted, or an
+// emulator restarted empty).
+func OpenStore(cfg StoreConfig) (*Store, error) {
 	if cfg.Table == "" {
 		return nil, errors.New("breaker store: no table name")
 	}
@@ -71,9 +73,6 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		}
 	default:
 		return nil, errors.New("breaker store: neither a connection string nor a service URI is set")
-	}
-	if _, err := svc.CreateTable(ctx, cfg.Table, nil); err != nil && !hasStatus(err, http.StatusConflict) {
-		return nil, fmt.Errorf("breaker store: create table %s: %w", cfg.Table, err)
 	}
 	return &Store{client: svc.NewClient(cfg.Table), table: cfg.Table}, nil
 }
@@ -129,8 +128,20 @@ func (s *Store) get(ctx context.Context, consumer string) (record, error) {
 	return r, nil
 }
 
-// list reads every consumer's state in one query: the table holds a row per consumer, no more.
+// list reads every consumer's state in one query (the table holds a row per consumer, no more),
+// creating the table when it is missing.
 func (s *Store) list(ctx context.Context) (map[string]record, error) {
+	out, err := s.listOnce(ctx)
+	if hasStatus(err, http.StatusNotFound) {
+		if _, cerr := s.client.CreateTable(ctx, nil); cerr != nil && !hasStatus(cerr, http.StatusConflict) {
+			return nil, fmt.Errorf("create breaker table %s: %w", s.table, cerr)
+		}
+		out, err = s.listOnce(ctx)
+	}
+	return out, err
+}
+
+func (s *Store) listOnce(ctx context.Context) (map[string]record, error) {
 	out := map[string]record{}
 	pager := s.client.NewListEntitiesPager(nil)
 	for pager.More() {

@@ -298,6 +298,9 @@ type Status struct {
 func (b *Breaker) Status() Status {
 	now := time.Now()
 	st := Status{Consumer: b.name, Window: b.policy.Window.String()}
+	// Read before taking b.mu: reading the local breaker may change its state, and its change
+	// callback takes b.mu.
+	state, c := b.local.State(), b.local.Counts()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sh != nil && b.freshLocked(now) {
@@ -320,8 +323,6 @@ func (b *Breaker) Status() Status {
 		}
 		return st
 	}
-	state := b.local.State()
-	c := b.local.Counts()
 	st.State, st.Opened, st.ChangedAt = state.String(), b.localLog.opened, timePtr(b.localLog.changedAt)
 	if b.sh != nil {
 		st.SyncedAt = timePtr(b.seen)

@@ -328,3 +328,25 @@ func TestLocal_WithoutAStoreItIsAGobreakerBreaker(t *testing.T) {
 		t.Errorf("status = %+v, want open, not shared, with its half-open time", st)
 	}
 }
+
+func TestLocal_StatusWhenOpenForRanOutHalfOpensIt(t *testing.T) {
+	cb := breaker.New("erp", policy(50*time.Millisecond), nil, func(string, gobreaker.State, gobreaker.State) {})
+	for range 4 {
+		done, _ := cb.Allow()
+		done(breaker.Failure)
+	}
+	time.Sleep(60 * time.Millisecond)
+
+	// Reading the state moves gobreaker to half-open and calls back into the breaker: that must
+	// not wait on the lock Status holds.
+	got := make(chan breaker.Status)
+	go func() { got <- cb.Status() }()
+	select {
+	case st := <-got:
+		if st.State != "half-open" {
+			t.Errorf("status = %+v, want half-open once openFor ran out", st)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Status blocked")
+	}
+}

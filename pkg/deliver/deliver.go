@@ -1,7 +1,9 @@
 // Package deliver hands each routed event to its consumers: every consumer concurrently, each
-// attempt through that consumer's circuit breaker, concurrency limit, timeout and retry policy,
-// all inside one time budget per event; and it records every delivery that still fails with the
+// delivery through that consumer's circuit breaker (package breaker, which judges whole
+// deliveries) and each attempt through its concurrency limit, timeout and retry policy, all
+// inside one time budget per event; and it records every delivery that still fails with the
 // failure store before reporting the outcome, so nothing is acknowledged before it is durable.
+// It counts each consumer's deliveries and logs them once per interval (metrics.go).
 //
 // The destination kinds live in their own folders (httpdest, sbdest) behind dest.Publisher;
 // the whole delivery policy is stacked in one place, policy().

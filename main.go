@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dvrouter/dvrouter/handlers"
+	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
@@ -281,11 +282,23 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		log.Warn().Msg("no failure store (set DVROUTER_TABLES): a delivery that fails cannot be kept, so the event is refused with 503 and left to Dataverse or Service Bus to retry")
 	}
 
-	deliverer, err := deliver.New(file.Consumers, recorder, deliver.Options{Budget: s.DeliveryBudget, Logger: log})
+	shared, err := sharedBreakers(s, log)
+	if err != nil {
+		return nil, err
+	}
+	deliverer, err := deliver.New(file.Consumers, recorder, deliver.Options{
+		Budget: s.DeliveryBudget, Logger: log, Breakers: shared, MetricsInterval: s.MetricsInterval,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("consumers: %w", err)
 	}
 	closers := []func(context.Context){func(ctx context.Context) { _ = deliverer.Close(ctx) }}
+	if shared != nil {
+		syncCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		shared.Start(syncCtx)
+		cancel()
+		closers = append(closers, shared.Close)
+	}
 
 	var enqueuer handlers.Enqueuer
 	if s.ServiceBus.Configured() {
@@ -333,6 +346,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		Dispatcher: d,
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
+		Breakers:   deliverer,
 		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
 		Log:        log,
 	})
@@ -341,6 +355,24 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 			c(ctx)
 		}
 	}}, nil
+}
+
+// sharedBreakers is the consumers' breakers shared with the other instances through the
+// failure store's account; nil (each instance its own) without one.
+func sharedBreakers(s *config.Settings, log zerolog.Logger) (*breaker.Shared, error) {
+	if !s.Tables.Configured() {
+		return nil, nil
+	}
+	store, err := breaker.OpenStore(breaker.StoreConfig{
+		ConnectionString: s.Tables.ConnectionString, ServiceURI: s.Tables.ServiceURI, ClientID: s.Tables.ClientID, Table: s.BreakerTable,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A trial's claim outlives the longest delivery, so only a prober that died loses it.
+	sh := breaker.NewShared(store, breaker.SharedOptions{Interval: s.BreakerSync, ProbeLease: s.DeliveryBudget + 10*time.Second, Logger: log})
+	log.Info().Str("table", s.BreakerTable).Str("instance", sh.Instance()).Msg("consumer breakers shared through Table Storage")
+	return sh, nil
 }
 
 // openStore connects the failure store, retrying for a while: under `make run` or after a

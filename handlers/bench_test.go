@@ -14,6 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dvrouter/dvrouter/handlers"
+	"github.com/dvrouter/dvrouter/internal/testenv"
+	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
@@ -91,7 +93,27 @@ func serveBench(b *testing.B, h http.Handler, body []byte) {
 // BenchmarkWebhookDirect is the whole direct-mode webhook: bounds, decode, match one route,
 // deliver a `row` event to one HTTP consumer through its breaker and retry policy, answer.
 // It logs at info (the default level) to io.Discard, so building the log lines is counted.
-func BenchmarkWebhookDirect(b *testing.B) {
+func BenchmarkWebhookDirect(b *testing.B) { webhookDirect(b, nil) }
+
+// BenchmarkWebhookDirectBreaker is BenchmarkWebhookDirect with the consumer's breaker this
+// instance's own ("local") and shared through Table Storage ("shared", syncing every second in
+// the background as in production). Azurite runs for both, so that both pay alike for its
+// process on the machine. The shared breaker must add under 5%:
+//
+//	go test -p 1 -run '^$' -bench 'WebhookDirectBreaker' -benchmem -count 5 ./handlers
+func BenchmarkWebhookDirectBreaker(b *testing.B) {
+	az := testenv.StartAzurite(b)
+	b.Run("local", func(b *testing.B) { webhookDirect(b, nil) })
+	b.Run("shared", func(b *testing.B) {
+		store, err := breaker.OpenStore(breaker.StoreConfig{ConnectionString: az.ConnectionString(), Table: "BenchBreakers"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		webhookDirect(b, breaker.NewShared(store, breaker.SharedOptions{Logger: zerolog.Nop()}))
+	})
+}
+
+func webhookDirect(b *testing.B, shared *breaker.Shared) {
 	consumer := benchConsumer(b)
 	settings, err := config.LoadSettings(func(string) string { return "" })
 	if err != nil {
@@ -109,11 +131,20 @@ func BenchmarkWebhookDirect(b *testing.B) {
 		b.Fatal(err)
 	}
 	// No failure store: the consumer never fails here, so nothing is ever recorded.
-	deliverer, err := deliver.New(file.Consumers, nil, deliver.Options{Logger: log})
+	deliverer, err := deliver.New(file.Consumers, nil, deliver.Options{Logger: log, Breakers: shared})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = deliverer.Close(context.Background()) })
+	if shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		shared.Start(ctx)
+		cancel()
+		b.Cleanup(func() { shared.Close(context.Background()) })
+		if st := deliverer.Breakers()[0]; !st.Shared {
+			b.Fatalf("breaker not shared: %+v", st)
+		}
+	}
 	h := handlers.New(handlers.Deps{
 		Settings:   settings,
 		Dispatcher: &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log},

@@ -17,6 +17,7 @@ type Deps struct {
 	Queue      Enqueuer     // nil in direct mode
 	Failures   http.Handler // the support API (/api/failures..., /api/me); nil answers 503
 	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
+	Breakers   Breakers     // for GET /api/consumers; nil: no consumers
 	Health     Health
 	Log        zerolog.Logger
 }
@@ -31,6 +32,7 @@ type Deps struct {
 //	POST /Retention              Retention (timer invocation envelope)
 //	     /api/failures...        Failures (the support API)
 //	GET  /api/me                 Me (the support API: who is signed in)
+//	GET  /api/consumers          Consumers: each consumer's circuit breaker (failures API auth)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -50,6 +52,7 @@ func New(d Deps) http.Handler {
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
 	mux.Handle("/api/me", failures)
+	mux.Handle("/api/consumers", consumersAPI(d.Settings, d.Breakers))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

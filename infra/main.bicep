@@ -336,6 +336,16 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    displayName: 'dvrouter consumers (${baseName})'
+    appInsightsName: monitoring.outputs.appInsightsName
+    tags: allTags
+  }
+}
+
 output functionAppName string = functionApp.outputs.name
 output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/dataverse/webhook'
 output failuresApiUrl string = 'https://${functionApp.outputs.defaultHostName}/api/failures'

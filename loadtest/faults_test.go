@@ -42,15 +42,16 @@ import (
 // faultRoutes is which consumers each table's events must reach: one route per table, so the
 // expected pairs follow from the table alone, independently of dvrouter's matching. Email has
 // no route: its events must reach nobody.
+// Delta (randomFailer) fails 30% of its requests at random for the whole run.
 var faultRoutes = map[string][]string{
-	"account":     {"alpha", "bravo"},
+	"account":     {"alpha", "bravo", randomFailer},
 	"contact":     {"bravo", "charlie"},
-	"opportunity": {"alpha", "charlie"},
-	"lead":        {"alpha"},
+	"opportunity": {"alpha", "charlie", randomFailer},
+	"lead":        {"alpha", randomFailer},
 	"incident":    {"bravo"},
 }
 
-var faultConsumers = []string{"alpha", "bravo", "charlie"}
+var faultConsumers = []string{"alpha", "bravo", "charlie", randomFailer}
 
 const (
 	consumerTimeout = 300 * time.Millisecond
@@ -150,6 +151,7 @@ func newFaultSuite(t *testing.T, cfg suiteConfig, bin string, templates []*loadt
 		t.Cleanup(c.Close)
 		s.consumers[name] = c
 	}
+	s.consumers[randomFailer].SetFault(randomFailures)
 	routes := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte(s.routesFile()), 0o644); err != nil {
 		t.Fatal(err)
@@ -408,6 +410,7 @@ func (s *faultSuite) run(timeline []fault) {
 	}
 	r.took = time.Since(start)
 	s.report(r)
+	s.checkNeverOpened(randomFailer)
 }
 
 func (s *faultSuite) mode() string {
@@ -693,4 +696,55 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// randomFailer fails a share of its requests at random throughout the run, as a consumer with
+// a flaky dependency does. Its breaker must never open: retried, nearly every delivery
+// succeeds, and the breaker judges deliveries, not attempts.
+const randomFailer = "delta"
+
+var randomFailures = &loadtest.Fault{Status: http.StatusInternalServerError, Ratio: 0.3}
+
+// checkNeverOpened fails the run if consumer's breaker ever left closed: no state change in
+// dvrouter's log (kept across restarts) and none in the shared breaker table.
+func (s *faultSuite) checkNeverOpened(consumer string) {
+	t := s.t
+	logged, err := os.ReadFile(s.router.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := 0
+	for _, line := range strings.Split(string(logged), "\n") {
+		var l struct {
+			Msg      string `json:"message"`
+			Consumer string `json:"consumer"`
+			To       string `json:"to"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "breaker state changed" && l.Consumer == consumer {
+			changes++
+			t.Logf("  %s: %s", consumer, line)
+		}
+	}
+	var list struct {
+		Items []struct {
+			Consumer string `json:"consumer"`
+			State    string `json:"state"`
+			Opened   int64  `json:"opened"`
+			Shared   bool   `json:"shared"`
+		} `json:"items"`
+	}
+	s.callAPI(http.MethodGet, "/api/consumers", nil, &list)
+	for _, it := range list.Items {
+		if it.Consumer != consumer {
+			continue
+		}
+		t.Logf("  %s (%s throughout): breaker %s, opened %d times, %d state changes logged; %d requests answered",
+			consumer, randomFailures, it.State, it.Opened, changes, s.consumers[consumer].Requests())
+		if it.State != "closed" || it.Opened != 0 || changes != 0 {
+			t.Errorf("%s's breaker opened (state %s, opened %d, %d changes logged): a consumer failing %.0f%% at random must not be shut off",
+				consumer, it.State, it.Opened, changes, randomFailures.Ratio*100)
+		}
+		return
+	}
+	t.Errorf("GET /api/consumers does not list %s: %+v", consumer, list.Items)
 }

@@ -2,7 +2,10 @@
 //   - a delivery failure was recorded (dvrouter's structured log line "failure recorded");
 //   - messages were dead-lettered on the ingress queue (Service Bus metric);
 //   - a consumer's circuit breaker opened (log line "breaker state changed" with "to":"open");
-//   - function invocations failed (Application Insights requests and exceptions).
+//   - function invocations failed (Application Insights requests and exceptions);
+//   - failed deliveries could not be kept (the "consumer metrics" lines dvrouter writes once a
+//     minute per consumer, field notKept: the failure store refused them, so the events go back
+//     to Dataverse or Service Bus and come again).
 // dvrouter writes one JSON object per line to stdout; the Functions host forwards each line to
 // Application Insights as a trace whose message is that line, so the log alerts match on the
 // message text and read fields with parse_json when the line is JSON.
@@ -138,6 +141,61 @@ traces
 '''
           timeAggregation: 'Total'
           metricMeasureColumn: 'opened'
+          dimensions: [
+            {
+              name: 'consumer'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource failuresNotKept 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-failures-not-kept'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dvrouter: failed deliveries could not be kept'
+    description: 'Deliveries failed and the failure store did not take them: nothing is lost (the events were not acknowledged and come again), but until the store answers, Dataverse and Service Bus are retrying. Check the storage account and the breaker store log lines.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+traces
+| where message has "consumer metrics"
+| extend entry = parse_json(message)
+| where tostring(entry.message) == "consumer metrics"
+| extend consumer = tostring(entry.consumer), notKept = toint(entry.notKept)
+| summarize notKept = sum(notKept) by consumer
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'notKept'
           dimensions: [
             {
               name: 'consumer'

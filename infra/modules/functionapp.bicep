@@ -149,6 +149,11 @@ var appSettings = {
   DVROUTER_TABLES__tableServiceUri: 'https://${storageAccountName}.table.${storageSuffix}'
   DVROUTER_TABLES__clientId: identityClientId
   DVROUTER_FAILURES_TABLE: failuresTableName
+  // The consumers' circuit breakers, shared by every instance (created by dvrouter on first use).
+  DVROUTER_BREAKER_TABLE: 'ConsumerBreakers'
+  DVROUTER_BREAKER_SYNC: '1s'
+  // One "consumer metrics" line per consumer per interval: the workbook charts them.
+  DVROUTER_METRICS_INTERVAL: '1m'
   // Empty when dvrouter reads them from the vault itself (vaultSettings).
   DVROUTER_WEBHOOK_KEYS: requireWebhookHeaderKey && !secretsReadByApp ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${webhookKeysSecret})' : ''
   DVROUTER_ADMIN_KEYS: secretsReadByApp ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${adminKeysSecret})'

@@ -70,11 +70,13 @@ type Retry struct {
 }
 
 // Breaker is a consumer's circuit breaker policy.
+// It counts whole deliveries (after their retries), not attempts, over a rolling Window.
 type Breaker struct {
 	FailureRatio     float64       // default 0.5
-	MinRequests      uint32        // default 10
+	MinRequests      uint32        // deliveries in the window before the ratio counts; default 20
 	OpenFor          time.Duration // default 30s
 	HalfOpenRequests uint32        // default 1
+	Window           time.Duration // rolling window the ratio is measured over; default 30s
 }
 
 // Route is one route as written in the file; package route compiles it.

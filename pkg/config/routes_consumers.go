@@ -26,7 +26,7 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 		Format:         "row",
 		Timeout:        10 * time.Second,
 		Retry:          Retry{Attempts: 4, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
-		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 10, OpenFor: 30 * time.Second, HalfOpenRequests: 1},
+		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 20, OpenFor: 30 * time.Second, HalfOpenRequests: 1, Window: 30 * time.Second},
 		MaxConcurrency: 16,
 		CloudEvent:     CloudEvent{Mode: "structured", TypePrefix: DefaultCloudEventTypePrefix},
 		Method:         "POST",
@@ -224,7 +224,7 @@ func (l *loader) breaker(f field, b *Breaker) {
 	if !ok {
 		return
 	}
-	l.checkKeys(fs, []string{"failureRatio", "minRequests", "openFor", "halfOpenRequests"}, nil)
+	l.checkKeys(fs, []string{"failureRatio", "minRequests", "openFor", "halfOpenRequests", "window"}, nil)
 	for _, g := range fs {
 		switch g.key.Value {
 		case "failureRatio":
@@ -246,6 +246,11 @@ func (l *loader) breaker(f field, b *Breaker) {
 		case "halfOpenRequests":
 			if v, ok := l.integer(g, 1, 1<<31); ok {
 				b.HalfOpenRequests = uint32(v)
+			}
+		case "window":
+			// At least a second: the window is cut into buckets that age out one by one.
+			if d, ok := l.duration(g, time.Second); ok {
+				b.Window = d
 			}
 		}
 	}

@@ -99,7 +99,7 @@ routes:
 	wantErp := Consumer{
 		Name: "erp", Type: "http", Format: "row", Timeout: 10 * time.Second,
 		Retry:          Retry{Attempts: 4, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
-		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 10, OpenFor: 30 * time.Second, HalfOpenRequests: 1},
+		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 20, OpenFor: 30 * time.Second, HalfOpenRequests: 1, Window: 30 * time.Second},
 		MaxConcurrency: 16,
 		CloudEvent:     CloudEvent{Mode: "structured", TypePrefix: "com.microsoft.dataverse"},
 		URL:            "https://erp.example.com/hooks/dataverse", Method: "POST",
@@ -113,7 +113,7 @@ routes:
 	wantBus := Consumer{
 		Name: "bus", Type: "servicebus", Format: "cloudevent", Timeout: 5 * time.Second,
 		Retry:          Retry{Attempts: 2, InitialDelay: time.Second, MaxDelay: 30 * time.Second},
-		Breaker:        Breaker{FailureRatio: 0.25, MinRequests: 10, OpenFor: time.Minute, HalfOpenRequests: 1},
+		Breaker:        Breaker{FailureRatio: 0.25, MinRequests: 20, OpenFor: time.Minute, HalfOpenRequests: 1, Window: 30 * time.Second},
 		MaxConcurrency: 4, Method: "POST",
 		CloudEvent: CloudEvent{Mode: "binary", TypePrefix: "com.contoso.crm", Source: "https://contoso.crm.dynamics.com/"},
 		Connection: "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",

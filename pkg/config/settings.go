@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,16 @@ type Settings struct {
 	// ResolvedRetention is the same for replayed and discarded failures; it defaults to
 	// FailureRetention and may only be shorter.
 	ResolvedRetention time.Duration // DVROUTER_RESOLVED_RETENTION
+	// BreakerTable holds the consumers' circuit breakers, shared by every instance, in the
+	// failure store's account (DVROUTER_BREAKER_TABLE, default ConsumerBreakers); unused
+	// without Tables.
+	BreakerTable string
+	// BreakerSync is how often each instance merges its breaker counts into BreakerTable and
+	// reads the others' (DVROUTER_BREAKER_SYNC, default 1s).
+	BreakerSync time.Duration
+	// MetricsInterval is how often the per-consumer metrics line is logged
+	// (DVROUTER_METRICS_INTERVAL, default 1m).
+	MetricsInterval time.Duration
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -140,6 +151,9 @@ const (
 	EnvAppServiceAuth    = "DVROUTER_APPSERVICE_AUTH"
 	EnvFailureRetention  = "DVROUTER_FAILURE_RETENTION"
 	EnvResolvedRetention = "DVROUTER_RESOLVED_RETENTION"
+	EnvBreakerTable      = "DVROUTER_BREAKER_TABLE"
+	EnvBreakerSync       = "DVROUTER_BREAKER_SYNC"
+	EnvMetricsInterval   = "DVROUTER_METRICS_INTERVAL"
 )
 
 // DefaultFailureRetention is how long failures are kept when DVROUTER_FAILURE_RETENTION is unset.
@@ -173,6 +187,7 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 			ClientID:         strings.TrimSpace(getenv(EnvTablesClient)),
 			Table:            orDefault(getenv(EnvFailuresTable), "DeliveryFailures"),
 		},
+		BreakerTable: orDefault(getenv(EnvBreakerTable), "ConsumerBreakers"),
 	}
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("setting %s: "+format, append([]any{name}, args...)...))
@@ -202,6 +217,29 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 			bad(EnvDeliveryBudget, "%q must be a duration above 0 and at most 55s", v)
 		}
 		s.DeliveryBudget = d
+	}
+
+	s.BreakerSync = time.Second
+	if v := strings.TrimSpace(getenv(EnvBreakerSync)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 50*time.Millisecond || d > time.Minute {
+			bad(EnvBreakerSync, "%q must be a duration from 50ms to 1m", v)
+		}
+		s.BreakerSync = d
+	}
+	if !tableNameRE.MatchString(s.BreakerTable) {
+		bad(EnvBreakerTable, "%q must be 3 to 63 letters and digits, starting with a letter", s.BreakerTable)
+	} else if strings.EqualFold(s.BreakerTable, s.Tables.Table) {
+		bad(EnvBreakerTable, "%q is the failure table (%s): the breakers need a table of their own", s.BreakerTable, EnvFailuresTable)
+	}
+
+	s.MetricsInterval = time.Minute
+	if v := strings.TrimSpace(getenv(EnvMetricsInterval)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			bad(EnvMetricsInterval, "%q must be a duration from 100ms to 1h", v)
+		}
+		s.MetricsInterval = d
 	}
 
 	for _, k := range splitList(getenv(EnvWebhookKeys)) {
@@ -339,6 +377,10 @@ func ParseRetention(v string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// tableNameRE is Table Storage's rule for table names: 3 to 63 alphanumeric characters, not
+// starting with a digit (https://learn.microsoft.com/rest/api/storageservices/understanding-the-table-service-data-model#table-names).
+var tableNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{2,62}$`)
 
 // refuseUnresolved wraps getenv so that a Key Vault reference App Service could not resolve
 // (it then passes the reference text itself) is reported instead of being used as a value:

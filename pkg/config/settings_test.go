@@ -16,7 +16,8 @@ func TestLoadSettings_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Addr != "127.0.0.1:7071" || s.MaxBody != 1<<20 || s.Queue != "dataverse-events" ||
-		s.Tables.Table != "DeliveryFailures" || s.DeliveryBudget != 20*time.Second || s.Mode() != "direct" || s.UnderFunctionsHost {
+		s.Tables.Table != "DeliveryFailures" || s.DeliveryBudget != 20*time.Second || s.Mode() != "direct" || s.UnderFunctionsHost ||
+		s.BreakerTable != "ConsumerBreakers" || s.BreakerSync != time.Second || s.MetricsInterval != time.Minute {
 		t.Fatalf("defaults = %+v", s)
 	}
 }
@@ -101,6 +102,10 @@ func TestLoadSettings_ErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{EnvFailureRetention: "0d"}, EnvFailureRetention},
 		{map[string]string{EnvFailureRetention: "7d", EnvResolvedRetention: "14d"}, EnvResolvedRetention},
 		{map[string]string{EnvResolvedRetention: "0"}, EnvResolvedRetention},
+		{map[string]string{EnvBreakerTable: "9lives"}, EnvBreakerTable},
+		{map[string]string{EnvBreakerTable: "deliveryfailures"}, "a table of their own"},
+		{map[string]string{EnvBreakerSync: "1ms"}, EnvBreakerSync},
+		{map[string]string{EnvMetricsInterval: "often"}, EnvMetricsInterval},
 		{map[string]string{EnvWebhookKeys: "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/webhook-keys/)"}, "Key Vault reference was not resolved"},
 	}
 	for _, tt := range tests {

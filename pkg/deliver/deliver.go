@@ -1,7 +1,9 @@
 // Package deliver hands each routed event to its consumers: every consumer concurrently, each
-// attempt through that consumer's circuit breaker, concurrency limit, timeout and retry policy,
-// all inside one time budget per event; and it records every delivery that still fails with the
+// delivery through that consumer's circuit breaker (package breaker, which judges whole
+// deliveries) and each attempt through its concurrency limit, timeout and retry policy, all
+// inside one time budget per event; and it records every delivery that still fails with the
 // failure store before reporting the outcome, so nothing is acknowledged before it is durable.
+// It counts each consumer's deliveries and logs them once per interval (metrics.go).
 //
 // The destination kinds live in their own folders (httpdest, sbdest) behind dest.Publisher;
 // the whole delivery policy is stacked in one place, policy().
@@ -21,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
@@ -76,6 +79,12 @@ type Options struct {
 	Budget     time.Duration // all of one event's deliveries; 0 means DefaultBudget
 	Logger     zerolog.Logger
 	Credential azcore.TokenCredential // for servicebus `namespace:` consumers; nil: azidentity's default chain, built on first need
+	// Breakers shares the consumers' breakers with the other instances; nil: each breaker is
+	// this instance's own. The caller starts and closes it.
+	Breakers *breaker.Shared
+	// MetricsInterval is how often a "consumer metrics" line is logged per consumer that had
+	// deliveries; 0: never (Close still logs what was counted).
+	MetricsInterval time.Duration
 }
 
 // Deliverer delivers events to the configured consumers. It is safe for concurrent use.
@@ -85,13 +94,16 @@ type Deliverer struct {
 	budget    time.Duration
 	log       zerolog.Logger
 	client    *http.Client
+	names     []string // consumers in file order, for status and metrics
+	metrics   *metricsLoop
 }
 
 type consumer struct {
-	cfg  config.Consumer
-	pub  dest.Publisher
-	cb   *gobreaker.CircuitBreaker[struct{}]
-	send sendFunc
+	cfg   config.Consumer
+	pub   dest.Publisher
+	cb    *breaker.Breaker
+	send  sendFunc
+	stats stats
 }
 
 // kinds builds a consumer type's publisher: adding a destination kind is one folder and one
@@ -156,17 +168,25 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 			_ = d.Close(context.Background())
 			return nil, err
 		}
-		cb := gobreaker.NewCircuitBreaker[struct{}](breakerSettings(c.Name, c.Breaker, d.logStateChange))
+		cs := &consumer{cfg: c, pub: pub}
+		cs.cb = breaker.New(c.Name, c.Breaker, opts.Breakers, func(name string, from, to gobreaker.State) {
+			cs.stats.breakerChanges.Add(1)
+			d.logStateChange(name, from, to, opts.Breakers != nil)
+		})
 		slots := make(chan struct{}, max(c.MaxConcurrency, 1))
-		d.consumers[c.Name] = &consumer{cfg: c, pub: pub, cb: cb, send: policy(c, slots, cb, pub)}
+		cs.send = policy(c, slots, cs.cb, pub)
+		d.consumers[c.Name] = cs
+		d.names = append(d.names, c.Name)
 	}
+	d.metrics = startMetrics(d, opts.MetricsInterval)
 	return d, nil
 }
 
 // logStateChange writes the line the deployment's breaker alert looks for: keep the message and
-// field names.
-func (d *Deliverer) logStateChange(name string, from, to gobreaker.State) {
-	d.log.Warn().Str("consumer", name).Str("from", from.String()).Str("to", to.String()).Msg("breaker state changed")
+// field names. Only the instance that made a shared breaker's change logs it, so an alert
+// counts one line per change however many instances there are.
+func (d *Deliverer) logStateChange(name string, from, to gobreaker.State, shared bool) {
+	d.log.Warn().Str("consumer", name).Str("from", from.String()).Str("to", to.String()).Bool("shared", shared).Msg("breaker state changed")
 }
 
 // Deliver sends ev to every target concurrently, all within one budget, and records each failed
@@ -226,14 +246,27 @@ func (d *Deliverer) deadline(ctx context.Context) time.Time {
 	return end
 }
 
-// BreakerOpen reports whether the named consumer's breaker is open (refusing deliveries).
+// BreakerOpen reports whether the named consumer's breaker refuses deliveries now (open, or
+// half-open with another instance running the trials).
 func (d *Deliverer) BreakerOpen(consumer string) bool {
 	c, ok := d.consumers[consumer]
-	return ok && c.cb.State() == gobreaker.StateOpen
+	return ok && c.cb.Refusing()
 }
 
-// Close releases every consumer's connections.
+// Breakers reports every consumer's breaker, in the order of the route file.
+func (d *Deliverer) Breakers() []breaker.Status {
+	out := make([]breaker.Status, 0, len(d.names))
+	for _, name := range d.names {
+		out = append(out, d.consumers[name].cb.Status())
+	}
+	return out
+}
+
+// Close logs the metrics counted since the last line and releases every consumer's connections.
 func (d *Deliverer) Close(ctx context.Context) error {
+	if d.metrics != nil {
+		d.metrics.stop()
+	}
 	var errs []error
 	for name, c := range d.consumers {
 		if err := c.pub.Close(ctx); err != nil {
@@ -302,6 +335,7 @@ func (d *Deliverer) send(ctx context.Context, deadline time.Time, ev *dataverse.
 	start := time.Now()
 	dl := &delivery{msg: dest.Message{Event: ev, Route: t.Route, Body: p.body, ContentType: p.contentType, CloudEvent: p.ce}, deadline: deadline}
 	err := c.send(ctx, dl)
+	c.stats.count(err, dl.attempts, time.Since(start), errors.Is(err, errBreakerOpen) && dl.attempts == 0)
 	r.Attempts = dl.attempts
 	r.StatusCode = dest.StatusCode(err)
 	if err == nil {
@@ -351,6 +385,9 @@ func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) e
 		Payload:          ev.Raw,
 	}
 	saved, err := d.rec.Record(ctx, f)
+	if c, ok := d.consumers[r.Consumer]; ok {
+		c.stats.recorded(err == nil)
+	}
 	if err != nil {
 		d.log.Error().Str("eventId", ev.ID).Str("consumer", r.Consumer).Str("route", r.Route).
 			Str("kind", string(r.Kind)).Str("error", r.Error).AnErr("recordError", err).Msg("failure not recorded")

@@ -7,8 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-
+	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
 )
@@ -33,15 +32,16 @@ type sendFunc func(ctx context.Context, d *delivery) error
 
 type wrapper func(sendFunc) sendFunc
 
-// policy is a consumer's whole delivery policy, outermost first. Each attempt waits for a
-// free slot, passes the breaker, and gets its own timeout; retry decides whether there is
-// another attempt and when. Every layer gets the caller's context and the delivery, whose
-// deadline is the event's budget.
-func policy(c config.Consumer, slots chan struct{}, cb *gobreaker.CircuitBreaker[struct{}], pub dest.Publisher) sendFunc {
+// policy is a consumer's whole delivery policy, outermost first. The breaker judges whole
+// deliveries: it lets one through or refuses it, and counts how it ended after all its retries.
+// Each attempt waits for a free slot and gets its own timeout; retry decides whether there is
+// another attempt and when, and stops when the breaker opens meanwhile. Every layer gets the
+// caller's context and the delivery, whose deadline is the event's budget.
+func policy(c config.Consumer, slots chan struct{}, cb *breaker.Breaker, pub dest.Publisher) sendFunc {
 	return stack(publish(pub),
-		retry(c.Retry),     // attempts, backoff with full jitter, Retry-After, never past the budget
+		guard(cb),          // open => fail fast; counts the delivery's outcome, after retries
+		retry(c.Retry, cb), // attempts, backoff with full jitter, Retry-After, never past the budget
 		limit(slots),       // maxConcurrency: at most that many attempts in flight
-		breaker(cb),        // open => fail fast; every attempt counts
 		timeout(c.Timeout), // per attempt, and the budget
 	)
 }
@@ -63,14 +63,15 @@ func publish(pub dest.Publisher) sendFunc {
 // errBudget says the event's delivery budget ran out before the delivery could finish.
 var errBudget = errors.New("delivery budget exhausted")
 
-// errBreakerOpen says the consumer's breaker refused an attempt.
+// errBreakerOpen says the consumer's breaker refused the delivery, or a retry of it.
 var errBreakerOpen = errors.New("circuit breaker open")
 
 // retry makes up to p.Attempts attempts. It retries only what dest.Retryable allows; it waits
 // the consumer's Retry-After when there is one, else a random delay up to
 // InitialDelay*2^(retry-1) (full jitter), both capped at MaxDelay; it never starts a wait that
-// would end past the delivery's deadline (the event's budget): it fails with the last error.
-func retry(p config.Retry) wrapper {
+// would end past the delivery's deadline (the event's budget): it fails with the last error. It
+// makes no retry while cb refuses deliveries: other deliveries found the consumer down.
+func retry(p config.Retry, cb *breaker.Breaker) wrapper {
 	attempts := max(p.Attempts, 1)
 	return func(next sendFunc) sendFunc {
 		return func(ctx context.Context, d *delivery) error {
@@ -94,6 +95,9 @@ func retry(p config.Retry) wrapper {
 				if d.over(ctx) {
 					return fmt.Errorf("%w: %w", errBudget, err)
 				}
+				if cb.Refusing() {
+					return fmt.Errorf("%w before attempt %d: %w", errBreakerOpen, n+1, err)
+				}
 				wait := backoff(p, n, dest.RetryAfter(err))
 				if time.Until(d.deadline) <= wait {
 					return fmt.Errorf("%w before attempt %d (would wait %s): %w", errBudget, n+1, wait.Round(time.Millisecond), err)
@@ -101,6 +105,9 @@ func retry(p config.Retry) wrapper {
 				// The wait ends inside the budget (checked above): only the caller can cut it short.
 				if err := sleep(ctx, wait); err != nil {
 					return fmt.Errorf("%w: %w", errBudget, last)
+				}
+				if cb.Refusing() { // it may have opened during the wait
+					return fmt.Errorf("%w before attempt %d: %w", errBreakerOpen, n+1, err)
 				}
 			}
 		}
@@ -174,56 +181,35 @@ func waitSlot(ctx context.Context, slots chan struct{}, deadline time.Time) erro
 	return fmt.Errorf("%w waiting for one of %d delivery slots", errBudget, cap(slots))
 }
 
-// excluded wraps an error the breaker must not count: the attempt was cut short by the event's
-// budget (or the caller), which says nothing about the consumer.
-type excluded struct{ err error }
-
-func (e excluded) Error() string { return e.err.Error() }
-
-// breaker passes each attempt through cb. Only a retryable failure counts against the
-// consumer: a consumer that answers 4xx to a payload is up, it just refuses that payload.
-func breaker(cb *gobreaker.CircuitBreaker[struct{}]) wrapper {
+// guard asks cb before the delivery and tells it how the delivery ended.
+func guard(cb *breaker.Breaker) wrapper {
 	return func(next sendFunc) sendFunc {
 		return func(ctx context.Context, d *delivery) error {
-			_, err := cb.Execute(func() (struct{}, error) {
-				err := next(ctx, d)
-				if err != nil && d.over(ctx) {
-					return struct{}{}, excluded{err}
-				}
-				return struct{}{}, err
-			})
-			if ex, ok := err.(excluded); ok {
-				return fmt.Errorf("%w: %w", errBudget, ex.err)
-			}
-			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			done, err := cb.Allow()
+			if err != nil {
 				return fmt.Errorf("%w: %w", errBreakerOpen, err)
 			}
+			err = next(ctx, d)
+			done(outcome(ctx, d, err))
 			return err
 		}
 	}
 }
 
-// breakerSettings turns a consumer's breaker policy into gobreaker settings. The failure ratio
-// is measured over a rolling 60 s window (six 10 s buckets), counting finished attempts only.
-func breakerSettings(name string, p config.Breaker, onChange func(name string, from, to gobreaker.State)) gobreaker.Settings {
-	minRequests := max(p.MinRequests, 1)
-	return gobreaker.Settings{
-		Name:         name,
-		MaxRequests:  max(p.HalfOpenRequests, 1),
-		Interval:     60 * time.Second,
-		BucketPeriod: 10 * time.Second,
-		Timeout:      p.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			done := c.TotalSuccesses + c.TotalFailures
-			return done >= minRequests && float64(c.TotalFailures) >= p.FailureRatio*float64(done)
-		},
-		IsSuccessful: func(err error) bool { return err == nil || !dest.Retryable(err) },
-		IsExcluded: func(err error) bool {
-			_, ok := err.(excluded)
-			return ok
-		},
-		OnStateChange: onChange,
+// outcome is how the breaker counts a delivery that ended with err. Only a consumer that failed
+// every attempt it got, retryably, counts against it: one that answers 4xx to a payload is up,
+// it just refuses that payload. A delivery whose time ran out (the event's budget, the caller),
+// that never reached the consumer, or whose retries the breaker itself stopped says nothing new.
+func outcome(ctx context.Context, d *delivery, err error) breaker.Outcome {
+	switch {
+	case err == nil:
+		return breaker.Success
+	case d.attempts == 0 || d.over(ctx) || errors.Is(err, errBreakerOpen):
+		return breaker.Excluded
+	case dest.Retryable(err):
+		return breaker.Failure
 	}
+	return breaker.Success
 }
 
 // timeout bounds one attempt by the consumer's timeout (d; none when d <= 0) and by the event's

@@ -152,9 +152,9 @@ func (s *Store) purgeOrphanChunks(ctx context.Context, pk, filter string, res *P
 	sel := "PartitionKey,RowKey"
 	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
 	for pager.More() {
-		page, err := pager.NextPage(ctx)
+		page, err := boundCall(s, ctx, pager.NextPage)
 		if err != nil {
-			return fmt.Errorf("list chunks %s: %w", pk, storageError(err))
+			return fmt.Errorf("list chunks %s: %w", pk, err)
 		}
 		var rows []purgeRow
 		for _, raw := range page.Entities {
@@ -190,9 +190,9 @@ func (s *Store) purgeQuery(ctx context.Context, pk, filter string, now time.Time
 	top := int32(1000)
 	pager := s.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &purgeSelect, Top: &top})
 	for pager.More() {
-		page, err := pager.NextPage(ctx)
+		page, err := boundCall(s, ctx, pager.NextPage)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", pk, storageError(err))
+			return fmt.Errorf("list %s: %w", pk, err)
 		}
 		var rows []purgeRow
 		for _, raw := range page.Entities {
@@ -259,7 +259,9 @@ func (s *Store) deleteBatch(ctx context.Context, pk string, rows []purgeRow, res
 		etag := row.etag
 		actions = append(actions, deleteAction(pk, row.rk, &etag))
 	}
-	_, err := s.client.SubmitTransaction(ctx, actions, nil)
+	tctx, cancel := s.bound(ctx)
+	_, err := s.client.SubmitTransaction(tctx, actions, nil)
+	cancel()
 	if err == nil {
 		for _, row := range rows {
 			res.count(row)
@@ -271,6 +273,10 @@ func (s *Store) deleteBatch(ctx context.Context, pk string, rows []purgeRow, res
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if re := (*azcore.ResponseError)(nil); !errors.As(err, &re) {
+		// No answer (the store is down or hung): deleting one by one would only wait longer.
+		return fmt.Errorf("delete batch %s: %w", pk, callError(tctx, err))
 	}
 	// One row changed or vanished since it was listed (recorded again, replayed, or deleted by
 	// another run): the transaction is refused as a whole, so delete the rows one by one.
@@ -296,6 +302,8 @@ func (s *Store) deleteBatch(ctx context.Context, pk string, rows []purgeRow, res
 
 // deleteOne deletes one entity; one that is already gone counts as deleted.
 func (s *Store) deleteOne(ctx context.Context, pk, rk string, etag *azcore.ETag) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.client.DeleteEntity(ctx, pk, rk, &aztables.DeleteEntityOptions{IfMatch: etag})
 	if err == nil {
 		return nil
@@ -325,4 +333,16 @@ func (r *PurgeResult) count(row purgeRow) {
 // Consumers lists the consumers a purge removed failures of, in order.
 func (r PurgeResult) Consumers() []string {
 	return slices.Sorted(maps.Keys(r.ByConsumer))
+}
+
+// boundCall makes one call of the store under its call deadline (see Store.bound): a purge runs
+// for minutes, each of its calls for seconds at most.
+func boundCall[T any](s *Store, ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := call(ctx)
+	if err != nil {
+		return v, callError(ctx, storageError(err))
+	}
+	return v, nil
 }

@@ -96,6 +96,14 @@ const RESOURCE_MODELS = {
   'Microsoft.Authorization/roleAssignments': { pkg: '@azure/arm-authorization', model: 'RoleAssignmentCreateParameters', sdkApi: '2022-04-01' },
   'Microsoft.ManagedIdentity/userAssignedIdentities': { pkg: '@azure/arm-msi', model: 'Identity', sdkApi: '2024-11-30' },
   'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials': { pkg: '@azure/arm-msi', model: 'FederatedIdentityCredential', sdkApi: '2024-11-30' },
+  'Microsoft.Insights/workbooks': {
+    pkg: '@azure/arm-appinsights', model: 'Workbook', sdkApi: '2021-08-01',
+    // The SDK's Workbook drops the tracked-resource keys (its own properties.tags, a list of
+    // strings, shadows them), while the REST API and Bicep's type have both: location (required)
+    // and tags beside properties
+    // (https://learn.microsoft.com/azure/templates/microsoft.insights/2021-08-01/workbooks).
+    top: { location: { kind: 'string' }, tags: { kind: 'map', of: { kind: 'string' } } },
+  },
   'Microsoft.Insights/components': {
     pkg: '@azure/arm-appinsights', model: 'ApplicationInsightsComponent', sdkApi: '2018-05-01-preview',
     // @azure/arm-appinsights 4.0.0 models components at 2018-05-01-preview. What 2020-02-02
@@ -665,6 +673,10 @@ function checkObject(ctx, pkg, obj, model, path, resourceLevel = false, extra = 
       checkValue(ctx, pkg, value, describe(pkg, entry.type), here);
       continue;
     }
+    if (resourceLevel && extra?.top?.[key]) {
+      checkValue(ctx, pkg, value, extra.top[key], here);
+      continue;
+    }
     if (model.props?.has(key)) {
       report(ctx.file, keyNode, `${here}: belongs under properties (${path ? path + '.' : ''}properties.${key})`);
       continue;
@@ -779,7 +791,7 @@ function checkResource(ctx, decl) {
     report(ctx.file, typeNode, `${type}@${api}: ${spec.pkg} ${pkg.version} models ${spec.sdkApi}, an older version, and RESOURCE_MODELS lists no later keys`);
   }
   ctx.root = modelName;
-  checkObject(ctx, pkg, body, model, '', true, spec.newer);
+  checkObject(ctx, pkg, body, model, '', true, spec.top ? { ...(spec.newer ?? {}), top: spec.top } : spec.newer);
 }
 
 // checkSdkVersions confirms each sdkApi of RESOURCE_MODELS appears in its package's code, so

@@ -250,6 +250,20 @@ try {
   await page.click('#bulk-close');
   await page.waitForSelector('.empty');
 
+  step('bulk replay without a consumer or a time range asks for a tick first');
+  await page.goto(`${consoleURL}#/failures?status=pending`);
+  await page.waitForSelector('#failures tbody tr');
+  await page.click('#bulk-open');
+  await page.waitForSelector('dialog#bulk[open]');
+  await page.click('#bulk-dry');
+  await page.waitForSelector('#bulk-wide');
+  assert.equal(await page.$('#bulk-count'), null, 'no dry run without the tick');
+  await page.check('#bulk-all');
+  await page.click('#bulk-dry');
+  await page.waitForSelector('#bulk-count');
+  assert.match(await page.textContent('#bulk-count'), /pending failures would be replayed/);
+  await page.click('#bulk-close');
+
   step('bulk replay of a consumer that is still down: failures counted, the rest left pending');
   await page.goto(`${consoleURL}#/failures?consumer=ledger`);
   await waitRows(page, seeded.ledger);

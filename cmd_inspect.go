@@ -17,20 +17,25 @@ import (
 // enough that a wrong file cannot exhaust memory.
 const inspectMaxBody = 64 << 20
 
-// runInspect is `dvrouter inspect [--size-exceeded] [--content-type T] FILE|-`: it prints the
-// normalized event of one payload, in any of Dataverse's three message formats (JSON, text XML,
-// .NET binary XML; named by --content-type, else told from the first bytes), as a single JSON
-// object. The same context prints the same event whatever its format. Exit status: 0 printed,
-// 1 the input is not a valid event (one-line reason on stderr), 2 usage.
-func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// runInspect is `dvrouter inspect [--size-exceeded] [--content-type T] [--routes FILE] FILE|-`:
+// it prints the normalized event of one payload, in any of Dataverse's three message formats
+// (JSON, text XML, .NET binary XML; named by --content-type, else told from the first bytes), as
+// a single JSON object. The same context prints the same event whatever its format. With
+// --routes, the route file's `lookups:` hints are applied as serve applies them; the file is
+// loaded as `match` loads it (%SETTING% references from the environment). Exit status: 0
+// printed, 1 the input is not a valid event (one-line reason on stderr) or the route file is
+// invalid (its problems on stderr), 2 usage.
+func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizeExceeded := fs.Bool("size-exceeded", false,
 		"mark the event as sent with x-ms-dynamics-msg-size-exceeded")
 	contentType := fs.String("content-type", "",
 		"the payload's format: json, xml or msbin1, or a MIME type (application/json, application/xml, application/msbin1); default: told from its first bytes")
+	// No default from DVROUTER_ROUTES: inspect shows what the payload says unless asked for more.
+	routes := fs.String("routes", "", "a route file whose lookups: hints to apply, as serve does")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dvrouter inspect [--size-exceeded] [--content-type json|xml|msbin1] FILE|-")
+		fmt.Fprintln(stderr, "usage: dvrouter inspect [--size-exceeded] [--content-type json|xml|msbin1] [--routes FILE] FILE|-")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -54,13 +59,29 @@ func runInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		format = f
 	}
 
+	opts := dataverse.DecodeOptions{SizeExceeded: *sizeExceeded}
+	if *routes != "" {
+		rf, _, problems, err := loadRoutesForTool(*routes, getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "dvrouter inspect: %v\n", err)
+			return 1
+		}
+		if problems != nil {
+			for _, p := range problems {
+				fmt.Fprintln(stderr, p.String())
+			}
+			return 1
+		}
+		opts.Lookups = rf.Lookups
+	}
+
 	raw, err := readPayload(name, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter inspect: %v\n", err)
 		return 1
 	}
 
-	ev, err := dataverse.DecodeFormat(raw, format, dataverse.DecodeOptions{SizeExceeded: *sizeExceeded})
+	ev, err := dataverse.DecodeFormat(raw, format, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter inspect: %s: %s\n", name, oneLine(err.Error()))
 		return 1

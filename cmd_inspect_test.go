@@ -14,7 +14,7 @@ import (
 func inspect(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = runInspect(args, strings.NewReader(stdin), &out, &errOut)
+	code = runInspect(args, strings.NewReader(stdin), &out, &errOut, func(string) string { return "" })
 	return code, out.String(), errOut.String()
 }
 

@@ -162,7 +162,7 @@ func runMatch(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv f
 		fs.Usage()
 		return 2
 	}
-	_, set, problems, err := loadRoutesForTool(*path, getenv)
+	rf, set, problems, err := loadRoutesForTool(*path, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter match: %v\n", err)
 		return 1
@@ -181,7 +181,7 @@ func runMatch(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv f
 		return 1
 	}
 	// Any of the three Service Bus message formats, told from the first bytes, as inspect does.
-	ev, err := dataverse.DecodeBody(raw, "", dataverse.DecodeOptions{})
+	ev, err := dataverse.DecodeBody(raw, "", dataverse.DecodeOptions{Lookups: rf.Lookups})
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter match: %s: %s\n", name, oneLine(err.Error()))
 		return 1

@@ -39,7 +39,7 @@ const usage = `dvrouter routes Dataverse plugin events to consumers.
 
 Usage:
   dvrouter serve [--routes FILE]            run the service (what the Functions host starts)
-  dvrouter inspect [--size-exceeded] FILE|-   print the normalized event of a payload
+  dvrouter inspect [--routes FILE] FILE|-   print the normalized event of a payload
   dvrouter validate --routes FILE           check a route file
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow FLOW.json            turn a Power Automate flow's trigger into a route
@@ -60,7 +60,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	case "serve":
 		return runServe(args[1:], stdout, stderr, getenv)
 	case "inspect":
-		return runInspect(args[1:], stdin, stdout, stderr)
+		return runInspect(args[1:], stdin, stdout, stderr, getenv)
 	case "validate":
 		return runValidate(args[1:], stdout, stderr, getenv)
 	case "match":
@@ -327,7 +327,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	}
 	var replayer *failures.Replayer
 	if store != nil {
-		replayer = &failures.Replayer{Store: store, Sender: deliverer, Router: d, Budget: s.DeliveryBudget, Log: log}
+		replayer = &failures.Replayer{Store: store, Sender: deliverer, Router: d, Lookups: file.Lookups, Budget: s.DeliveryBudget, Log: log}
 	}
 	failuresAPI := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s, Replayer: replayer, Log: log})
 	var purger handlers.Purger
@@ -348,6 +348,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		Failures:   failuresAPI,
 		Breakers:   deliverer,
 		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
+		Lookups:    file.Lookups,
 		Log:        log,
 	})
 	return &app{handler: h, routes: routes.Len(), close: func(ctx context.Context) {

@@ -27,6 +27,7 @@ const envelopeFactor = 4
 type queueInvocation struct {
 	settings   *config.Settings
 	dispatcher Dispatcher
+	lookups    dataverse.Lookups
 	log        zerolog.Logger
 }
 
@@ -56,7 +57,7 @@ func (h *queueInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log = log.With().Str("messageId", msg.MessageID).Int("deliveryCount", msg.DeliveryCount).Str("bodyForm", msg.Form).Logger()
 
-	ev, err := decodeMessage(msg)
+	ev, err := decodeMessage(msg, h.lookups)
 	if err != nil {
 		// A message that can never be decoded is kept as poison and acknowledged; when it cannot
 		// be kept, the host abandons it and Service Bus keeps it (dead-lettering in the end).
@@ -85,12 +86,15 @@ func (h *queueInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // decodeMessage decodes a queued event in whichever of Dataverse's three message formats it came
 // (JSON, text XML, .NET binary XML): the message's ContentType says which, else its first bytes.
 // An error names the format and, for a malformed body, the byte offset.
-func decodeMessage(msg *customhandler.Message) (*dataverse.Event, error) {
+func decodeMessage(msg *customhandler.Message, lookups dataverse.Lookups) (*dataverse.Event, error) {
 	format, ok := dataverse.ParseFormat(msg.ContentType)
 	if !ok {
 		format = dataverse.Sniff(msg.Body)
 	}
-	ev, err := dataverse.DecodeFormat(msg.Body, format, dataverse.DecodeOptions{SizeExceeded: exceeded(msg.ApplicationProperties)})
+	ev, err := dataverse.DecodeFormat(msg.Body, format, dataverse.DecodeOptions{
+		SizeExceeded: exceeded(msg.ApplicationProperties),
+		Lookups:      lookups,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s body: %w", format, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/console"
+	"github.com/dvrouter/dvrouter/pkg/dataverse"
 )
 
 // Deps is what the handlers need from the rest of the program, wired in main.
@@ -19,7 +20,10 @@ type Deps struct {
 	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
 	Breakers   Breakers     // for GET /api/consumers; nil: no consumers
 	Health     Health
-	Log        zerolog.Logger
+	// Lookups are the route file's lookup hints, for decoding what the webhook and the queue
+	// receive (dataverse.DecodeOptions.Lookups).
+	Lookups dataverse.Lookups
+	Log     zerolog.Logger
 }
 
 // New returns the HTTP handler for every path the Functions host forwards or invokes:
@@ -40,8 +44,8 @@ func New(d Deps) http.Handler {
 	consoleFiles := newConsole(console.Files())
 	mux.Handle("/api/console", consoleFiles)
 	mux.Handle("/api/console/", consoleFiles)
-	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, log: d.Log})
-	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, log: d.Log})
+	mux.Handle("/api/dataverse/webhook", &webhook{settings: d.Settings, dispatcher: d.Dispatcher, queue: d.Queue, lookups: d.Lookups, log: d.Log})
+	mux.Handle("/DataverseQueue", &queueInvocation{settings: d.Settings, dispatcher: d.Dispatcher, lookups: d.Lookups, log: d.Log})
 	mux.Handle("/Retention", &retentionInvocation{settings: d.Settings, purger: d.Purger, log: d.Log})
 	failures := d.Failures
 	if failures == nil {

@@ -44,6 +44,7 @@ type webhook struct {
 	settings   *config.Settings
 	dispatcher Dispatcher
 	queue      Enqueuer // nil in direct mode
+	lookups    dataverse.Lookups
 	log        zerolog.Logger
 }
 
@@ -70,6 +71,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev, err := dataverse.DecodeWith(body, dataverse.DecodeOptions{
 		SizeExceeded:     r.Header.Get(headerSizeExceeded) != "",
 		OrganizationHost: r.Header.Get(headerOrganization),
+		Lookups:          h.lookups,
 	})
 	if err != nil {
 		status, msg := decodeStatus(err)

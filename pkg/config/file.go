@@ -14,7 +14,11 @@ type RouteFile struct {
 	Path      string
 	Consumers []Consumer
 	Routes    []Route
-	Warnings  []string // "FILE:LINE:COL: message" lines that do not stop start-up
+	// Lookups names, per table (logical name), the columns the file says are lookups: the
+	// decoder then writes a cleared one as the Web API does, "_x_value": null, though the
+	// context's null carries no type (see pkg/dataverse, "keys of row"). Nil when none.
+	Lookups  map[string][]string
+	Warnings []string // "FILE:LINE:COL: message" lines that do not stop start-up
 }
 
 // Consumer is one downstream consumer and its delivery policy.

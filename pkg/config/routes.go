@@ -276,7 +276,7 @@ func (l *loader) routeFile(root *yaml.Node) *RouteFile {
 			top = append(top, f)
 		}
 	}
-	l.checkKeys(top, []string{"consumers", "routes"}, nil)
+	l.checkKeys(top, []string{"consumers", "routes", "lookups"}, nil)
 	var consumersF, routesF *field
 	for i := range fs {
 		switch fs[i].key.Value {
@@ -284,6 +284,8 @@ func (l *loader) routeFile(root *yaml.Node) *RouteFile {
 			consumersF = &fs[i]
 		case "routes":
 			routesF = &fs[i]
+		case "lookups":
+			rf.Lookups = l.lookups(fs[i])
 		}
 	}
 

@@ -21,6 +21,10 @@ type DecodeOptions struct {
 	// header gives it. It becomes Event.OrganizationHost when it is a plausible host name
 	// (lower-cased); anything else is ignored, as the header is not authenticated.
 	OrganizationHost string
+	// Lookups names, per table, columns that are lookups though nothing in the body says so
+	// (the route file's `lookups:`): a Target that clears one gets "_x_value": null. See
+	// clearLookups.
+	Lookups Lookups
 }
 
 // Decode decodes a RemoteExecutionContext, as Dataverse POSTs it to a webhook or puts it on a
@@ -69,7 +73,7 @@ func decode(raw []byte, opts DecodeOptions) (*Event, error) {
 
 	d := decoders.Get().(*decoder)
 	d.start(s, base)
-	var c context
+	c := context{lookups: opts.Lookups}
 	err := d.top(&c)
 	if err == nil && d.shape != nil {
 		err = d.shape
@@ -178,6 +182,7 @@ type context struct {
 	outputID                                   string
 	pre, post                                  Row
 	preCount, postCount                        int
+	lookups                                    Lookups // DecodeOptions.Lookups
 }
 
 // inputsKept are the InputParameters the event is built from; the others are skipped unread.
@@ -621,7 +626,7 @@ func (c *context) buildRow(ev *Event) {
 			}
 		}
 		fill(row, set.attrs, set.fmts)
-		clearLookups(row, set.attrs, c.pre)
+		clearLookups(row, set.attrs, c.pre, c.lookups[table])
 	}
 	if c.moniker.k == kRef { // SetState, SetStateDynamicEntity
 		setWrapped(row, "statecode", &c.state)
@@ -659,11 +664,12 @@ func (c *context) buildRow(ev *Event) {
 
 // clearLookups gives a lookup the message clears its Web API shape, "_x_value": null. The
 // Target says only "x": null, with no type, so x is taken for a lookup when that is known: the
-// image under the row (or the pre-image) shows x as a lookup, or x is a lookup column every
-// table has (modifiedonbehalfby, ownerid, ...; see knownLookups). Otherwise the null stays as
-// "x": null, which is what a cleared column of any other type looks like. Without this the row
-// would carry a null "x" the Web API never returns, next to the old reference.
-func clearLookups(row Row, attrs []attr, pre Row) {
+// image under the row (or the pre-image) shows x as a lookup, x is a lookup column every table
+// has (modifiedonbehalfby, ownerid, ...; see knownLookups), or hinted (the table's columns in
+// DecodeOptions.Lookups) says so. Otherwise the null stays as "x": null, which is what a cleared
+// column of any other type looks like. Without this the row would carry a null "x" the Web API
+// never returns, next to the old reference.
+func clearLookups(row Row, attrs []attr, pre Row, hinted []string) {
 	var buf [128]byte
 	for i := range attrs {
 		a := &attrs[i]
@@ -673,7 +679,7 @@ func clearLookups(row Row, attrs []attr, pre Row) {
 		// The lookup by a []byte conversion does not allocate; most nulls are no lookups.
 		short := append(append(append(buf[:0], '_'), a.key...), "_value"...)
 		if _, ok := row[string(short)]; !ok {
-			if _, ok := pre[string(short)]; !ok && !isKnownLookup(a.key) {
+			if _, ok := pre[string(short)]; !ok && !isKnownLookup(a.key) && !slices.Contains(hinted, a.key) {
 				continue
 			}
 		}
@@ -681,6 +687,7 @@ func clearLookups(row Row, attrs []attr, pre Row) {
 		row[long[:len(short)]] = nil
 		delete(row, long)
 		delete(row, formattedKey(long[:len(short)]))
+		delete(row, formattedKey(a.key))
 		if k, ok := knownLookups[a.key]; ok {
 			delete(row, k.annotation)
 		}

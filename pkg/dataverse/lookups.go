@@ -62,3 +62,8 @@ func isKnownLookup(col string) bool {
 	_, ok := knownLookups[col]
 	return ok
 }
+
+// Lookups names, per table logical name, columns that are lookups, for the lookups nothing in a
+// body shows to be one: a custom lookup the Target clears and no image holds. The route file's
+// `lookups:` key fills it. Logical names are lower case, as the context carries them.
+type Lookups map[string][]string

@@ -103,6 +103,9 @@ type Replayer struct {
 	Store  *Store
 	Sender Sender // nil: delivery failures cannot be replayed
 	Router Router // nil: no route is known, so nothing can be replayed
+	// Lookups are the route file's lookup hints: a payload is decoded again for each replay,
+	// and must give the row it gives when it first arrives.
+	Lookups dataverse.Lookups
 	// Budget bounds one delivery, retries included; DefaultBudget when 0.
 	Budget time.Duration
 	// BulkTimeLimit bounds one ReplayMatching; DefaultBulkTimeLimit when 0.
@@ -200,7 +203,7 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 	var statusCode int
 	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
 	// or binary XML form (as versions before those formats were read did) decodes now.
-	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{OrganizationHost: f.OrganizationHost})
+	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{OrganizationHost: f.OrganizationHost, Lookups: r.Lookups})
 	switch {
 	case err != nil:
 		out.Result, out.Error = ResultFailed, fmt.Sprintf("payload does not decode: %v", err)

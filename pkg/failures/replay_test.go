@@ -2,6 +2,7 @@ package failures_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -167,6 +168,48 @@ func TestReplayer(t *testing.T) {
 			if got.Status != failures.StatusPending || got.Attempts != 4 {
 				t.Errorf("failure %s: status %s attempts %d, want pending with 4: a refused replay is no attempt", got.ID, got.Status, got.Attempts)
 			}
+		}
+	})
+
+	// The payload is decoded again on replay: the route file's lookups: hints must shape it as
+	// they shaped the first delivery.
+	t.Run("Replay_AppliesTheLookupHints", func(t *testing.T) {
+		fx := newReplayFixture(t, az, closedBreaker)
+		fx.replayer.Lookups = dataverse.Lookups{"contact": {"new_projectid"}}
+		const raw = `{"MessageName":"Update","PrimaryEntityName":"contact","PrimaryEntityId":"11111111-2222-4333-8444-555555555555",` +
+			`"InputParameters":[{"key":"Target","value":{"__type":"Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts",` +
+			`"Attributes":[{"key":"new_projectid","value":null}],"FormattedValues":[],` +
+			`"Id":"11111111-2222-4333-8444-555555555555","LogicalName":"contact"}}]}`
+		ev, err := dataverse.Decode([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := fx.store.Record(ctx, failures.Failure{
+			EventID: ev.ID, Consumer: "erp", Route: "contacts-to-erp", Table: "contact", Message: "Update",
+			Kind: failures.KindDelivery, Attempts: 1, OccurredAt: time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC),
+			LastError: "503", LastStatusCode: 503, Payload: []byte(raw),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := fx.replayer.Replay(ctx, f.ID, who); err != nil || out.Result != failures.ResultDelivered {
+			t.Fatalf("replay: %+v, %v", out, err)
+		}
+		reqs := fx.erp.Requests()
+		if len(reqs) != 1 {
+			t.Fatalf("consumer got %d requests, want 1", len(reqs))
+		}
+		var got struct {
+			Row map[string]any `json:"row"`
+		}
+		if err := json.Unmarshal(reqs[0].Body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := got.Row["_new_projectid_value"]; !ok || v != nil {
+			t.Errorf("row = %v, want _new_projectid_value: null", got.Row)
+		}
+		if _, ok := got.Row["new_projectid"]; ok {
+			t.Errorf("row = %v, want no new_projectid", got.Row)
 		}
 	})
 }

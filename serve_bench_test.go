@@ -4,14 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
-)
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
 )
 
 // bareServer is the baseline for start-up: the least a Go program can do to answer GET /.

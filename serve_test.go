@@ -34,32 +34,7 @@ import (
 // FUNCTIONS_CUSTOMHANDLER_PORT, probed with GET /, stopped with a signal.
 
 // buildBinary builds dvrouter once per test binary run.
-func buildBinary(tb testing.TB) string {
-	tb.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dvrouter-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "dvrouter")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = &buildError{out: string(out), err: err}
-		}
-	})
-	if binErr != nil {
-		tb.Fatalf("build dvrouter: %v", binErr)
-	}
-	return binPath
-}
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+func buildBinary(tb testing.TB) string { return testenv.BuildDvrouter(tb) }
 
 func freePort(tb testing.TB) string {
 	tb.Helper()

@@ -18,34 +18,8 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// buildDvrouter builds the dvrouter binary once per test binary run: the console is tested
-// as users get it, served by the real program.
-func buildDvrouter(tb testing.TB) string {
-	tb.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dvrouter-console-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "dvrouter")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if binErr != nil {
-		tb.Fatalf("build dvrouter: %v", binErr)
-	}
-	return binPath
-}
+// buildDvrouter builds the binary once: the program is tested as users get it.
+func buildDvrouter(tb testing.TB) string { return testenv.BuildDvrouter(tb) }
 
 // dvrouter is a running `dvrouter serve`.
 type dvrouter struct {

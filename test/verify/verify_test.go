@@ -18,39 +18,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dvrouter/dvrouter/internal/testenv"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func buildDvrouter(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dvrouter-verify")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "dvrouter")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("build dvrouter: %v", binErr)
-	}
-	return binPath
-}
+// buildDvrouter builds the binary once: the program is tested as users get it.
+func buildDvrouter(tb testing.TB) string { return testenv.BuildDvrouter(tb) }
 
 // node returns the node binary, failing the test when it or the two verifying packages are
 // missing.

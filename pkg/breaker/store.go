@@ -10,8 +10,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/dvrouter/dvrouter/pkg/tables"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -49,30 +50,10 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	opts := &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Retry: policy.RetryOptions{MaxRetries: 1, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond, TryTimeout: 5 * time.Second},
 	}}
-	var svc *aztables.ServiceClient
-	var err error
-	switch {
-	case cfg.ConnectionString != "":
-		svc, err = aztables.NewServiceClientFromConnectionString(cfg.ConnectionString, opts)
-		if err != nil {
-			// The SDK's message may quote the connection string; the key must not reach logs.
-			return nil, errors.New("breaker store: connection string is malformed")
-		}
-	case cfg.ServiceURI != "":
-		var cred azcore.TokenCredential
-		if cfg.ClientID != "" {
-			cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(cfg.ClientID)})
-		} else {
-			cred, err = azidentity.NewDefaultAzureCredential(nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("breaker store: credential: %w", err)
-		}
-		if svc, err = aztables.NewServiceClient(cfg.ServiceURI, cred, opts); err != nil {
-			return nil, fmt.Errorf("breaker store: %w", err)
-		}
-	default:
-		return nil, errors.New("breaker store: neither a connection string nor a service URI is set")
+	acct := tables.Account{ConnectionString: cfg.ConnectionString, ServiceURI: cfg.ServiceURI, ClientID: cfg.ClientID}
+	svc, err := acct.Service(opts)
+	if err != nil {
+		return nil, fmt.Errorf("breaker store: %w", err)
 	}
 	return &Store{client: svc.NewClient(cfg.Table), table: cfg.Table}, nil
 }

@@ -15,8 +15,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // DefaultTable is the table used when Config.Table is empty.
@@ -103,33 +104,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Retry:     retryOptions,
 		Transport: newHTTPClient(),
 	}}
-	var svc *aztables.ServiceClient
-	var err error
-	switch {
-	case cfg.ConnectionString != "":
-		svc, err = aztables.NewServiceClientFromConnectionString(cfg.ConnectionString, opts)
-		if err != nil {
-			// The SDK's message may quote the connection string; the key must not reach logs.
-			return nil, errors.New("open failure store: connection string is malformed")
-		}
-	case cfg.ServiceURI != "":
-		var cred azcore.TokenCredential
-		if cfg.ClientID != "" {
-			cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-				ID: azidentity.ClientID(cfg.ClientID),
-			})
-		} else {
-			cred, err = azidentity.NewDefaultAzureCredential(nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("open failure store: credential: %w", err)
-		}
-		svc, err = aztables.NewServiceClient(cfg.ServiceURI, cred, opts)
-		if err != nil {
-			return nil, fmt.Errorf("open failure store %s: %w", cfg.ServiceURI, err)
-		}
-	default:
-		return nil, errors.New("open failure store: neither a connection string nor a service URI is set")
+	acct := tables.Account{ConnectionString: cfg.ConnectionString, ServiceURI: cfg.ServiceURI, ClientID: cfg.ClientID}
+	svc, err := acct.Service(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open failure store: %w", err)
 	}
 	s := &Store{service: svc, table: table, client: svc.NewClient(table),
 		claimTTL: cmp.Or(max(cfg.ClaimTimeout, 0), DefaultClaimTimeout),

@@ -409,13 +409,17 @@ func (t *transcoder) grow(k int) {
 
 // jstr appends s as a JSON string (see appendJSONString).
 func (t *transcoder) jstr(s string) {
+	t.b1('"')
+	t.jstrBody(s)
+	t.b1('"')
+}
+
+// jstrBody appends s escaped as in a JSON string, without the quotes.
+func (t *transcoder) jstrBody(s string) {
 	if !needsEscape(s) {
-		t.b1('"')
 		t.bs(s)
-		t.b1('"')
 		return
 	}
-	t.b1('"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		for i+8 <= len(s) && stops8(load8(s, i)) == 0 {
@@ -431,7 +435,26 @@ func (t *transcoder) jstr(s string) {
 		}
 	}
 	t.bs(s[start:])
+}
+
+// typeTag appends appendTypeTag's string straight into the output: names and namespaces
+// seldom need escaping, and one object in three carries a "__type".
+func (t *transcoder) typeTag(local, ns string) {
 	t.b1('"')
+	t.jstrBody(local)
+	if rest, ok := strings.CutPrefix(ns, nsDataContract); ok {
+		t.bs(":#")
+		ns = rest
+	} else {
+		t.b1(':')
+	}
+	t.jstrBody(ns)
+	t.b1('"')
+}
+
+// guid appends a UuidText value as a JSON string: hex digits and dashes, nothing to escape.
+func (t *transcoder) guid(b *[16]byte) {
+	t.put(append(appendGUID(append(t.scratch[:0], '"'), b), '"'))
 }
 
 // needsEscape reports whether s holds a byte a JSON string must escape, eight bytes at a time
@@ -587,7 +610,7 @@ func (t *transcoder) object(typ *ty, tagged bool, typName, typNS string) error {
 	first := true
 	if tagged {
 		t.bs(`"__type":`)
-		t.put(appendTypeTag(t.scratch[:0], typName, typNS))
+		t.typeTag(typName, typNS)
 		first = false
 	}
 	for t.n.kind == xStart {
@@ -715,6 +738,8 @@ func (t *transcoder) natural(v *xtext) {
 		t.primitive(dateTimeT, v)
 	case tBytes:
 		t.primitive(bytesT, v)
+	case tUUID:
+		t.guid(&v.raw)
 	default:
 		t.jstr(textString(v))
 	}
@@ -724,6 +749,10 @@ func (t *transcoder) natural(v *xtext) {
 func (t *transcoder) primitive(typ *ty, v *xtext) {
 	if v.k == tStr && (typ.k == tyString || typ.k == tyGuid) {
 		t.jstr(v.s)
+		return
+	}
+	if v.k == tUUID && (typ.k == tyString || typ.k == tyGuid) {
+		t.guid(&v.raw)
 		return
 	}
 	switch typ.k {
@@ -736,8 +765,8 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 			t.put(strconv.AppendUint(t.scratch[:0], v.u, 10))
 			return
 		case tDecimal:
-			if s, ok := decimalText(&v.raw); ok {
-				t.bs(s)
+			if d, ok := appendDecimal(t.scratch[:0], &v.raw); ok {
+				t.put(d)
 				return
 			}
 		case tFloat, tDouble:
@@ -853,48 +882,64 @@ func textString(v *xtext) string {
 
 // guidText writes 16 bytes in .NET Guid order (the first three fields little-endian) as the
 // usual lowercase form.
-func guidText(b *[16]byte) string {
+func guidText(b *[16]byte) string { return string(appendGUID(nil, b)) }
+
+// appendGUID appends guidText's form of b.
+func appendGUID(out []byte, b *[16]byte) []byte {
 	const hex = "0123456789abcdef"
 	order := [16]int{3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15}
-	out := make([]byte, 0, 36)
 	for i, j := range order {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
 			out = append(out, '-')
 		}
 		out = append(out, hex[b[j]>>4], hex[b[j]&15])
 	}
-	return string(out)
+	return out
 }
 
 // decimalText writes a DECIMAL ([MS-OAUT] 2.2.26: wReserved, scale, sign, Hi32, Lo64, little-
 // endian) as .NET writes a decimal: every digit its scale keeps ("1.0000000000").
 func decimalText(b *[16]byte) (string, bool) {
+	d, ok := appendDecimal(nil, b)
+	return string(d), ok
+}
+
+// appendDecimal appends decimalText's form of b; a value that fits 64 bits (every real amount)
+// is formatted without allocating.
+func appendDecimal(out []byte, b *[16]byte) ([]byte, bool) {
 	scale := int(b[2])
 	if scale > 28 || (b[3] != 0 && b[3] != 0x80) {
-		return "", false
+		return out, false
 	}
 	hi := uint64(b[4]) | uint64(b[5])<<8 | uint64(b[6])<<16 | uint64(b[7])<<24
 	lo := le64(string(b[8:16]))
-	var digits string
+	var buf [40]byte // 2^96 has 29 digits
+	var digits []byte
 	if hi == 0 {
-		digits = strconv.FormatUint(lo, 10)
+		digits = strconv.AppendUint(buf[:0], lo, 10)
 	} else {
 		n := new(big.Int).SetUint64(hi)
 		n.Lsh(n, 64)
 		n.Or(n, new(big.Int).SetUint64(lo))
-		digits = n.String()
-	}
-	if len(digits) <= scale {
-		digits = strings.Repeat("0", scale-len(digits)+1) + digits
-	}
-	s := digits
-	if scale > 0 {
-		s = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+		digits = n.Append(buf[:0], 10)
 	}
 	if b[3] == 0x80 {
-		s = "-" + s
+		out = append(out, '-')
 	}
-	return s, true
+	if len(digits) <= scale {
+		// Leading zeros: one before the point, the rest after it.
+		out = append(out, '0', '.')
+		for k := len(digits); k < scale; k++ {
+			out = append(out, '0')
+		}
+		return append(out, digits...), true
+	}
+	out = append(out, digits[:len(digits)-scale]...)
+	if scale > 0 {
+		out = append(out, '.')
+		out = append(out, digits[len(digits)-scale:]...)
+	}
+	return out, true
 }
 
 // appendDotNetFloat writes a double as .NET's round-trip format does ("R", what

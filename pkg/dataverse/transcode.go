@@ -555,6 +555,12 @@ func (t *transcoder) element(decl *ty) error {
 		if typ.k == tyAny && decl.k != tyAny {
 			typ, tagged = decl, false
 		}
+		// Next most common: a leaf whose xsi:type names a primitive (an attribute's value).
+		if t.n.closed && t.n.hasText && !isNil && typ.k >= tyString && typ.k <= tyEnum {
+			t.n.kind, t.n.closed = xEnd, false
+			t.primitive(typ, &t.n.text)
+			return nil
+		}
 	}
 	txt, have, err := t.content()
 	if err != nil {

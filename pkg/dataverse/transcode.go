@@ -409,6 +409,17 @@ func (t *transcoder) grow(k int) {
 
 // jstr appends s as a JSON string (see appendJSONString).
 func (t *transcoder) jstr(s string) {
+	if !needsEscape(s) {
+		// Most strings: one check of the room left, not three.
+		if len(t.buf)-t.w < len(s)+2 {
+			t.grow(len(s) + 2)
+		}
+		t.buf[t.w] = '"'
+		w := t.w + 1 + copy(t.buf[t.w+1:], s)
+		t.buf[w] = '"'
+		t.w = w + 1
+		return
+	}
 	t.b1('"')
 	t.jstrBody(s)
 	t.b1('"')

@@ -273,21 +273,6 @@ func xsiType(local, ns string) (t *ty, tagged bool) {
 	return genericT, true
 }
 
-// appendTypeTag writes the "__type" value of an xsi:type, as DataContractJsonSerializer writes it.
-func appendTypeTag(b []byte, local, ns string) []byte {
-	b = appendJSONString(b, local)
-	b = b[:len(b)-1]
-	if rest, ok := strings.CutPrefix(ns, nsDataContract); ok {
-		b = append(b, ":#"...)
-		ns = rest
-	} else {
-		b = append(b, ':')
-	}
-	n := len(b)
-	b = appendJSONString(b, ns)
-	return append(b[:n], b[n+1:]...) // one string: drop the opening quote of the second part
-}
-
 // transcoder writes the JSON form of the XML read from src.
 type transcoder struct {
 	// scratch holds a number or a date while it is formatted, before put copies it into out.
@@ -448,8 +433,8 @@ func (t *transcoder) jstrBody(s string) {
 	t.bs(s[start:])
 }
 
-// typeTag appends appendTypeTag's string straight into the output: names and namespaces
-// seldom need escaping, and one object in three carries a "__type".
+// typeTag writes the "__type" value of an xsi:type as DataContractJsonSerializer writes it
+// ("Name:Namespace", a data contract namespace as "Name:#Rest"), straight into the output.
 func (t *transcoder) typeTag(local, ns string) {
 	t.b1('"')
 	t.jstrBody(local)
@@ -921,8 +906,8 @@ func decimalText(b *[16]byte) (string, bool) {
 	return string(d), ok
 }
 
-// appendDecimal appends decimalText's form of b; a value that fits 64 bits (every real amount)
-// is formatted without allocating.
+// appendDecimal appends decimalText's form of b; a value whose 96-bit integer fits in 64 bits is
+// formatted without allocating.
 func appendDecimal(out []byte, b *[16]byte) ([]byte, bool) {
 	scale := int(b[2])
 	if scale > 28 || (b[3] != 0 && b[3] != 0x80) {

@@ -693,22 +693,32 @@ func (t *transcoder) pairs(typ *ty) error {
 			t.b1('{')
 			ifirst := true
 			for t.n.kind == xStart {
-				if !ifirst {
-					t.b1(',')
-				}
-				ifirst = false
 				decl := anyT
-				switch t.n.name {
-				case "key":
+				// The usual item, key then value, in one write each with its punctuation.
+				switch {
+				case ifirst && t.n.name == "key":
 					decl = typ.key
 					t.bs(`"key":`)
-				case "value":
+				case !ifirst && t.n.name == "value":
 					decl = typ.elem
-					t.bs(`"value":`)
+					t.bs(`,"value":`)
 				default:
-					t.jstr(t.n.name)
-					t.b1(':')
+					if !ifirst {
+						t.b1(',')
+					}
+					switch t.n.name {
+					case "key":
+						decl = typ.key
+						t.bs(`"key":`)
+					case "value":
+						decl = typ.elem
+						t.bs(`"value":`)
+					default:
+						t.jstr(t.n.name)
+						t.b1(':')
+					}
 				}
+				ifirst = false
 				if err := t.element(decl); err != nil {
 					return err
 				}

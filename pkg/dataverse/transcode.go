@@ -273,21 +273,6 @@ func xsiType(local, ns string) (t *ty, tagged bool) {
 	return genericT, true
 }
 
-// appendTypeTag writes the "__type" value of an xsi:type, as DataContractJsonSerializer writes it.
-func appendTypeTag(b []byte, local, ns string) []byte {
-	b = appendJSONString(b, local)
-	b = b[:len(b)-1]
-	if rest, ok := strings.CutPrefix(ns, nsDataContract); ok {
-		b = append(b, ":#"...)
-		ns = rest
-	} else {
-		b = append(b, ':')
-	}
-	n := len(b)
-	b = appendJSONString(b, ns)
-	return append(b[:n], b[n+1:]...) // one string: drop the opening quote of the second part
-}
-
 // transcoder writes the JSON form of the XML read from src.
 type transcoder struct {
 	// scratch holds a number or a date while it is formatted, before put copies it into out.
@@ -410,12 +395,27 @@ func (t *transcoder) grow(k int) {
 // jstr appends s as a JSON string (see appendJSONString).
 func (t *transcoder) jstr(s string) {
 	if !needsEscape(s) {
-		t.b1('"')
-		t.bs(s)
-		t.b1('"')
+		// Most strings: one check of the room left, not three.
+		if len(t.buf)-t.w < len(s)+2 {
+			t.grow(len(s) + 2)
+		}
+		t.buf[t.w] = '"'
+		w := t.w + 1 + copy(t.buf[t.w+1:], s)
+		t.buf[w] = '"'
+		t.w = w + 1
 		return
 	}
 	t.b1('"')
+	t.jstrBody(s)
+	t.b1('"')
+}
+
+// jstrBody appends s escaped as in a JSON string, without the quotes.
+func (t *transcoder) jstrBody(s string) {
+	if !needsEscape(s) {
+		t.bs(s)
+		return
+	}
 	start := 0
 	for i := 0; i < len(s); i++ {
 		for i+8 <= len(s) && stops8(load8(s, i)) == 0 {
@@ -431,7 +431,26 @@ func (t *transcoder) jstr(s string) {
 		}
 	}
 	t.bs(s[start:])
+}
+
+// typeTag writes the "__type" value of an xsi:type as DataContractJsonSerializer writes it
+// ("Name:Namespace", a data contract namespace as "Name:#Rest"), straight into the output.
+func (t *transcoder) typeTag(local, ns string) {
 	t.b1('"')
+	t.jstrBody(local)
+	if rest, ok := strings.CutPrefix(ns, nsDataContract); ok {
+		t.bs(":#")
+		ns = rest
+	} else {
+		t.b1(':')
+	}
+	t.jstrBody(ns)
+	t.b1('"')
+}
+
+// guid appends a UuidText value as a JSON string: hex digits and dashes, nothing to escape.
+func (t *transcoder) guid(b *[16]byte) {
+	t.put(append(appendGUID(append(t.scratch[:0], '"'), b), '"'))
 }
 
 // needsEscape reports whether s holds a byte a JSON string must escape, eight bytes at a time
@@ -532,6 +551,12 @@ func (t *transcoder) element(decl *ty) error {
 		if typ.k == tyAny && decl.k != tyAny {
 			typ, tagged = decl, false
 		}
+		// Next most common: a leaf whose xsi:type names a primitive (an attribute's value).
+		if t.n.closed && t.n.hasText && !isNil && typ.k >= tyString && typ.k <= tyEnum {
+			t.n.kind, t.n.closed = xEnd, false
+			t.primitive(typ, &t.n.text)
+			return nil
+		}
 	}
 	txt, have, err := t.content()
 	if err != nil {
@@ -587,7 +612,7 @@ func (t *transcoder) object(typ *ty, tagged bool, typName, typNS string) error {
 	first := true
 	if tagged {
 		t.bs(`"__type":`)
-		t.put(appendTypeTag(t.scratch[:0], typName, typNS))
+		t.typeTag(typName, typNS)
 		first = false
 	}
 	for t.n.kind == xStart {
@@ -668,22 +693,32 @@ func (t *transcoder) pairs(typ *ty) error {
 			t.b1('{')
 			ifirst := true
 			for t.n.kind == xStart {
-				if !ifirst {
-					t.b1(',')
-				}
-				ifirst = false
 				decl := anyT
-				switch t.n.name {
-				case "key":
+				// The usual item, key then value, in one write each with its punctuation.
+				switch {
+				case ifirst && t.n.name == "key":
 					decl = typ.key
 					t.bs(`"key":`)
-				case "value":
+				case !ifirst && t.n.name == "value":
 					decl = typ.elem
-					t.bs(`"value":`)
+					t.bs(`,"value":`)
 				default:
-					t.jstr(t.n.name)
-					t.b1(':')
+					if !ifirst {
+						t.b1(',')
+					}
+					switch t.n.name {
+					case "key":
+						decl = typ.key
+						t.bs(`"key":`)
+					case "value":
+						decl = typ.elem
+						t.bs(`"value":`)
+					default:
+						t.jstr(t.n.name)
+						t.b1(':')
+					}
 				}
+				ifirst = false
 				if err := t.element(decl); err != nil {
 					return err
 				}
@@ -715,6 +750,8 @@ func (t *transcoder) natural(v *xtext) {
 		t.primitive(dateTimeT, v)
 	case tBytes:
 		t.primitive(bytesT, v)
+	case tUUID:
+		t.guid(&v.raw)
 	default:
 		t.jstr(textString(v))
 	}
@@ -724,6 +761,10 @@ func (t *transcoder) natural(v *xtext) {
 func (t *transcoder) primitive(typ *ty, v *xtext) {
 	if v.k == tStr && (typ.k == tyString || typ.k == tyGuid) {
 		t.jstr(v.s)
+		return
+	}
+	if v.k == tUUID && (typ.k == tyString || typ.k == tyGuid) {
+		t.guid(&v.raw)
 		return
 	}
 	switch typ.k {
@@ -736,8 +777,8 @@ func (t *transcoder) primitive(typ *ty, v *xtext) {
 			t.put(strconv.AppendUint(t.scratch[:0], v.u, 10))
 			return
 		case tDecimal:
-			if s, ok := decimalText(&v.raw); ok {
-				t.bs(s)
+			if d, ok := appendDecimal(t.scratch[:0], &v.raw); ok {
+				t.put(d)
 				return
 			}
 		case tFloat, tDouble:
@@ -853,48 +894,64 @@ func textString(v *xtext) string {
 
 // guidText writes 16 bytes in .NET Guid order (the first three fields little-endian) as the
 // usual lowercase form.
-func guidText(b *[16]byte) string {
+func guidText(b *[16]byte) string { return string(appendGUID(nil, b)) }
+
+// appendGUID appends guidText's form of b.
+func appendGUID(out []byte, b *[16]byte) []byte {
 	const hex = "0123456789abcdef"
 	order := [16]int{3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15}
-	out := make([]byte, 0, 36)
 	for i, j := range order {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
 			out = append(out, '-')
 		}
 		out = append(out, hex[b[j]>>4], hex[b[j]&15])
 	}
-	return string(out)
+	return out
 }
 
 // decimalText writes a DECIMAL ([MS-OAUT] 2.2.26: wReserved, scale, sign, Hi32, Lo64, little-
 // endian) as .NET writes a decimal: every digit its scale keeps ("1.0000000000").
 func decimalText(b *[16]byte) (string, bool) {
+	d, ok := appendDecimal(nil, b)
+	return string(d), ok
+}
+
+// appendDecimal appends decimalText's form of b; a value whose 96-bit integer fits in 64 bits is
+// formatted without allocating.
+func appendDecimal(out []byte, b *[16]byte) ([]byte, bool) {
 	scale := int(b[2])
 	if scale > 28 || (b[3] != 0 && b[3] != 0x80) {
-		return "", false
+		return out, false
 	}
 	hi := uint64(b[4]) | uint64(b[5])<<8 | uint64(b[6])<<16 | uint64(b[7])<<24
 	lo := le64(string(b[8:16]))
-	var digits string
+	var buf [40]byte // 2^96 has 29 digits
+	var digits []byte
 	if hi == 0 {
-		digits = strconv.FormatUint(lo, 10)
+		digits = strconv.AppendUint(buf[:0], lo, 10)
 	} else {
 		n := new(big.Int).SetUint64(hi)
 		n.Lsh(n, 64)
 		n.Or(n, new(big.Int).SetUint64(lo))
-		digits = n.String()
-	}
-	if len(digits) <= scale {
-		digits = strings.Repeat("0", scale-len(digits)+1) + digits
-	}
-	s := digits
-	if scale > 0 {
-		s = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+		digits = n.Append(buf[:0], 10)
 	}
 	if b[3] == 0x80 {
-		s = "-" + s
+		out = append(out, '-')
 	}
-	return s, true
+	if len(digits) <= scale {
+		// Leading zeros: one before the point, the rest after it.
+		out = append(out, '0', '.')
+		for k := len(digits); k < scale; k++ {
+			out = append(out, '0')
+		}
+		return append(out, digits...), true
+	}
+	out = append(out, digits[:len(digits)-scale]...)
+	if scale > 0 {
+		out = append(out, '.')
+		out = append(out, digits[len(digits)-scale:]...)
+	}
+	return out, true
 }
 
 // appendDotNetFloat writes a double as .NET's round-trip format does ("R", what

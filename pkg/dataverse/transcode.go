@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -1117,33 +1118,15 @@ func parseXSDDateTime(s string) (ms int64, offMin int, zone int, ok bool) {
 	return floorDiv(ticks, ticksPerMS), offMin, zone, true
 }
 
+// daysIn is the number of days in month m of year y (proleptic Gregorian): day 0 of the next
+// month is the last of this one.
 func daysIn(y, m int) int {
-	switch m {
-	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
+	return time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // daysFromCivil counts days from 1970-01-01 to y-m-d (proleptic Gregorian).
 func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
+	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }
 
 // xsdDateTime writes a binary DateTime as text XML would.

@@ -1,5 +1,7 @@
 package odata
 
+import "time"
+
 // parseDateTime parses an ISO 8601 date (YYYY-MM-DD, taken as midnight UTC) or date-time
 // (YYYY-MM-DDTHH:MM[:SS[.fraction]][Z|±HH:MM], no zone meaning UTC) into an instant: seconds
 // since the Unix epoch and nanoseconds. It is hand-written because time.Parse allocates for
@@ -84,32 +86,13 @@ func atoi(s string) int {
 	return n
 }
 
-func daysIn(year, month int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
+// daysIn is the number of days in month m of year y (proleptic Gregorian): day 0 of the next
+// month is the last of this one.
+func daysIn(y, m int) int {
+	return time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
-// daysFromCivil returns the number of days from 1970-01-01 to the given proleptic Gregorian date
-// (Howard Hinnant's algorithm).
+// daysFromCivil counts days from 1970-01-01 to y-m-d (proleptic Gregorian).
 func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
+	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }

@@ -17,9 +17,10 @@
 // assignment, so the value expressions are still checked in full; only the keyword is not.
 // Whether each assigned parameter exists in main.bicep is checked by infra_test.go.
 
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bicepFiles } from './bicep-files.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -49,17 +50,6 @@ function paramsAsVars(text) {
   return text.replace(/^([ \t]*)param(\s+[A-Za-z_][A-Za-z0-9_]*\s*=)/gm, '$1var  $2');
 }
 
-function collect(path, out) {
-  const st = statSync(path);
-  if (st.isDirectory()) {
-    for (const name of readdirSync(path).sort()) {
-      if (name === 'node_modules' || name.startsWith('.')) continue;
-      collect(join(path, name), out);
-    }
-  } else if (path.endsWith('.bicep') || path.endsWith('.bicepparam')) {
-    out.push(path);
-  }
-}
 
 // problems walks the tree and returns one entry per ERROR or MISSING node, outermost first;
 // children of an ERROR node are not reported again.
@@ -79,19 +69,7 @@ function problems(node, out = []) {
 }
 
 const args = process.argv.slice(2);
-const files = [];
-for (const a of args.length ? args : [here]) {
-  try {
-    collect(resolve(a), files);
-  } catch (err) {
-    console.error(`check-bicep: ${a}: ${err.message}`);
-    process.exit(2);
-  }
-}
-if (files.length === 0) {
-  console.error('check-bicep: no .bicep or .bicepparam files found');
-  process.exit(2);
-}
+const files = bicepFiles('check-bicep', args, here, ['.bicep', '.bicepparam']);
 
 let failed = 0;
 for (const file of files) {

@@ -29,6 +29,7 @@ import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { bicepFiles } from './bicep-files.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -819,31 +820,8 @@ const args = process.argv.slice(2);
 const showVerbose = args.includes('--verbose');
 const paths = args.filter((a) => a !== '--verbose');
 
-function collect(path, out) {
-  const st = statSync(path);
-  if (st.isDirectory()) {
-    for (const name of readdirSync(path).sort()) {
-      if (name === 'node_modules' || name.startsWith('.')) continue;
-      collect(join(path, name), out);
-    }
-  } else if (path.endsWith('.bicep')) {
-    out.push(path);
-  }
-}
 
-const bicepFiles = [];
-for (const a of paths.length ? paths : [here]) {
-  try {
-    collect(resolve(a), bicepFiles);
-  } catch (err) {
-    console.error(`check-models: ${a}: ${err.message}`);
-    process.exit(2);
-  }
-}
-if (bicepFiles.length === 0) {
-  console.error('check-models: no .bicep files found');
-  process.exit(2);
-}
+const targets = bicepFiles('check-models', paths, here, ['.bicep']);
 
 const grammar = join(root, 'node_modules', 'tree-sitter-bicep', 'tree-sitter-bicep.wasm');
 await Parser.init();
@@ -852,7 +830,7 @@ parser.setLanguage(await Language.load(grammar));
 
 const versionProblems = checkSdkVersions();
 let resources = 0;
-for (const file of bicepFiles) {
+for (const file of targets) {
   const text = readFileSync(file, 'utf8');
   const tree = parser.parse(text);
   const ctx = new FileContext(file, tree);
@@ -874,7 +852,7 @@ for (const p of versionProblems) console.log(p);
 findings.sort((a, b) => a.file.localeCompare(b.file) || a.row - b.row || a.col - b.col);
 for (const f of findings) console.log(`${relative(process.cwd(), f.file) || f.file}:${f.row + 1}:${f.col + 1}: ${f.message}`);
 if (findings.length || versionProblems.length) {
-  console.log(`check-models: ${findings.length} finding(s) in ${resources} resource(s) of ${bicepFiles.length} file(s)`);
+  console.log(`check-models: ${findings.length} finding(s) in ${resources} resource(s) of ${targets.length} file(s)`);
   process.exit(1);
 }
-console.log(`check-models: ${resources} resource(s) in ${bicepFiles.length} file(s) match the SDK models`);
+console.log(`check-models: ${resources} resource(s) in ${targets.length} file(s) match the SDK models`);

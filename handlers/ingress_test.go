@@ -23,7 +23,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
-// The ingress side of the custom-handler contract (FACTS.md section 4): the host's probe, the
+// The ingress side of the custom-handler contract (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers): the host's probe, the
 // forwarded webhook, the Service Bus invocation envelope, and every bad input each of them must
 // refuse with its status and a JSON error, while the server keeps serving.
 

@@ -106,7 +106,7 @@ func decodeMessage(msg *customhandler.Message, lookups dataverse.Lookups) (*data
 
 // exceeded reports whether the message's properties say its context parts were removed for size.
 // Our own enqueue sets "sizeExceeded"; Dataverse adds a property noting the size limit whose exact
-// name is not documented (FACTS.md section 3), so any property whose name says "exceeded" counts.
+// name is not documented, so any property whose name says "exceeded" counts.
 func exceeded(props map[string]any) bool {
 	for k, v := range props {
 		lk := strings.ToLower(k)

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// The roles the template must grant, each on the one resource that needs it (FACTS.md §4).
+// The roles the template must grant, each on the one resource that needs it (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var requiredRoles = map[string]string{
 	"Storage Blob Data Owner":         "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
 	"Storage Table Data Contributor":  "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
@@ -462,7 +462,7 @@ func TestFunctionApp_WorkerRuntimeOnlyOnElasticPremium(t *testing.T) {
 var paramDecl = regexp.MustCompile(`(?m)^param\s+(\w+)\s+[^\n=]+?(=)?[^\n=]*$`)
 
 // TestParamFiles_UseMainAndSetOnlyItsParameters: the bicepparam files are checked by meaning
-// here, since the grammar cannot check them (FACTS.md §7).
+// here, since the grammar cannot check them.
 func TestParamFiles_UseMainAndSetOnlyItsParameters(t *testing.T) {
 	main := read(t, "infra/main.bicep")
 	declared := map[string]bool{}

@@ -4,7 +4,8 @@
 #   <Function>/function.json for each functions/<Function>/function.json
 #   dvrouter               (static linux/amd64 binary, mode 0755)
 #   routes.yaml            (from $ROUTES)
-# That is the layout the Functions host expects of a custom handler (FACTS.md section 4).
+# That is the layout the Functions host expects of a custom handler
+# (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 #
 # Environment:
 #   VERSION  version stamped into the binary (main.version); default: git describe, else "dev"

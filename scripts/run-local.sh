@@ -20,7 +20,8 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/7072) 2>/dev/null; then
   go build -o .run/consumer ./examples/consumer
   .run/consumer -addr 127.0.0.1:7072 &
   pids+=($!)
-  echo "consumer: example consumer on http://127.0.0.1:7072/events (pid $!; kill it to see failures kept)"
+  echo $! >.run/consumer.pid
+  echo "consumer: example consumer on http://127.0.0.1:7072/events (pid $!, also in .run/consumer.pid; kill it to see failures kept)"
 fi
 
 export PORT

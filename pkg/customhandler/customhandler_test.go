@@ -13,7 +13,7 @@ import (
 
 const event = `{"MessageName":"Create","PrimaryEntityName":"contact","CorrelationId":"c0ffee00-0000-0000-0000-000000000001"}`
 
-// envelope builds the host's JSON the way FACTS.md section 4 describes it.
+// envelope builds the host's JSON as https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers describes it.
 func envelope(data string, metadata map[string]string) []byte {
 	meta := map[string]json.RawMessage{}
 	for k, v := range metadata {

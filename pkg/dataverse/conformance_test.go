@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// corpusDir holds real, public Dataverse payloads next to the repository (../shared/corpus/dataverse
-// from its root). They are read in place, never copied into the project.
+// corpusDir holds real, public Dataverse payloads next to the repository (shared/corpus/dataverse
+// beside its root), when present. They are read in place, never copied into the project.
 var corpusDir = filepath.Join("..", "..", "..", "shared", "corpus", "dataverse")
 
 // TestConformance_Corpus decodes every real payload and checks the invariants every normalized
@@ -119,7 +119,7 @@ func TestConformance_OwnPayloads(t *testing.T) {
 	}
 }
 
-// TestConformance_DocsSampleDates pins the offset rule of FACTS.md on the Microsoft Learn
+// TestConformance_DocsSampleDates pins the /Date()/ offset rule (the offset is informational; the milliseconds are UTC) on the Microsoft Learn
 // sample: OperationCreatedOn "/Date(1506409448000-0700)/" is one second after the Target's
 // modifiedon "/Date(1506384247000)/".
 func TestConformance_DocsSampleDates(t *testing.T) {

@@ -34,7 +34,7 @@ func mustDecode(t *testing.T, body string) *Event {
 	return ev
 }
 
-// TestDecode_ColumnForms checks each column form of FACTS.md section 1 against its Web API shape.
+// TestDecode_ColumnForms checks each column form of the RemoteExecutionContext against its Web API shape.
 func TestDecode_ColumnForms(t *testing.T) {
 	ref := func(ln, id, name string) string {
 		return `{"__type":"EntityReference` + ns + `,"Id":"` + id + `","KeyAttributes":[],"LogicalName":"` +

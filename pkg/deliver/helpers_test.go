@@ -21,7 +21,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
-// testEvent is an Update of a contact, written for these tests from the shapes in FACTS.md.
+// testEvent is an Update of a contact, written for these tests in the normalized event's shape.
 func testEvent() *dataverse.Event {
 	const recordID = "6d3b1f5e-2c4a-4e8b-9f10-0a1b2c3d4e5f"
 	raw := fmt.Appendf(nil, `{"CorrelationId":"9a8b7c6d-0000-4000-8000-000000000001","MessageName":"Update",`+

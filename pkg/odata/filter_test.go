@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// sampleRow is a row in Web API shape (FACTS.md section 8): columns by logical name, numbers as
+// sampleRow is a row in Web API shape (the Dataverse Web API's JSON): columns by logical name, numbers as
 // json.Number, lookups as _x_value, dates as ISO 8601 UTC.
 func sampleRow() map[string]any {
 	return map[string]any{

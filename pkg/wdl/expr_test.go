@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// sampleBody is a trigger body: the row in Web API shape (FACTS.md section 8).
+// sampleBody is a trigger body: the row in Web API shape (the Dataverse Web API's JSON).
 func sampleBody() map[string]any {
 	return map[string]any{
 		"name":                   "Contoso Ltd",

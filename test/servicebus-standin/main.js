@@ -4,8 +4,7 @@
 // Service Bus stand-in: a small AMQP 1.0 broker that the real azservicebus Go SDK can talk
 // to over plain TCP, so dvrouter's tests exercise the SDK over a real socket. The official
 // Service Bus emulator needs Docker, which the test machines do not have. What the SDK needs
-// from a broker is listed in the project's FACTS.md, section 6; README.md here says what
-// the stand-in does and does not do.
+// from a broker, and what the stand-in does and does not do, is in README.md here.
 //
 // It prints one JSON line on stdout once both ports listen: {"amqp":PORT,"http":PORT}.
 // The HTTP port is a side channel for tests: GET /messages?entity=NAME lists every message

@@ -238,3 +238,24 @@ func TestImportFlow_Usage(t *testing.T) {
 		}
 	}
 }
+
+func TestValidate_NoResolveChecksTheFileWithoutTheSettings(t *testing.T) {
+	path := writeRoutes(t, accountRoutes)
+	code, out, errOut := validate(t, envOf(nil), "--routes", path)
+	if code != 1 || !strings.Contains(errOut, "setting ERP_TOKEN is not set") {
+		t.Fatalf("without --no-resolve: exit %d, stderr %q; want 1 naming ERP_TOKEN", code, errOut)
+	}
+	code, out, errOut = validate(t, envOf(nil), "--no-resolve", "--routes", path)
+	if code != 0 {
+		t.Fatalf("--no-resolve: exit %d, stderr %q", code, errOut)
+	}
+	if want := path + ": valid: 1 consumer, 3 routes\n"; out != want {
+		t.Fatalf("stdout %q, want %q", out, want)
+	}
+
+	bad := writeRoutes(t, strings.Replace(accountRoutes, `filter: "revenue gt 1000000"`, `filter: "revenue gt"`, 1))
+	code, _, errOut = validate(t, envOf(nil), "--no-resolve", "--routes", bad)
+	if code != 1 || !strings.Contains(errOut, "filter:") || strings.Contains(errOut, "not set") {
+		t.Fatalf("--no-resolve on a bad filter: exit %d, stderr %q; want 1 with the filter error only", code, errOut)
+	}
+}

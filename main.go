@@ -40,9 +40,9 @@ const usage = `dvrouter routes Dataverse plugin events to consumers.
 Usage:
   dvrouter serve [--routes FILE]            run the service (what the Functions host starts)
   dvrouter inspect [--routes FILE] FILE|-   print the normalized event of a payload
-  dvrouter validate --routes FILE           check a route file
+  dvrouter validate [--no-resolve] --routes FILE   check a route file (--no-resolve: without the settings)
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
-  dvrouter import-flow FLOW.json            turn a Power Automate flow's trigger into a route
+  dvrouter import-flow --consumer NAME FLOW.json   turn a Power Automate flow's trigger into a route
   dvrouter failures list|show|replay|discard   work with kept failures (see --help)
   dvrouter version
 `
@@ -53,7 +53,12 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
-		// The Functions host passes host.json's arguments; with none, serving is what is wanted.
+		// host.json has the Functions host pass `serve`; a host whose arguments were lost is
+		// still recognized by the port it sets, and anyone else is shown the commands.
+		if getenv(config.EnvCustomHandlerPort) == "" {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
 		args = []string{"serve"}
 	}
 	switch args[0] {

@@ -80,6 +80,19 @@ func (p Pos) At(src string, off int) Pos {
 // getenv resolves `%SETTING%` references (os.LookupEnv has the right shape). On failure the error
 // is a *ValidationError listing every problem as FILE:LINE:COL: message.
 func LoadRoutes(path string, getenv func(string) (string, bool)) (*RouteFile, error) {
+	return loadRoutes(path, &loader{getenv: getenv})
+}
+
+// LoadRoutesUnresolved validates the route file at path as LoadRoutes does, but without the
+// settings: every `%SETTING%` reference is taken as set, and what can only be checked on a
+// setting's value (a connection string, a whole URL or namespace held in a setting) is not
+// checked. It is for CI, which has the file but not the secrets. The file it returns holds the
+// references unresolved, so it is for checking, never for delivering.
+func LoadRoutesUnresolved(path string) (*RouteFile, error) {
+	return loadRoutes(path, &loader{noResolve: true})
+}
+
+func loadRoutes(path string, l *loader) (*RouteFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read route file: %w", err)
@@ -93,13 +106,17 @@ func LoadRoutes(path string, getenv func(string) (string, bool)) (*RouteFile, er
 		return nil, &ValidationError{Problems: []Problem{{File: path, Pos: Pos{1, 1},
 			Msg: fmt.Sprintf("file is larger than %d bytes; a route file is hand-written configuration", maxRouteFileSize)}}}
 	}
-	return LoadRoutesBytes(path, data, getenv)
+	return l.load(path, data)
 }
 
 // LoadRoutesBytes is LoadRoutes for a file already read; name is used in messages and as Path.
 func LoadRoutesBytes(name string, data []byte, getenv func(string) (string, bool)) (*RouteFile, error) {
-	l := &loader{file: name, src: data, getenv: getenv, seen: map[Problem]bool{}}
-	if getenv == nil {
+	return (&loader{getenv: getenv}).load(name, data)
+}
+
+func (l *loader) load(name string, data []byte) (*RouteFile, error) {
+	l.file, l.src, l.seen = name, data, map[Problem]bool{}
+	if l.getenv == nil {
 		l.getenv = func(string) (string, bool) { return "", false }
 	}
 	root, ok := l.parse(data)
@@ -131,8 +148,10 @@ type loader struct {
 	file   string
 	src    []byte
 	getenv func(string) (string, bool)
-	errs   []Problem
-	warns  []Problem
+	// noResolve takes every %SETTING% as set (LoadRoutesUnresolved).
+	noResolve bool
+	errs      []Problem
+	warns     []Problem
 	// seen drops repeats: a YAML anchor used by several consumers would otherwise report the
 	// same problem at the same place once per use.
 	seen map[Problem]bool

@@ -317,6 +317,10 @@ func refName(s string) string {
 // resolve replaces every `%NAME%` in s with the setting's value. Missing or empty settings are
 // errors that name the setting; values are never echoed, they may be secrets.
 func (l *loader) resolve(f field, s string) (string, bool) {
+	if l.noResolve {
+		// A stand-in that keeps a URL or header built around the reference well formed.
+		return settingRef.ReplaceAllString(s, "setting"), true
+	}
 	ok := true
 	out := settingRef.ReplaceAllStringFunc(s, func(ref string) string {
 		name := ref[1 : len(ref)-1]
@@ -341,7 +345,20 @@ func (l *loader) secretRef(f field, what string) (string, bool) {
 		l.errorf(deref(f.val), "%s: must name an app setting holding %s, like %%%s%%; secrets never go in the route file", f.key.Value, what, suggestSetting(f.key.Value))
 		return "", false
 	}
+	if l.noResolve {
+		return "", false // the value's form is only known with the setting
+	}
 	return l.resolve(f, s)
+}
+
+// onlyInSetting reports whether, loading without settings, the whole of raw is one reference,
+// so that its form cannot be checked.
+func (l *loader) onlyInSetting(raw string) bool {
+	if !l.noResolve {
+		return false
+	}
+	m := settingRef.FindStringIndex(raw)
+	return m != nil && m[0] == 0 && m[1] == len(raw)
 }
 
 func suggestSetting(key string) string {
@@ -379,7 +396,7 @@ func (l *loader) consumerURL(f field, c *Consumer) {
 		}
 	}
 	s, ok := l.resolve(f, raw)
-	if !ok {
+	if !ok || l.onlyInSetting(raw) {
 		return
 	}
 	u, err := url.Parse(s)
@@ -454,7 +471,7 @@ func (l *loader) namespace(f field, c *Consumer) {
 		return
 	}
 	s, ok := l.resolve(f, raw)
-	if !ok {
+	if !ok || l.onlyInSetting(raw) {
 		return
 	}
 	if strings.Contains(s, "://") || strings.Contains(s, "/") {

@@ -685,3 +685,75 @@ func TestLoadRoutes_BlockScalarExpressionPositions(t *testing.T) {
 		}
 	}
 }
+
+// CI has the route file but not the secrets: without the settings, every reference counts as
+// set, and the rest of the file is still checked.
+func TestLoadRoutesUnresolved_ChecksAllButTheSettings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(src string) string {
+		path := filepath.Join(dir, "r.yaml")
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write(`consumers:
+  - name: erp
+    type: http
+    url: "%ERP_URL%"
+    headers: {Authorization: "Bearer %ERP_TOKEN%"}
+    signingSecret: "%ERP_SECRET%"
+  - name: crm
+    type: http
+    url: "https://%CRM_HOST%/hooks?code=%CRM_KEY%"
+  - name: bus
+    type: servicebus
+    connection: "%SB_CONN%"
+    queue: events
+  - name: bus2
+    type: servicebus
+    namespace: "%SB_NAMESPACE%"
+    queue: events
+routes:
+  - name: all
+    table: account
+    consumers: [erp, crm, bus, bus2]
+`)
+	if _, err := LoadRoutesUnresolved(good); err != nil {
+		t.Fatalf("LoadRoutesUnresolved: %v", err)
+	}
+	if _, err := LoadRoutes(good, func(string) (string, bool) { return "", false }); err == nil {
+		t.Fatal("LoadRoutes without the settings: want errors naming them")
+	}
+
+	bad := write(`consumers:
+  - name: erp
+    type: http
+    url: "https://%ERP_HOST%/hook"
+    headers: {Authorization: "Bearer literal-token"}
+    signingSecret: whsec_abc
+routes:
+  - name: all
+    table: account
+    stage: 30
+    consumers: [erp]
+`)
+	_, err := LoadRoutesUnresolved(bad)
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v, want a *ValidationError", err)
+	}
+	var msgs []string
+	for _, p := range ve.Problems {
+		msgs = append(msgs, p.Msg)
+	}
+	got := strings.Join(msgs, "\n")
+	for _, want := range []string{"headers.Authorization: holds a literal value", "signingSecret: must name an app setting", "stage: want 10, 20 or 40"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems %q: want one saying %q", got, want)
+		}
+	}
+	if strings.Contains(got, "is not set") {
+		t.Errorf("problems %q: no setting should be reported as not set", got)
+	}
+}

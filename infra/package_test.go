@@ -22,11 +22,26 @@ import (
 
 const fakeMain = `package main
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"strings"
+)
 
 var version = "unset"
 
-func main() { fmt.Println(version) }
+func main() {
+	// Stands in for dvrouter validate --no-resolve --routes FILE: a file saying "invalid" is.
+	if len(os.Args) == 5 && os.Args[1] == "validate" && os.Args[2] == "--no-resolve" && os.Args[3] == "--routes" {
+		data, err := os.ReadFile(os.Args[4])
+		if err != nil || strings.Contains(string(data), "invalid") {
+			fmt.Fprintln(os.Stderr, os.Args[4]+":1:1: invalid route file")
+			os.Exit(1)
+		}
+		return
+	}
+	fmt.Println(version)
+}
 `
 
 const fakeHost = `{
@@ -250,6 +265,11 @@ func TestPackage_Refuses(t *testing.T) {
 			want: "routes file nowhere/routes.yaml not found",
 		},
 		{
+			name:  "a routes file that does not validate",
+			files: map[string]string{"examples/routes.yaml": "routes: invalid\n"},
+			want:  "examples/routes.yaml:1:1: invalid route file",
+		},
+		{
 			name:  "a binary that does not build",
 			files: map[string]string{"main.go": "package main\n\nfunc main() { undefined() }\n"},
 			want:  "undefined",
@@ -303,4 +323,24 @@ func TestPackage_RealRepository(t *testing.T) {
 		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
 	}
 	checkZip(t, filepath.Join(outDir, "dvrouter.zip"), functions)
+
+	// A route file the service would refuse is refused here, with the validator's messages.
+	bad := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(bad, []byte("routes:\n  - name: r\n    table: account\n    consumers: [nobody]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badOut := t.TempDir()
+	cmd = exec.Command("bash", "scripts/package.sh")
+	cmd.Dir = r
+	cmd.Env = append(os.Environ(), "DIST="+badOut, "VERSION=test", "ROUTES="+bad)
+	out, err = cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("scripts/package.sh packaged an invalid routes file:\n%s", out)
+	}
+	if !strings.Contains(string(out), `unknown consumer "nobody"`) || !strings.Contains(string(out), "is invalid") {
+		t.Errorf("output lacks the validator's problem and the refusal:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(badOut, "dvrouter.zip")); err == nil {
+		t.Error("a refused package still left dvrouter.zip")
+	}
 }

@@ -3,7 +3,7 @@
 #   host.json              (its customHandler.description.defaultExecutablePath must be "dvrouter")
 #   <Function>/function.json for each functions/<Function>/function.json
 #   dvrouter               (static linux/amd64 binary, mode 0755)
-#   routes.yaml            (from $ROUTES)
+#   routes.yaml            (from $ROUTES, which must pass `dvrouter validate --no-resolve`)
 # That is the layout the Functions host expects of a custom handler
 # (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 #
@@ -98,7 +98,15 @@ PY
 
 packager check "$DIST" "$ROUTES"
 
-mkdir -p "$DIST/pkg"
+# The route file is checked as `dvrouter validate` checks it, with a binary for this machine,
+# before anything is built for Azure: a package never ships a file the service would refuse at
+# start-up. The settings it names are the app's, not this machine's, so they are not resolved.
+mkdir -p "$DIST/pkg" "$DIST/tool"
+go build -buildvcs=false -o "$DIST/tool/dvrouter" .
+if ! "$DIST/tool/dvrouter" validate --no-resolve --routes "$ROUTES"; then
+	fail "routes file $ROUTES is invalid (problems above); nothing was packaged"
+fi
+
 rm -f "$DIST/dvrouter.zip"
 echo "package: building dvrouter $VERSION for linux/amd64"
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -buildvcs=false -trimpath \

@@ -222,8 +222,8 @@ func runMatch(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv f
 }
 
 // runImportFlow is `dvrouter import-flow --consumer NAME [--name ROUTE] FLOW.json|-`: it prints
-// the route equivalent to a Power Automate flow's Dataverse trigger, with what has no
-// equivalent as notes on stderr (and as comments in the YAML). Exit 0 printed, 1 the file is
+// the route equivalent to a Power Automate flow's Dataverse trigger, with the trigger it read
+// and what has no equivalent as notes on stderr (and as comments in the YAML). Exit 0 printed, 1 the file is
 // not such a flow, 2 usage.
 func runImportFlow(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("import-flow", flag.ContinueOnError)
@@ -259,15 +259,16 @@ func runImportFlow(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	y, notes, err := route.ImportFlow(in, route.FlowOptions{Consumer: *consumer, Name: *name})
+	im, err := route.ImportFlowTrigger(in, route.FlowOptions{Consumer: *consumer, Name: *name})
 	if err != nil {
 		fmt.Fprintf(stderr, "dvrouter %v\n", err)
 		return 1
 	}
-	for _, n := range notes {
+	fmt.Fprintf(stderr, "read trigger %s\n", im.Trigger)
+	for _, n := range im.Notes {
 		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
-	if _, err := io.WriteString(stdout, y); err != nil {
+	if _, err := io.WriteString(stdout, im.YAML); err != nil {
 		fmt.Fprintf(stderr, "dvrouter import-flow: write: %v\n", err)
 		return 1
 	}

@@ -259,3 +259,16 @@ func TestValidate_NoResolveChecksTheFileWithoutTheSettings(t *testing.T) {
 		t.Fatalf("--no-resolve on a bad filter: exit %d, stderr %q; want 1 with the filter error only", code, errOut)
 	}
 }
+
+func TestImportFlow_SaysWhichTriggerItRead(t *testing.T) {
+	var out, errOut bytes.Buffer
+	flow := filepath.Join("pkg", "route", "testdata", "flow-package-definition.json")
+	if code := runImportFlow([]string{"--consumer", "erp", flow}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	first, _, _ := strings.Cut(errOut.String(), "\n")
+	if !strings.HasPrefix(first, "read trigger When_a_row_is_added,_modified_or_deleted (type OpenApiConnectionWebhook, operation SubscribeWebhookTrigger on ") ||
+		!strings.Contains(first, "shared_commondataserviceforapps") {
+		t.Errorf("stderr's first line %q: want the trigger read", first)
+	}
+}

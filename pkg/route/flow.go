@@ -43,31 +43,66 @@ var flowMessages = map[int][]string{
 // paste into a route file. Notes name every part of the flow that has no equivalent; nothing is
 // dropped without one.
 func ImportFlow(r io.Reader, opts FlowOptions) (yamlText string, notes []string, err error) {
+	im, err := ImportFlowTrigger(r, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	return im.YAML, im.Notes, nil
+}
+
+// ImportedFlow is a flow turned into a route, with the trigger it was read from.
+type ImportedFlow struct {
+	YAML    string
+	Notes   []string
+	Trigger FlowTrigger
+}
+
+// FlowTrigger is the Dataverse trigger a flow was read from, as the definition names it.
+type FlowTrigger struct {
+	Name       string // the trigger's key in the definition
+	Type       string // OpenApiConnectionWebhook, OpenApiConnectionTrigger, ApiConnectionWebhook...
+	Operation  string // SubscribeWebhookTrigger
+	Connection string // what named the Dataverse connector: apiId, connectionName or a reference
+}
+
+func (t FlowTrigger) String() string {
+	return fmt.Sprintf("%s (type %s, operation %s on %s)", t.Name, t.Type, t.Operation, t.Connection)
+}
+
+// ImportFlowTrigger is ImportFlow, also saying which trigger it read.
+func ImportFlowTrigger(r io.Reader, opts FlowOptions) (ImportedFlow, error) {
+	yamlText, notes, trig, err := importFlow(r, opts)
+	return ImportedFlow{YAML: yamlText, Notes: notes, Trigger: trig}, err
+}
+
+func importFlow(r io.Reader, opts FlowOptions) (yamlText string, notes []string, ft FlowTrigger, err error) {
+	fail := func(err error) (string, []string, FlowTrigger, error) { return "", nil, FlowTrigger{}, err }
 	if !nameRE.MatchString(opts.Consumer) {
-		return "", nil, fmt.Errorf("import flow: consumer %q: want the name of a consumer in your route file (letters, digits, '-')", opts.Consumer)
+		return fail(fmt.Errorf("import flow: consumer %q: want the name of a consumer in your route file (letters, digits, '-')", opts.Consumer))
 	}
 	if opts.Name != "" && !nameRE.MatchString(opts.Name) {
-		return "", nil, fmt.Errorf("import flow: route name %q: want 1 to 64 letters, digits or '-'", opts.Name)
+		return fail(fmt.Errorf("import flow: route name %q: want 1 to 64 letters, digits or '-'", opts.Name))
 	}
 	raw, err := io.ReadAll(io.LimitReader(r, maxFlowSize+1))
 	if err != nil {
-		return "", nil, fmt.Errorf("import flow: read: %w", err)
+		return fail(fmt.Errorf("import flow: read: %w", err))
 	}
 	if len(raw) > maxFlowSize {
-		return "", nil, fmt.Errorf("import flow: larger than %d bytes: not a flow definition", maxFlowSize)
+		return fail(fmt.Errorf("import flow: larger than %d bytes: not a flow definition", maxFlowSize))
 	}
 	def, displayName, refs, err := findDefinition(raw)
 	if err != nil {
-		return "", nil, err
+		return fail(err)
 	}
 	im := &flowImport{}
-	triggerName, trig, err := dataverseTrigger(def, refs)
+	ft, trig, err := dataverseTrigger(def, refs)
 	if err != nil {
-		return "", nil, err
+		return fail(err)
 	}
+	triggerName := ft.Name
 	route := im.route(trig)
 	if im.err != nil {
-		return "", nil, im.err
+		return fail(im.err)
 	}
 	if acts, ok := def["actions"].(map[string]any); ok && len(acts) > 0 {
 		im.note("the flow's %d actions are not imported: the consumer %q receives the event and does their work", len(acts), opts.Consumer)
@@ -91,7 +126,7 @@ func ImportFlow(r io.Reader, opts FlowOptions) (yamlText string, notes []string,
 		}
 	}
 	route.consumer = opts.Consumer
-	return route.yaml(displayName, triggerName, im.notes), im.notes, nil
+	return route.yaml(displayName, triggerName, im.notes), im.notes, ft, nil
 }
 
 // findDefinition unwraps the shapes an exported flow comes in down to its definition.
@@ -138,9 +173,12 @@ func findDefinition(raw []byte) (def map[string]any, displayName string, refs ma
 	return top, displayName, refs, nil
 }
 
-// dataverseTrigger finds the "When a row is added, modified or deleted" trigger: a webhook
-// trigger calling SubscribeWebhookTrigger on the Dataverse connector.
-func dataverseTrigger(def map[string]any, refs map[string]any) (string, map[string]any, error) {
+// dataverseTrigger finds the "When a row is added, modified or deleted" trigger: the operation
+// SubscribeWebhookTrigger of the Dataverse connector (shared_commondataserviceforapps), told by
+// its inputs.host. The trigger's type is not what decides: exports write it as
+// OpenApiConnectionWebhook, and other tools as OpenApiConnectionTrigger or, in the older Logic
+// Apps form, ApiConnectionWebhook.
+func dataverseTrigger(def map[string]any, refs map[string]any) (FlowTrigger, map[string]any, error) {
 	triggers := def["triggers"].(map[string]any)
 	var seen []string
 	for _, name := range sortedKeys(triggers) {
@@ -152,15 +190,18 @@ func dataverseTrigger(def map[string]any, refs map[string]any) (string, map[stri
 		inputs, _ := t["inputs"].(map[string]any)
 		host, _ := inputs["host"].(map[string]any)
 		op, _ := host["operationId"].(string)
-		if strings.EqualFold(typ, "OpenApiConnectionWebhook") && op == "SubscribeWebhookTrigger" && isDataverseHost(host, refs) {
-			return name, t, nil
+		if strings.EqualFold(op, "SubscribeWebhookTrigger") {
+			if conn, ok := dataverseHost(host, refs); ok {
+				return FlowTrigger{Name: name, Type: typ, Operation: op, Connection: conn}, t, nil
+			}
 		}
 		seen = append(seen, fmt.Sprintf("%s (%s %s)", name, typ, op))
 	}
-	return "", nil, fmt.Errorf("import flow: no Dataverse \"When a row is added, modified or deleted\" trigger (OpenApiConnectionWebhook, SubscribeWebhookTrigger on shared_commondataserviceforapps); the flow has: %s", strings.Join(seen, ", "))
+	return FlowTrigger{}, nil, fmt.Errorf("import flow: no Dataverse \"When a row is added, modified or deleted\" trigger (operation SubscribeWebhookTrigger on the connector shared_commondataserviceforapps); the flow has: %s", strings.Join(seen, ", "))
 }
 
-func isDataverseHost(host map[string]any, refs map[string]any) bool {
+// dataverseHost reports whether a trigger's host names the Dataverse connector, and by what.
+func dataverseHost(host map[string]any, refs map[string]any) (string, bool) {
 	const api = "shared_commondataserviceforapps"
 	var names []string
 	for _, k := range []string{"apiId", "connectionName", "connectionReferenceName"} {
@@ -178,21 +219,21 @@ func isDataverseHost(host map[string]any, refs map[string]any) bool {
 	}
 	for _, n := range names {
 		if strings.HasSuffix(n, "/"+api) || n == api || strings.HasPrefix(n, api+"_") || strings.Contains(n, "['"+api+"']") {
-			return true
+			return n, true
 		}
 		// A solution flow's connection reference may have any name: look up what it points at.
 		if ref, ok := refs[n].(map[string]any); ok {
 			if s, _ := ref["apiName"].(string); s == api {
-				return true
+				return n + " (" + api + ")", true
 			}
 			if a, ok := ref["api"].(map[string]any); ok {
 				if s, _ := a["name"].(string); s == api {
-					return true
+					return n + " (" + api + ")", true
 				}
 			}
 		}
 	}
-	return false
+	return "", false
 }
 
 type flowImport struct {

@@ -198,3 +198,44 @@ func TestSlug(t *testing.T) {
 		}
 	}
 }
+
+// The trigger is told by its connector and operation, whatever type the export gives it.
+func TestImportFlow_TriggerToldByConnectionAndOperationWhateverItsType(t *testing.T) {
+	hosts := map[string]string{
+		"connectionName": `{"connectionName": "shared_commondataserviceforapps", "operationId": "SubscribeWebhookTrigger"}`,
+		"apiId":          `{"apiId": "/providers/Microsoft.PowerApps/apis/shared_commondataserviceforapps", "operationId": "SubscribeWebhookTrigger"}`,
+		"local key":      `{"connectionName": "shared_commondataserviceforapps_1", "operationId": "SubscribeWebhookTrigger"}`,
+		"logic apps":     `{"connection": {"name": "@parameters('$connections')['shared_commondataserviceforapps']['connectionId']"}, "operationId": "SubscribeWebhookTrigger"}`,
+	}
+	for _, typ := range []string{"OpenApiConnectionWebhook", "OpenApiConnectionTrigger", "ApiConnectionWebhook"} {
+		for hostName, host := range hosts {
+			flow := `{"definition": {"triggers": {"When_a_row_is_added": {"type": "` + typ + `", "inputs": {"host": ` + host + `,
+				"parameters": {"subscriptionRequest/message": 1, "subscriptionRequest/entityname": "account", "subscriptionRequest/scope": 4}}}}}}`
+			im, err := ImportFlowTrigger(strings.NewReader(flow), FlowOptions{Consumer: "erp"})
+			if err != nil {
+				t.Errorf("%s, %s: %v", typ, hostName, err)
+				continue
+			}
+			if im.Trigger.Name != "When_a_row_is_added" || im.Trigger.Type != typ || im.Trigger.Operation != "SubscribeWebhookTrigger" ||
+				!strings.Contains(im.Trigger.Connection, "shared_commondataserviceforapps") {
+				t.Errorf("%s, %s: trigger %+v", typ, hostName, im.Trigger)
+			}
+			if len(im.Notes) != 0 {
+				t.Errorf("%s, %s: notes %q, want none", typ, hostName, im.Notes)
+			}
+			if got := loadImported(t, im.YAML).Routes()[0].Config.Messages; !reflect.DeepEqual(got, []string{"Create"}) {
+				t.Errorf("%s, %s: messages %v", typ, hostName, got)
+			}
+		}
+	}
+	// Another connector's webhook, or another Dataverse operation, is not the trigger.
+	for name, host := range map[string]string{
+		"another connector": `{"connectionName": "shared_sharepointonline", "operationId": "SubscribeWebhookTrigger"}`,
+		"another operation": `{"connectionName": "shared_commondataserviceforapps", "operationId": "SubscribeWebhookTriggerForActions"}`,
+	} {
+		flow := `{"definition": {"triggers": {"t": {"type": "OpenApiConnectionTrigger", "inputs": {"host": ` + host + `}}}}}`
+		if _, err := ImportFlowTrigger(strings.NewReader(flow), FlowOptions{Consumer: "erp"}); err == nil || !strings.Contains(err.Error(), "no Dataverse") {
+			t.Errorf("%s: error %v, want no Dataverse trigger", name, err)
+		}
+	}
+}

@@ -63,6 +63,15 @@ func encode(ev *dataverse.Event, c *config.Consumer, sel, excl []string) (p payl
 	return p
 }
 
+// Body is what consumer c receives for ev through a route with select sel and exclude excl: the
+// bytes and content type that delivery sends, from the same encoder. For a cloudevent consumer
+// in binary mode the attributes travel beside the body (headers or properties) and are not in
+// it. `dvrouter inspect --consumer` prints it.
+func Body(ev *dataverse.Event, c *config.Consumer, sel, excl []string) (body []byte, contentType string, err error) {
+	p := encode(ev, c, sel, excl)
+	return p.body, p.contentType, p.err
+}
+
 // cloudEvent is ev's CloudEvents context for a consumer with options o:
 //   - id: the event id (the same for every copy of one Dataverse event);
 //   - source: o.Source when set; else the environment as an absolute URI,

@@ -272,3 +272,35 @@ func TestImportFlow_SaysWhichTriggerItRead(t *testing.T) {
 		t.Errorf("stderr's first line %q: want the trigger read", first)
 	}
 }
+
+func TestMatch_ShowsTheValuesAFailedFilterOrConditionCompared(t *testing.T) {
+	path := writeRoutes(t, `consumers:
+  - {name: erp, type: http, url: "https://erp.example.com/hook"}
+routes:
+  - name: big
+    table: account
+    filter: "revenue gt 2000000 or name eq 'Contoso'"
+    consumers: [erp]
+  - name: named
+    table: account
+    conditions: ["@equals(triggerBody()?['name'], 'Contoso')"]
+    consumers: [erp]
+`)
+	code, out, errOut := match(t, "", envOf(nil), "--routes", path, filepath.Join("testdata", "events", "update-account-async-images.json"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	var got matchOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"filter: false: revenue gt 2000000: revenue is 1250000; name eq 'Contoso': name is 'Fabrikam'",
+		"conditions[0]: false: equals(triggerBody()?['name'], 'Contoso'): triggerBody()?['name'] is 'Fabrikam'",
+	}
+	for i, d := range got.Routes {
+		if d.Reason != want[i] {
+			t.Errorf("%s: reason %q, want %q", d.Name, d.Reason, want[i])
+		}
+	}
+}

@@ -27,6 +27,7 @@ type Filter struct {
 	src     string
 	root    node
 	columns []string
+	spans   map[node]span // for Explain
 }
 
 // Compile parses and compiles src. Errors are *Error values carrying the byte offset of the
@@ -49,7 +50,7 @@ func Compile(src string) (*Filter, error) {
 	if !root.st.boolish() {
 		return nil, &Error{Offset: 0, Msg: "a filter must be a boolean expression, for example name eq 'x'"}
 	}
-	return &Filter{src: src, root: root.n, columns: p.columns}, nil
+	return &Filter{src: src, root: root.n, columns: p.columns, spans: p.spans}, nil
 }
 
 // Match reports whether row satisfies the filter. A missing column is null; an expression that

@@ -34,9 +34,16 @@ type parser struct {
 	tok     token
 	depth   int
 	columns []string
+
+	// For Filter.Explain: end is where the last consumed token ends; refs every column
+	// reference so far, in order; spans the source text of each comparison.
+	end   int
+	refs  []string
+	spans map[node]span
 }
 
 func (p *parser) advance() error {
+	p.end = p.lx.pos
 	t, err := p.lx.next()
 	if err != nil {
 		return err
@@ -129,7 +136,22 @@ func (p *parser) needBool(t typed, off int, op string) error {
 
 var comparisonOps = map[string]cmpOp{"eq": opEq, "ne": opNe, "gt": opGt, "ge": opGe, "lt": opLt, "le": opLe}
 
+// parseComparison records the source of what it parsed, for Filter.Explain.
 func (p *parser) parseComparison() (typed, error) {
+	start, refs := p.tok.off, len(p.refs)
+	t, err := p.parseComparisonOps()
+	if err == nil && p.end > start {
+		if p.spans == nil {
+			p.spans = map[node]span{}
+		}
+		if _, seen := p.spans[t.n]; !seen {
+			p.spans[t.n] = span{src: p.lx.src[start:p.end], cols: slices.Compact(slices.Clone(p.refs[refs:]))}
+		}
+	}
+	return t, err
+}
+
+func (p *parser) parseComparisonOps() (typed, error) {
 	l, err := p.parseUnary()
 	if err != nil {
 		return typed{}, err
@@ -348,6 +370,7 @@ func (p *parser) parseIdent() (typed, error) {
 	if !slices.Contains(p.columns, t.text) {
 		p.columns = append(p.columns, t.text)
 	}
+	p.refs = append(p.refs, t.text)
 	return typed{n: &colNode{col: newColumn(t.text)}, st: sAny}, nil
 }
 

@@ -238,7 +238,19 @@ func (s *Set) Explain(ev *dataverse.Event) []Decision {
 	m := s.newMemo(nil, nil)
 	for _, r := range s.routes {
 		o := r.eval(ev, sc, &m)
-		out = append(out, Decision{Name: r.Name, Matched: o.test == passed, Reason: r.reason(ev, o)})
+		reason := r.reason(ev, o)
+		// A failed expression also says what it compared.
+		switch {
+		case o.test == failFilter:
+			if why := s.filters[r.filter].Explain(ev.Row); why != "" {
+				reason += ": " + why
+			}
+		case o.test == failCondition && o.err == nil:
+			if why := s.conds[r.conds[o.index]].Explain(&sc.env); why != "" {
+				reason += ": " + why
+			}
+		}
+		out = append(out, Decision{Name: r.Name, Matched: o.test == passed, Reason: reason})
 	}
 	return out
 }

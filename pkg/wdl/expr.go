@@ -72,19 +72,21 @@ func (env *Env) foldedName(lower string) (string, bool) {
 
 // Expr is a compiled expression. It is immutable and safe for concurrent use.
 type Expr struct {
-	src  string
-	root node
+	src   string
+	root  node
+	spans map[node]string // each node's source, for Explain
 }
 
 // Compile parses and compiles src, a JSON string value as it appears in a workflow definition:
 // "@expr" is an expression, "text @{expr} text" an interpolated string, "@@..." a literal string
 // starting with @, anything else a literal string. Errors are *Error values.
 func Compile(src string) (*Expr, error) {
-	root, err := compileValue(src)
+	spans := map[node]string{}
+	root, err := compileValue(src, spans)
 	if err != nil {
 		return nil, err
 	}
-	return &Expr{src: src, root: root}, nil
+	return &Expr{src: src, root: root, spans: spans}, nil
 }
 
 // String returns the source expression.

@@ -3,6 +3,7 @@ package wdl
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -13,14 +14,14 @@ type node interface {
 
 // compileValue compiles a whole JSON string value: an expression, an interpolated string or a
 // literal (see Compile).
-func compileValue(src string) (node, error) {
+func compileValue(src string, spans map[node]string) (node, error) {
 	switch {
 	case strings.HasPrefix(src, "@@"):
 		return &litNode{v: strV(src[1:])}, nil
 	case strings.HasPrefix(src, "@{"):
-		return compileTemplate(src)
+		return compileTemplate(src, spans)
 	case strings.HasPrefix(src, "@"):
-		p := &parser{src: src, pos: 1}
+		p := &parser{src: src, pos: 1, spans: spans}
 		n, err := p.parseExpr()
 		if err != nil {
 			return nil, err
@@ -31,13 +32,13 @@ func compileValue(src string) (node, error) {
 		}
 		return n, nil
 	case strings.Contains(src, "@{"):
-		return compileTemplate(src)
+		return compileTemplate(src, spans)
 	}
 	return &litNode{v: strV(src)}, nil
 }
 
 // compileTemplate compiles a string with "@{expr}" parts; "@@{" stands for a literal "@{".
-func compileTemplate(src string) (node, error) {
+func compileTemplate(src string, spans map[node]string) (node, error) {
 	var parts []node
 	var lit strings.Builder
 	flush := func() {
@@ -54,7 +55,7 @@ func compileTemplate(src string) (node, error) {
 		}
 		if strings.HasPrefix(src[i:], "@{") {
 			flush()
-			p := &parser{src: src, pos: i + 2}
+			p := &parser{src: src, pos: i + 2, spans: spans}
 			n, err := p.parseExpr()
 			if err != nil {
 				return nil, err
@@ -82,6 +83,8 @@ type parser struct {
 	pos   int
 	depth int
 	nodes int
+	// spans holds each compiled node's source text, for Expr.Explain; nil records nothing.
+	spans map[node]string
 }
 
 func (p *parser) errorf(off int, format string, args ...any) *Error {
@@ -159,7 +162,13 @@ func (p *parser) parseExpr() (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.postfix(n)
+	n, err = p.postfix(n)
+	if err == nil && p.spans != nil && reflect.TypeOf(n).Comparable() {
+		if _, seen := p.spans[n]; !seen {
+			p.spans[n] = strings.TrimSpace(p.src[start:p.pos])
+		}
+	}
+	return n, err
 }
 
 // postfix parses property and index selections: [k], ?[k], .name, ?.name.

@@ -304,3 +304,29 @@ routes:
 		}
 	}
 }
+
+func TestValidate_ReportsEveryErrorInAnExpression(t *testing.T) {
+	path := writeRoutes(t, `consumers:
+  - {name: erp, type: http, url: "https://erp.example.com/hook"}
+routes:
+  - name: r
+    table: account
+    filter: "statecode eq and frobnicate(name)"
+    conditions:
+      - "@and(frobnicate(1), greater(triggerBody()?['x']))"
+    consumers: [erp]
+`)
+	code, _, errOut := validate(t, envOf(nil), "--routes", path)
+	if code != 1 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	want := path + `:6:27: filter: expected a value, found the operator "and"
+` + path + `:6:31: filter: unknown or unsupported function frobnicate; supported: contains, startswith, endswith, tolower, toupper
+` + path + `:8:15: conditions[0]: unknown or unsupported function frobnicate(); see pkg/wdl/README.md for the supported list
+` + path + `:8:30: conditions[0]: greater() takes 2 argument(s), found 1
+` + path + `: 4 errors
+`
+	if errOut != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut, want)
+	}
+}

@@ -2,6 +2,7 @@ package odata
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +27,38 @@ func TestExplain_SaysWhichComparisonFailedAndWhatItCompared(t *testing.T) {
 		if got := f.Explain(row); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.filter, got, c.want)
 		}
+	}
+}
+
+func TestCheck_ReportsAnErrorInEachOperand(t *testing.T) {
+	cases := []struct {
+		src  string
+		want []string
+	}{
+		{"statecode eq and name eq 'x' or frobnicate(name)", []string{
+			`col 14: expected a value, found the operator "and"`,
+			"col 33: unknown or unsupported function frobnicate; supported: contains, startswith, endswith, tolower, toupper",
+		}},
+		{"a gt 1 and (b eq) or c eq 2 and d in (1, e)", []string{
+			"col 17: expected a value, found \")\"",
+			"col 42: the list after in holds literals only, found \"e\"",
+		}},
+		{"name eq 'open", []string{"col 9: unterminated string literal (a quote inside a string is written '')"}},
+	}
+	for _, c := range cases {
+		var got []string
+		for _, e := range Check(c.src) {
+			got = append(got, e.Error())
+		}
+		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s:\n got %q\nwant %q", c.src, got, c.want)
+		}
+		_, err := Compile(c.src)
+		if errs := Check(c.src); len(errs) == 0 || errs[0].Error() != err.Error() {
+			t.Errorf("%s: Check's first error is not Compile's (%v)", c.src, err)
+		}
+	}
+	if Check("a eq 1 and b eq 2") != nil {
+		t.Error("a valid filter has errors")
 	}
 }

@@ -33,12 +33,17 @@ type Filter struct {
 // Compile parses and compiles src. Errors are *Error values carrying the byte offset of the
 // offending token.
 func Compile(src string) (*Filter, error) {
-	p := &parser{lx: lexer{src: src}}
+	return compileRange(src, 0, len(src))
+}
+
+// compileRange compiles src[start:end] as a whole filter, with offsets into src.
+func compileRange(src string, start, end int) (*Filter, error) {
+	p := &parser{lx: lexer{src: src[:end], pos: start}}
 	if err := p.advance(); err != nil {
 		return nil, err
 	}
 	if p.tok.kind == tEOF {
-		return nil, &Error{Offset: 0, Msg: "empty filter"}
+		return nil, &Error{Offset: start, Msg: "empty filter"}
 	}
 	root, err := p.parseOr()
 	if err != nil {
@@ -48,7 +53,7 @@ func Compile(src string) (*Filter, error) {
 		return nil, p.errorf(p.tok.off, "unexpected %s after the end of the expression", p.tok.describe())
 	}
 	if !root.st.boolish() {
-		return nil, &Error{Offset: 0, Msg: "a filter must be a boolean expression, for example name eq 'x'"}
+		return nil, &Error{Offset: start, Msg: "a filter must be a boolean expression, for example name eq 'x'"}
 	}
 	return &Filter{src: src, root: root.n, columns: p.columns, spans: p.spans}, nil
 }

@@ -153,7 +153,14 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			if !seen {
 				fl, err := odata.Compile(cr.Filter)
 				if err != nil {
-					bad(cr.FilterPos, cr.Filter, "filter", err)
+					// Every error in the expression, not only the first.
+					errs := odata.Check(cr.Filter)
+					for _, e := range errs {
+						bad(cr.FilterPos, cr.Filter, "filter", e)
+					}
+					if len(errs) == 0 {
+						bad(cr.FilterPos, cr.Filter, "filter", err)
+					}
 				}
 				id = len(s.filters)
 				filterIDs[cr.Filter] = id
@@ -170,7 +177,13 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			if !seen {
 				e, err := wdl.Compile(src)
 				if err != nil {
-					bad(at, src, fmt.Sprintf("conditions[%d]", i), err)
+					errs := wdl.Check(src)
+					for _, we := range errs {
+						bad(at, src, fmt.Sprintf("conditions[%d]", i), we)
+					}
+					if len(errs) == 0 {
+						bad(at, src, fmt.Sprintf("conditions[%d]", i), err)
+					}
 				}
 				id = len(s.conds)
 				condIDs[src] = id

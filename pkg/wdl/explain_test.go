@@ -2,6 +2,7 @@ package wdl
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,37 @@ func TestExplain_SaysWhichCallFailedAndTheValuesItCompared(t *testing.T) {
 		}
 		if got := e.Explain(env); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.cond, got, c.want)
+		}
+	}
+}
+
+func TestCheck_ReportsEveryErrorWithItsPosition(t *testing.T) {
+	src := "@and(equals(triggerBody()?['x'], 1), frobnicate(2), greater(triggerBody()?['y']), contains('a', 'b'))"
+	errs := Check(src)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"col 38: unknown or unsupported function frobnicate(); see pkg/wdl/README.md for the supported list",
+		"col 53: greater() takes 2 argument(s), found 1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if Check("@equals(1, 1)") != nil {
+		t.Error("a valid expression has errors")
+	}
+	// An unclosed call is one error, not one per enclosing call.
+	if errs := Check("@and(equals(1, 1), not(equals(2, 2)"); len(errs) != 1 {
+		t.Errorf("unclosed: %v", errs)
+	}
+	// Every error Check reports, Compile's first among them.
+	for _, src := range []string{"@frobnicate(1)", "@equals(1", "@'open", "text @{equals(1,} more @{nope()}"} {
+		_, err := Compile(src)
+		errs := Check(src)
+		if len(errs) == 0 || errs[0].Error() != err.Error() {
+			t.Errorf("%s: Check %v, Compile %v", src, errs, err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ package wdl
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,12 +82,53 @@ type Expr struct {
 // "@expr" is an expression, "text @{expr} text" an interpolated string, "@@..." a literal string
 // starting with @, anything else a literal string. Errors are *Error values.
 func Compile(src string) (*Expr, error) {
-	spans := map[node]string{}
-	root, err := compileValue(src, spans)
+	c := &compiling{spans: map[node]string{}}
+	root, err := compileValue(src, c)
 	if err != nil {
 		return nil, err
 	}
-	return &Expr{src: src, root: root, spans: spans}, nil
+	return &Expr{src: src, root: root, spans: c.spans}, nil
+}
+
+// Check returns every syntax and compile error in src, in source order, where Compile stops at
+// the first: a function argument that does not parse is recorded and skipped, and the next one
+// is parsed. It returns nil when src compiles.
+func Check(src string) []*Error {
+	if _, err := Compile(src); err == nil {
+		return nil
+	}
+	c := &compiling{recover: true}
+	_, err := compileValue(src, c)
+	errs := c.errs
+	if e, ok := err.(*Error); ok {
+		errs = append(errs, e)
+	} else if err != nil {
+		errs = append(errs, &Error{Msg: err.Error()})
+	}
+	if len(errs) == 0 {
+		// Only the recovering pass accepted it (a skipped argument hid the error): report
+		// what Compile says.
+		_, err := Compile(src)
+		if e, ok := err.(*Error); ok {
+			return []*Error{e}
+		}
+		return []*Error{{Msg: err.Error()}}
+	}
+	return dedupeErrors(errs)
+}
+
+// dedupeErrors sorts errs by position and drops repeats at one position (an unclosed call is
+// reported by it and by each call around it).
+func dedupeErrors(errs []*Error) []*Error {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Offset < errs[j].Offset })
+	out := errs[:0]
+	for _, e := range errs {
+		if len(out) > 0 && out[len(out)-1].Offset == e.Offset {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // String returns the source expression.

@@ -14,14 +14,14 @@ type node interface {
 
 // compileValue compiles a whole JSON string value: an expression, an interpolated string or a
 // literal (see Compile).
-func compileValue(src string, spans map[node]string) (node, error) {
+func compileValue(src string, c *compiling) (node, error) {
 	switch {
 	case strings.HasPrefix(src, "@@"):
 		return &litNode{v: strV(src[1:])}, nil
 	case strings.HasPrefix(src, "@{"):
-		return compileTemplate(src, spans)
+		return compileTemplate(src, c)
 	case strings.HasPrefix(src, "@"):
-		p := &parser{src: src, pos: 1, spans: spans}
+		p := &parser{src: src, pos: 1, c: c}
 		n, err := p.parseExpr()
 		if err != nil {
 			return nil, err
@@ -32,13 +32,13 @@ func compileValue(src string, spans map[node]string) (node, error) {
 		}
 		return n, nil
 	case strings.Contains(src, "@{"):
-		return compileTemplate(src, spans)
+		return compileTemplate(src, c)
 	}
 	return &litNode{v: strV(src)}, nil
 }
 
 // compileTemplate compiles a string with "@{expr}" parts; "@@{" stands for a literal "@{".
-func compileTemplate(src string, spans map[node]string) (node, error) {
+func compileTemplate(src string, c *compiling) (node, error) {
 	var parts []node
 	var lit strings.Builder
 	flush := func() {
@@ -55,7 +55,7 @@ func compileTemplate(src string, spans map[node]string) (node, error) {
 		}
 		if strings.HasPrefix(src[i:], "@{") {
 			flush()
-			p := &parser{src: src, pos: i + 2, spans: spans}
+			p := &parser{src: src, pos: i + 2, c: c}
 			n, err := p.parseExpr()
 			if err != nil {
 				return nil, err
@@ -83,8 +83,17 @@ type parser struct {
 	pos   int
 	depth int
 	nodes int
-	// spans holds each compiled node's source text, for Expr.Explain; nil records nothing.
+	c     *compiling
+}
+
+// compiling is what the parsers of one expression share.
+type compiling struct {
+	// spans holds each compiled node's source text, for Expr.Explain.
 	spans map[node]string
+	// recover, for Check, makes a function call whose argument does not parse record the error
+	// in errs and go on with its next argument, so that one pass finds every error.
+	recover bool
+	errs    []*Error
 }
 
 func (p *parser) errorf(off int, format string, args ...any) *Error {
@@ -163,9 +172,9 @@ func (p *parser) parseExpr() (node, error) {
 		return nil, err
 	}
 	n, err = p.postfix(n)
-	if err == nil && p.spans != nil && reflect.TypeOf(n).Comparable() {
-		if _, seen := p.spans[n]; !seen {
-			p.spans[n] = strings.TrimSpace(p.src[start:p.pos])
+	if err == nil && p.c != nil && p.c.spans != nil && reflect.TypeOf(n).Comparable() {
+		if _, seen := p.c.spans[n]; !seen {
+			p.c.spans[n] = strings.TrimSpace(p.src[start:p.pos])
 		}
 	}
 	return n, err
@@ -351,7 +360,13 @@ func (p *parser) call(name string, off int) (node, error) {
 		offs = append(offs, p.pos)
 		a, err := p.parseExpr()
 		if err != nil {
-			return nil, err
+			e, ok := err.(*Error)
+			if p.c == nil || !p.c.recover || !ok {
+				return nil, err
+			}
+			p.c.errs = append(p.c.errs, e)
+			p.skipArgument()
+			a = badNode{}
 		}
 		args = append(args, a)
 		p.skipSpace()
@@ -384,6 +399,38 @@ func (p *parser) call(name string, off int) (node, error) {
 	}
 	return spec.build(spec.name, off, args), nil
 }
+
+// skipArgument moves past the rest of a function argument that did not parse: to the "," or
+// ")" that ends it, skipping quoted text and bracketed parts.
+func (p *parser) skipArgument() {
+	depth := 0
+	for p.pos < len(p.src) {
+		switch p.src[p.pos] {
+		case '\'':
+			for p.pos++; p.pos < len(p.src) && p.src[p.pos] != '\''; p.pos++ {
+			}
+		case '(', '[':
+			depth++
+		case ']':
+			depth--
+		case ')':
+			if depth == 0 {
+				return
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return
+			}
+		}
+		p.pos++
+	}
+}
+
+// badNode stands for an argument that did not parse, while Check looks for more errors.
+type badNode struct{}
+
+func (badNode) eval(*Env) (value, error) { return null, &Error{Msg: "invalid expression"} }
 
 func arityText(lo, hi int) string {
 	switch {

@@ -39,7 +39,7 @@ const usage = `dvrouter routes Dataverse plugin events to consumers.
 
 Usage:
   dvrouter serve [--routes FILE]            run the service (what the Functions host starts)
-  dvrouter inspect [--routes FILE] FILE|-   print the normalized event of a payload
+  dvrouter inspect [--routes FILE [--consumer NAME]] [--pretty] FILE|-   print the normalized event of a payload, or the body a consumer receives
   dvrouter validate [--no-resolve] --routes FILE   check a route file (--no-resolve: without the settings)
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow --consumer NAME FLOW.json   turn a Power Automate flow's trigger into a route

@@ -247,11 +247,18 @@ func (a *failuresAPI) show(w http.ResponseWriter, r *http.Request) {
 
 // shown is ev as support may see it: less the columns the failure's route excludes. When the
 // route is gone nobody can say which columns were personal, so the row and images are withheld.
+// ev is nil for a payload that no longer decodes: a non-empty note then withholds its text.
 func (a *failuresAPI) shown(f failures.Failure, ev *dataverse.Event) (*dataverse.Event, string) {
 	var sh failures.Shape
 	ok := false
 	if a.replayer.Router != nil {
 		sh, ok = a.replayer.Router.Shape(f.Route)
+	}
+	if ev == nil {
+		if !ok || len(sh.Exclude) > 0 {
+			return nil, "the payload text is not shown: it does not decode, so the columns the route excludes cannot be left out"
+		}
+		return nil, ""
 	}
 	if !ok {
 		out := *ev
@@ -283,8 +290,14 @@ func renderPayload(f failures.Failure, show func(failures.Failure, *dataverse.Ev
 				return s
 			}
 		}
-		// Not expected (it decoded when it was recorded), but the bytes must still be seen.
+		// Not expected (it decoded when it was recorded), but the bytes must still be seen,
+		// unless they hold columns the route excludes.
 		s.PayloadError = fmt.Sprintf("payload no longer decodes: %v", err)
+		if show != nil {
+			if _, s.PayloadNote = show(f, nil); s.PayloadNote != "" {
+				return s
+			}
+		}
 	}
 	if utf8.Valid(f.Payload) {
 		s.Payload, _ = json.Marshal(string(f.Payload))

@@ -404,6 +404,21 @@ func TestFailuresAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("Show_RouteGoneWithholdsTheRow", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(2), "erp", "route-since-removed", failures.KindDelivery)
+		var got struct {
+			Payload dataverse.Event `json:"payload"`
+			Note    string          `json:"payloadNote"`
+		}
+		if st := fx.call("GET", "/api/failures/"+f.ID, "", &got); st != 200 {
+			t.Fatalf("show: status %d", st)
+		}
+		if got.Payload.ID != f.EventID || got.Payload.Row != nil || !strings.Contains(got.Note, "route-since-removed") {
+			t.Errorf("show of a failure whose route is gone: row %v, note %q; want no row and a note naming the route", got.Payload.Row, got.Note)
+		}
+	})
+
 	t.Run("Show_UnknownOrMalformedIDIs404", func(t *testing.T) {
 		fx := newAPIFixture(t, az, fixtureOptions{})
 		f := fx.keep(contactEvent(1), "erp", "contacts-to-erp", failures.KindDelivery)

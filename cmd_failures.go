@@ -309,6 +309,9 @@ func (c *failuresCmd) show(id string) int {
 	if f.PayloadError != "" {
 		fmt.Fprintf(c.stdout, "(%s)\n", safeText(f.PayloadError, false))
 	}
+	if f.PayloadNote != "" {
+		fmt.Fprintf(c.stdout, "(%s)\n", safeText(f.PayloadNote, false))
+	}
 	fmt.Fprintln(c.stdout, payloadText(f.Payload, f.PayloadEncoding))
 	return 0
 }

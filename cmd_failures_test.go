@@ -59,7 +59,7 @@ func newCLIFixture(t *testing.T, az *testenv.Azurite, breaker config.Breaker) *c
 			Retry:   config.Retry{Attempts: 1, InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 			Breaker: breaker, URL: fx.erp.URL, Method: http.MethodPost,
 		}},
-		Routes: []config.Route{{Name: "contacts-to-erp", Table: "contact", Consumers: []string{"erp"}}},
+		Routes: []config.Route{{Name: "contacts-to-erp", Table: "contact", Consumers: []string{"erp"}, Exclude: []string{"emailaddress1"}}},
 	}
 	log := zerolog.Nop()
 	routes, err := route.Compile(file, route.Options{Logger: log})
@@ -89,7 +89,7 @@ func (fx *cliFixture) keep(i int, lastError string) failures.Failure {
 	raw := fmt.Appendf(nil, `{"BusinessUnitId":"7e2d4c19-3a1b-ef11-8409-000d3a1b2c3d","CorrelationId":"%[1]s","Depth":1,
 "InitiatingUserId":"9b3f1e77-3a1b-ef11-8409-000d3a1b2c3d","InputParameters":[{"key":"Target","value":{
 "__type":"Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts","Attributes":[{"key":"contactid","value":"%[1]s"},
-{"key":"firstname","value":"Ada%[2]d"}],"EntityState":null,"FormattedValues":[],"Id":"%[1]s","KeyAttributes":[],
+{"key":"firstname","value":"Ada%[2]d"},{"key":"emailaddress1","value":"ada%[2]d@example.com"}],"EntityState":null,"FormattedValues":[],"Id":"%[1]s","KeyAttributes":[],
 "LogicalName":"contact","RelatedEntities":[],"RowVersion":null}}],"IsExecutingOffline":false,"IsInTransaction":false,
 "IsOfflinePlayback":false,"IsolationMode":1,"MessageName":"Create","Mode":1,"OperationCreatedOn":"\/Date(%[3]d)\/",
 "OperationId":"%[1]s","OrganizationId":"4ef5b371-e89e-e711-8122-000d3aa2331c","OrganizationName":"contoso",
@@ -210,6 +210,13 @@ func TestFailuresCLI(t *testing.T) {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Errorf("show output lacks %s:\n%s", re, out)
 			}
+		}
+		if strings.Contains(out, "ada7@example.com") || !strings.Contains(out, "(columns the route excludes are not shown: emailaddress1)") {
+			t.Errorf("show must hide the column the route excludes and say so:\n%s", out)
+		}
+		// The stored payload, which a replay sends, stays exact.
+		if got, _, err := fx.store.Get(context.Background(), f.ID); err != nil || !strings.Contains(string(got.Payload), "ada7@example.com") {
+			t.Errorf("stored payload changed: %v", err)
 		}
 	})
 

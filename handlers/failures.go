@@ -18,6 +18,7 @@ import (
 
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
@@ -241,12 +242,39 @@ func (a *failuresAPI) show(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, renderPayload(f))
+	writeJSON(w, http.StatusOK, renderPayload(f, a.shown))
+}
+
+// shown is ev as support may see it: less the columns the failure's route excludes. When the
+// route is gone nobody can say which columns were personal, so the row and images are withheld.
+// ev is nil for a payload that no longer decodes: a non-empty note then withholds its text.
+func (a *failuresAPI) shown(f failures.Failure, ev *dataverse.Event) (*dataverse.Event, string) {
+	var sh failures.Shape
+	ok := false
+	if a.replayer.Router != nil {
+		sh, ok = a.replayer.Router.Shape(f.Route)
+	}
+	if ev == nil {
+		if !ok || len(sh.Exclude) > 0 {
+			return nil, "the payload text is not shown: it does not decode, so the columns the route excludes cannot be left out"
+		}
+		return nil, ""
+	}
+	if !ok {
+		out := *ev
+		out.Row, out.PreImage, out.PostImage, out.ChangedColumns = nil, nil, nil, nil
+		return &out, fmt.Sprintf("route %q is no longer configured: its row and images are not shown, since the columns it excludes are unknown", f.Route)
+	}
+	if len(sh.Exclude) == 0 {
+		return ev, ""
+	}
+	return deliver.WithoutExcluded(ev, sh.Exclude), "columns the route excludes are not shown: " + strings.Join(sh.Exclude, ", ")
 }
 
 // renderPayload shows a failure's payload: the normalized event, or the raw text of a poison
 // message (base64 when it is not UTF-8).
-func renderPayload(f failures.Failure) supportapi.ShownFailure {
+// show, when set, trims a decoded event to what support may see.
+func renderPayload(f failures.Failure, show func(failures.Failure, *dataverse.Event) (*dataverse.Event, string)) supportapi.ShownFailure {
 	s := supportapi.ShownFailure{Failure: wireFailure(f), Payload: json.RawMessage("null")}
 	if len(f.Payload) == 0 {
 		return s
@@ -254,13 +282,22 @@ func renderPayload(f failures.Failure) supportapi.ShownFailure {
 	if f.Kind != failures.KindPoison {
 		ev, err := dataverse.Decode(f.Payload)
 		if err == nil {
+			if show != nil {
+				ev, s.PayloadNote = show(f, ev)
+			}
 			if b, err := json.Marshal(ev); err == nil {
 				s.Payload = b
 				return s
 			}
 		}
-		// Not expected (it decoded when it was recorded), but the bytes must still be seen.
+		// Not expected (it decoded when it was recorded), but the bytes must still be seen,
+		// unless they hold columns the route excludes.
 		s.PayloadError = fmt.Sprintf("payload no longer decodes: %v", err)
+		if show != nil {
+			if _, s.PayloadNote = show(f, nil); s.PayloadNote != "" {
+				return s
+			}
+		}
 	}
 	if utf8.Valid(f.Payload) {
 		s.Payload, _ = json.Marshal(string(f.Payload))

@@ -385,15 +385,37 @@ func TestFailuresAPI(t *testing.T) {
 			Status   string          `json:"status"`
 			Attempts int             `json:"attempts"`
 			Payload  dataverse.Event `json:"payload"`
+			Note     string          `json:"payloadNote"`
 		}
 		if st := fx.call("GET", "/api/failures/"+f.ID, "", &got); st != 200 {
 			t.Fatalf("show: status %d", st)
+		}
+		if _, ok := got.Payload.Row["emailaddress1"]; ok {
+			t.Errorf("the route excludes emailaddress1 for erp, but show displays it")
+		}
+		if !strings.Contains(got.Note, "emailaddress1") {
+			t.Errorf("payloadNote %q does not say which columns are hidden", got.Note)
 		}
 		if got.ID != f.ID || got.Status != "pending" || got.Attempts != 4 {
 			t.Errorf("show: id %s status %s attempts %d", got.ID, got.Status, got.Attempts)
 		}
 		if got.Payload.ID != f.EventID || got.Payload.Table != "contact" || got.Payload.Row["firstname"] != "Ada1" {
 			t.Errorf("payload is not the normalized event: %+v", got.Payload)
+		}
+	})
+
+	t.Run("Show_RouteGoneWithholdsTheRow", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		f := fx.keep(contactEvent(2), "erp", "route-since-removed", failures.KindDelivery)
+		var got struct {
+			Payload dataverse.Event `json:"payload"`
+			Note    string          `json:"payloadNote"`
+		}
+		if st := fx.call("GET", "/api/failures/"+f.ID, "", &got); st != 200 {
+			t.Fatalf("show: status %d", st)
+		}
+		if got.Payload.ID != f.EventID || got.Payload.Row != nil || !strings.Contains(got.Note, "route-since-removed") {
+			t.Errorf("show of a failure whose route is gone: row %v, note %q; want no row and a note naming the route", got.Payload.Row, got.Note)
 		}
 	})
 
@@ -718,6 +740,41 @@ func TestFailuresAPI(t *testing.T) {
 		}
 		if after := fx.get(id).Attempts; after != before {
 			t.Errorf("attempts %d -> %d for a replay that was not tried", before, after)
+		}
+	})
+
+	t.Run("Replay_EventSentAgainAfterReplayStaysReplayed", func(t *testing.T) {
+		fx := newAPIFixture(t, az, fixtureOptions{})
+		fx.erp.Otherwise(testenv.ReplyStatus(503))
+		ctx := context.Background()
+		ev, err := dataverse.Decode(contactEvent(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := fx.dispatcher.Dispatch(ctx, ev)
+		if err != nil || len(res.Failed) != 1 {
+			t.Fatalf("dispatch while down: %+v %v", res, err)
+		}
+		fx.erp.Otherwise(testenv.Reply{})
+		var bulk bulkAnswer
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp"}`, &bulk); st != 200 || bulk.Delivered != 1 {
+			t.Fatalf("replay: status %d %+v", st, bulk)
+		}
+		// Dataverse sends the same event again (a webhook retry) and the consumer fails it.
+		fx.erp.Otherwise(testenv.ReplyStatus(503))
+		ev, _ = dataverse.Decode(contactEvent(1))
+		if res, err := fx.dispatcher.Dispatch(ctx, ev); err != nil || len(res.Failed) != 1 {
+			t.Fatalf("dispatch again: %+v %v", res, err)
+		}
+		var page struct {
+			Items []supportapi.Failure `json:"items"`
+		}
+		if st := fx.call("GET", "/api/failures?consumer=erp&status=", "", &page); st != 200 || len(page.Items) != 1 {
+			t.Fatalf("list: status %d, %d items", st, len(page.Items))
+		}
+		got := fx.get(page.Items[0].ID)
+		if got.Status != failures.StatusReplayed || got.Attempts < 2 {
+			t.Errorf("after the event came again: status %s attempts %d, want replayed with the new attempt counted", got.Status, got.Attempts)
 		}
 	})
 

@@ -50,8 +50,10 @@
 // Record first tries one insert (the common case: the first failure of an (event, consumer)).
 // When the entity exists it reads the non-payload columns and merges with If-Match, retrying on
 // a lost race: attempts grow by the new attempts, lastError, lastStatusCode and lastFailedAt are
-// the new ones, and a failure that had been replayed or discarded goes back to pending (it failed
-// again, so someone should look at it). One being replayed right now keeps status replaying. The
+// the new ones, and a failure that had been discarded goes back to pending (it failed again, so
+// someone should look at it). One that had been replayed stays replayed: the consumer has had
+// this very event (same id) from the replay, so Dataverse sending it again adds an attempt and a
+// history line, not work for support. One being replayed right now keeps status replaying. The
 // payload is written once, with the first failure: the same event has the same payload.
 //
 // # Status changes
@@ -63,8 +65,8 @@
 // breaker refused it untried) with the ETag Claim returned: of two
 // concurrent replays exactly one Claim succeeds. A claim older than Config.ClaimTimeout (default
 // 5 minutes) counts as abandoned (the replaying process died) and can be claimed again. A
-// pending or discarded failure can be claimed; a replayed one cannot (it was delivered; if it
-// fails again, Record makes it pending). A Record of the same failure during a replay changes
+// pending or discarded failure can be claimed; a replayed one cannot (it was delivered, and
+// stays replayed when Record sees the same event fail again). A Record of the same failure during a replay changes
 // its ETag, so that replay's MarkReplayed gets ErrConflict and the claim lapses after the
 // timeout: the consumer may then get the event twice, and deduplicates by its id.
 // Every change sets updatedBy and updatedAt, and appends to the history column (JSON, the

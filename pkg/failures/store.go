@@ -414,9 +414,10 @@ func (s *Store) addTo(ctx context.Context, k keys, f Failure, w write) (Failure,
 	if cur.FirstFailedAt.IsZero() || f.FirstFailedAt.Before(cur.FirstFailedAt) {
 		m.FirstFailedAt = f.FirstFailedAt
 	}
-	if cur.Status == StatusReplayed || cur.Status == StatusDiscarded {
+	if cur.Status == StatusDiscarded {
 		m.Status = StatusPending
 	}
+	// A replayed failure stays replayed: the consumer already has this event (same id).
 	m.UpdatedBy, m.UpdatedAt = f.UpdatedBy, f.UpdatedAt
 
 	p := newProps(k.pk, k.rk)

@@ -184,7 +184,7 @@ func TestRecord_ConcurrentRecordsOfOneFailureCountEveryAttempt(t *testing.T) {
 	}
 }
 
-func TestRecord_AgainAfterReplayIsPendingAgain(t *testing.T) {
+func TestRecord_AgainAfterReplayStaysReplayed(t *testing.T) {
 	s := newStore(t)
 	ctx := testCtx(t)
 	f, err := s.Record(ctx, deliveryFailure(1, "erp"))
@@ -205,8 +205,12 @@ func TestRecord_AgainAfterReplayIsPendingAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != StatusPending || got.Attempts != 2 {
-		t.Errorf("status %s attempts %d, want pending 2", got.Status, got.Attempts)
+	if got.Status != StatusReplayed || got.Attempts != 2 {
+		t.Errorf("status %s attempts %d, want replayed 2", got.Status, got.Attempts)
+	}
+	last := got.History[len(got.History)-1]
+	if last.Action != ActionFailedAgain || last.Status != StatusReplayed {
+		t.Errorf("last history entry %+v, want failed-again with status replayed", last)
 	}
 }
 

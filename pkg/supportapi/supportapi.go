@@ -93,6 +93,9 @@ type ShownFailure struct {
 	Payload         json.RawMessage `json:"payload"`
 	PayloadEncoding string          `json:"payloadEncoding,omitempty"`
 	PayloadError    string          `json:"payloadError,omitempty"`
+	// PayloadNote says what of the payload is not shown: the columns the route excludes for
+	// its consumer (personal data) are left out; the stored payload, replayed, stays exact.
+	PayloadNote string `json:"payloadNote,omitempty"`
 }
 
 // Replay results.

@@ -178,6 +178,8 @@ try {
   assert.ok(payload.includes('\n  "'), 'the payload is indented JSON');
   assert.ok(payload.includes('"table": "contact"'), 'the payload is the normalized event');
   assert.ok(payload.includes('onerror=\\"window.__pwned=1\\"'), 'the payload\'s hostile column is shown as JSON text');
+  assert.ok(!payload.includes('"birthdate"'), 'a column the route excludes (personal data) is not shown');
+  assert.ok((await page.textContent('#payload-note')).includes('birthdate'), 'the page says which columns are not shown');
   await assertNoInjection(page);
   await shot(page, 'detail-1280x800');
   await phoneShot(page, 'detail');

@@ -84,6 +84,7 @@ routes:
   - name: new-contacts
     table: contact
     messages: [Create]
+    exclude: [birthdate]
     consumers: [erp, ledger]
   - name: accounts
     table: account

@@ -480,6 +480,7 @@ function payloadSection(f) {
     h('div', { class: 'card-head' }, h('h2', null, 'Payload'), copy),
     h('p', { class: 'muted' }, `${num(size)} bytes as received; shown here as ${note}.`),
     f.payloadError ? h('p', { class: 'error' }, text(f.payloadError)) : null,
+    f.payloadNote ? h('p', { class: 'muted', id: 'payload-note' }, text(f.payloadNote)) : null,
     pre);
 }
 

@@ -23,7 +23,7 @@ FUZZ_TARGETS := \
 	./pkg/failures:FuzzParseContinuation \
 	./handlers:FuzzPrincipalIdentity
 
-.PHONY: run test vet unit fuzz-short fuzz bench faults package build tools browser clean
+.PHONY: run test vet unit fuzz-short fuzz bench cost faults package build tools browser clean
 
 build:
 	$(GO) build -o dvrouter .
@@ -64,6 +64,10 @@ fuzz:
 
 bench: tools
 	./scripts/bench.sh
+
+# CPU and allocations per request, direct webhook against the bare forwarder (ROUNDS=5).
+cost:
+	./scripts/cost.sh
 
 faults: tools
 	./scripts/faults.sh

@@ -37,20 +37,20 @@ import (
 // request at a time, and run in this process: allocs/op counts the consumer's allocations too.
 
 // benchConsumer reads and discards what it gets, and answers 200.
-func benchConsumer(b *testing.B) *httptest.Server {
+func benchConsumer(tb testing.TB) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusOK)
 	}))
-	b.Cleanup(srv.Close)
+	tb.Cleanup(srv.Close)
 	return srv
 }
 
 // benchBody is the project's ~5 KB Update of an opportunity.
-func benchBody(b *testing.B) []byte {
+func benchBody(tb testing.TB) []byte {
 	raw, err := os.ReadFile(filepath.Join("..", "testdata", "events", "update-opportunity-bench.json"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return raw
 }
@@ -114,6 +114,12 @@ func BenchmarkWebhookDirectBreaker(b *testing.B) {
 }
 
 func webhookDirect(b *testing.B, shared *breaker.Shared) {
+	serveBench(b, directHandler(b, shared), benchBody(b))
+}
+
+// directHandler is the direct-mode handler of BenchmarkWebhookDirect: one route, one `row`
+// HTTP consumer on loopback, logging at info to io.Discard.
+func directHandler(b testing.TB, shared *breaker.Shared) http.Handler {
 	consumer := benchConsumer(b)
 	settings, err := config.LoadSettings(func(string) string { return "" })
 	if err != nil {
@@ -145,12 +151,11 @@ func webhookDirect(b *testing.B, shared *breaker.Shared) {
 			b.Fatalf("breaker not shared: %+v", st)
 		}
 	}
-	h := handlers.New(handlers.Deps{
+	return handlers.New(handlers.Deps{
 		Settings:   settings,
 		Dispatcher: &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log},
 		Log:        log,
 	})
-	serveBench(b, h, benchBody(b))
 }
 
 // BenchmarkBareForward is the floor: a handler that only reads the body and POSTs it to the
@@ -175,4 +180,34 @@ func BenchmarkBareForward(b *testing.B) {
 		w.WriteHeader(resp.StatusCode)
 	})
 	serveBench(b, h, benchBody(b))
+}
+
+// maxDirectAllocs bounds the allocations of one direct-mode event in process (decode, match,
+// one `row` delivery over loopback, answer), the consumer's and the HTTP client's included: it
+// is `make cost`'s WebhookDirect/inprocess allocs/req plus about 10%. Allocation counts are
+// deterministic, so a change that crosses it has given back work saved on the hot path. When a
+// change needs more on purpose, measure with `make cost` (or this test's log line) and set the
+// bound to the new count plus 10%, saying why in the commit.
+const maxDirectAllocs = 222
+
+func TestWebhookDirect_AllocationsPerEventBounded(t *testing.T) {
+	h := directHandler(t, nil)
+	body := benchBody(t)
+	serve := func() {
+		req := httptest.NewRequest(http.MethodPost, "/api/dataverse/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	serve() // the consumer's connection opened outside the count
+	allocs := testing.AllocsPerRun(200, serve)
+	t.Logf("%.0f allocations per event (bound %d)", allocs, maxDirectAllocs)
+	if allocs > maxDirectAllocs {
+		t.Errorf("the direct webhook path makes %.0f allocations per event, over the bound of %d: "+
+			"find what a change added (go test -run ^$ -bench WebhookDirect/inprocess -memprofile), "+
+			"or raise maxDirectAllocs in handlers/bench_test.go if it is meant", allocs, maxDirectAllocs)
+	}
 }

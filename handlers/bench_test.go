@@ -19,7 +19,9 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/journal"
 	"github.com/dvrouter/dvrouter/pkg/route"
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // The two benchmarks below run side by side in one run; the direct webhook path must keep at
@@ -113,7 +115,31 @@ func BenchmarkWebhookDirectBreaker(b *testing.B) {
 	})
 }
 
-func webhookDirect(b *testing.B, shared *breaker.Shared) {
+// BenchmarkWebhookDirectJournal is BenchmarkWebhookDirect without ("off") and with ("on") the
+// delivery journal writing every outcome to Table Storage in the background. Azurite runs for
+// both, so that both pay alike for its process on the machine. The journal must add under 10%:
+//
+//	go test -p 1 -run '^$' -bench 'WebhookDirectJournal' -benchmem -count 3 ./handlers
+func BenchmarkWebhookDirectJournal(b *testing.B) {
+	az := testenv.StartAzurite(b)
+	b.Run("off", func(b *testing.B) { webhookDirectWith(b, nil, nil) })
+	b.Run("on", func(b *testing.B) {
+		j, err := journal.Open(context.Background(), journal.Config{
+			Account: tables.Account{ConnectionString: az.ConnectionString()}, Table: "BenchJournal", Log: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			j.Close(context.Background())
+			b.Logf("journal: %+v", j.Stats())
+		})
+		webhookDirectWith(b, nil, j)
+	})
+}
+
+func webhookDirect(b *testing.B, shared *breaker.Shared) { webhookDirectWith(b, shared, nil) }
+
+func webhookDirectWith(b *testing.B, shared *breaker.Shared, jnl *journal.Journal) {
 	consumer := benchConsumer(b)
 	settings, err := config.LoadSettings(func(string) string { return "" })
 	if err != nil {
@@ -145,9 +171,13 @@ func webhookDirect(b *testing.B, shared *breaker.Shared) {
 			b.Fatalf("breaker not shared: %+v", st)
 		}
 	}
+	d := &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log}
+	if jnl != nil {
+		d.Journal = jnl
+	}
 	h := handlers.New(handlers.Deps{
 		Settings:   settings,
-		Dispatcher: &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log},
+		Dispatcher: d,
 		Log:        log,
 	})
 	serveBench(b, h, benchBody(b))

@@ -80,10 +80,12 @@ type Entry struct {
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// AttemptCount is how many tries reached the consumer, when Attempts holds fewer (delivery
 	// reports a count and the last try only).
-	AttemptCount int           `json:"attemptCount,omitempty"`
-	Duration     time.Duration `json:"duration"` // the whole outcome, all attempts
-	Error        string        `json:"error,omitempty"`
-	FailureID    string        `json:"failureId,omitempty"` // the kept failure, when there is one
+	AttemptCount int `json:"attemptCount,omitempty"`
+	// StatusCode is the last HTTP status, when there was one.
+	StatusCode int           `json:"statusCode,omitempty"`
+	Duration   time.Duration `json:"duration"` // the whole outcome, all attempts
+	Error      string        `json:"error,omitempty"`
+	FailureID  string        `json:"failureId,omitempty"` // the kept failure, when there is one
 }
 
 // entity is an Entry as stored. Attempts are one JSON property: a lookup always wants them all.
@@ -101,6 +103,7 @@ type entity struct {
 	Outcome       string
 	Attempts      string `json:",omitempty"`
 	AttemptCount  int    `json:",omitempty"`
+	StatusCode    int    `json:",omitempty"`
 	DurationMs    float64
 	Error         string `json:",omitempty"`
 	FailureID     string `json:",omitempty"`
@@ -125,7 +128,7 @@ func entities(e Entry) ([]entity, error) {
 	base := entity{
 		At: e.At.UTC().Format(time.RFC3339Nano), EventID: e.EventID, CorrelationID: e.CorrelationID,
 		Table: e.Table, RecordID: e.RecordID, Message: e.Message, Route: e.Route,
-		Consumer: e.Consumer, Outcome: string(e.Outcome), AttemptCount: e.AttemptCount,
+		Consumer: e.Consumer, Outcome: string(e.Outcome), AttemptCount: e.AttemptCount, StatusCode: e.StatusCode,
 		DurationMs: float64(e.Duration) / float64(time.Millisecond), Error: truncate(e.Error),
 		FailureID: e.FailureID,
 	}
@@ -166,7 +169,7 @@ func entities(e Entry) ([]entity, error) {
 func (x entity) entry() Entry {
 	e := Entry{EventID: x.EventID, CorrelationID: x.CorrelationID, Table: x.Table,
 		RecordID: x.RecordID, Message: x.Message, Route: x.Route, Consumer: x.Consumer,
-		Outcome: Outcome(x.Outcome), AttemptCount: x.AttemptCount, Error: x.Error, FailureID: x.FailureID,
+		Outcome: Outcome(x.Outcome), AttemptCount: x.AttemptCount, StatusCode: x.StatusCode, Error: x.Error, FailureID: x.FailureID,
 		Duration: time.Duration(x.DurationMs * float64(time.Millisecond))}
 	e.At, _ = time.Parse(time.RFC3339Nano, x.At)
 	if x.Attempts != "" {

@@ -74,13 +74,21 @@ func Open(ctx context.Context, cfg Config) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, j.cfg.CallTimeout)
-	defer cancel()
-	if _, err := j.service.CreateTable(cctx, j.table, nil); err != nil && !isCode(err, aztables.TableAlreadyExists) {
-		return nil, fmt.Errorf("open journal: create table %s: %w", j.table, err)
+	if err := j.CreateTable(ctx); err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	j.start()
 	return j, nil
+}
+
+// CreateTable creates the journal's table unless it exists.
+func (j *Journal) CreateTable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, j.cfg.CallTimeout)
+	defer cancel()
+	if _, err := j.service.CreateTable(ctx, j.table, nil); err != nil && !isCode(err, aztables.TableAlreadyExists) {
+		return fmt.Errorf("create table %s: %w", j.table, err)
+	}
+	return nil
 }
 
 // OpenLazy is Open without creating the table, for a start-up that must not wait on

@@ -1,6 +1,6 @@
 // Command dvrouter routes Microsoft Dataverse plugin events to downstream consumers. It runs as an
 // Azure Functions custom handler (`dvrouter serve`, started by the host) or on its own, and carries
-// the tools that go with it: inspect, validate, match, import-flow and failures.
+// the tools that go with it: inspect, validate, match, import-flow, failures and history.
 package main
 
 import (
@@ -46,6 +46,8 @@ Usage:
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow FLOW.json            turn a Power Automate flow's trigger into a route
   dvrouter failures list|show|replay|discard   work with kept failures (see --help)
+  dvrouter history --event ID | --record TABLE/ID | --correlation ID | --consumer NAME --since DATE
+                                            every delivery outcome of an event (see --help)
   dvrouter version
 `
 
@@ -69,6 +71,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return runMatch(args[1:], stdin, stdout, stderr, getenv)
 	case "import-flow":
 		return runImportFlow(args[1:], stdout, stderr)
+	case "history":
+		return runHistory(args[1:], stdout, stderr, getenv)
 	case "failures":
 		return runFailures(args[1:], stdout, stderr, getenv)
 	case "version", "--version":
@@ -363,6 +367,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
 		Breakers:   deliverer,
+		History:    history(jnl),
 		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
 		Lookups:    file.Lookups,
 		Log:        log,
@@ -430,6 +435,14 @@ func openJournal(s *config.Settings, log zerolog.Logger) (*journal.Journal, erro
 		log.Warn().Err(err).Str("table", s.JournalTable).Msg("delivery journal table not created; entries are lost until it exists")
 	}
 	return j, nil
+}
+
+// history is the journal as the handlers' History; a nil interface when there is none.
+func history(j *journal.Journal) handlers.History {
+	if j == nil {
+		return nil
+	}
+	return j
 }
 
 // journalPurger runs the journal's retention with the failures' on the same timer.

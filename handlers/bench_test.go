@@ -135,11 +135,18 @@ func BenchmarkWebhookDirectJournal(b *testing.B) {
 		})
 		webhookDirectWith(b, nil, j)
 	})
+	// What delivery itself pays: the journal's Add with nothing written behind it.
+	b.Run("add-only", func(b *testing.B) { webhookDirectWith(b, nil, discardJournal{}) })
 }
+
+// discardJournal takes entries and keeps none.
+type discardJournal struct{}
+
+func (discardJournal) Add(journal.Entry) {}
 
 func webhookDirect(b *testing.B, shared *breaker.Shared) { webhookDirectWith(b, shared, nil) }
 
-func webhookDirectWith(b *testing.B, shared *breaker.Shared, jnl *journal.Journal) {
+func webhookDirectWith(b *testing.B, shared *breaker.Shared, jnl dispatch.Journal) {
 	consumer := benchConsumer(b)
 	settings, err := config.LoadSettings(func(string) string { return "" })
 	if err != nil {
@@ -172,9 +179,7 @@ func webhookDirectWith(b *testing.B, shared *breaker.Shared, jnl *journal.Journa
 		}
 	}
 	d := &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log}
-	if jnl != nil {
-		d.Journal = jnl
-	}
+	d.Journal = jnl
 	h := handlers.New(handlers.Deps{
 		Settings:   settings,
 		Dispatcher: d,

@@ -1,6 +1,6 @@
 // Command dvrouter routes Microsoft Dataverse plugin events to downstream consumers. It runs as an
 // Azure Functions custom handler (`dvrouter serve`, started by the host) or on its own, and carries
-// the tools that go with it: inspect, validate, match, import-flow and failures.
+// the tools that go with it: inspect, validate, match, import-flow, failures and history.
 package main
 
 import (
@@ -28,8 +28,10 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/journal"
 	"github.com/dvrouter/dvrouter/pkg/queue"
 	"github.com/dvrouter/dvrouter/pkg/route"
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -44,6 +46,8 @@ Usage:
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow --consumer NAME FLOW.json   turn a Power Automate flow's trigger into a route
   dvrouter failures list|show|replay|discard   work with kept failures (see --help)
+  dvrouter history --event ID | --record TABLE/ID | --correlation ID | --consumer NAME --since DATE
+                                            every delivery outcome of an event (see --help)
   dvrouter version
 `
 
@@ -72,6 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return runMatch(args[1:], stdin, stdout, stderr, getenv)
 	case "import-flow":
 		return runImportFlow(args[1:], stdout, stderr)
+	case "history":
+		return runHistory(args[1:], stdout, stderr, getenv)
 	case "failures":
 		return runFailures(args[1:], stdout, stderr, getenv)
 	case "version", "--version":
@@ -324,6 +330,14 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if store != nil {
 		d.Recorder = store
 	}
+	jnl, err := openJournal(s, log)
+	if err != nil {
+		return nil, err
+	}
+	if jnl != nil {
+		d.Journal = jnl
+		closers = append(closers, jnl.Close)
+	}
 	switch {
 	case s.AppServiceAuth:
 		log.Info().Msg("App Service authentication is declared (" + config.EnvAppServiceAuth + "): the support API takes the signed-in user from x-ms-client-principal")
@@ -333,15 +347,21 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	var replayer *failures.Replayer
 	if store != nil {
 		replayer = &failures.Replayer{Store: store, Sender: deliverer, Router: d, Lookups: file.Lookups, Budget: s.DeliveryBudget, Log: log}
+		if jnl != nil {
+			replayer.Observe = jnl.ObserveFailure
+		}
 	}
 	failuresAPI := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: s, Replayer: replayer, Log: log})
 	var purger handlers.Purger
 	if store != nil {
 		purger = store
+		if jnl != nil {
+			purger = journalPurger{Purger: store, journal: jnl, retention: s.JournalRetention, log: log}
+		}
 		if !s.UnderFunctionsHost {
 			// Standalone there is no timer trigger: run retention here, on the same schedule.
 			loopCtx, stop := context.WithCancel(context.Background())
-			go retentionLoop(loopCtx, store, handlers.RetentionOf(s), log)
+			go retentionLoop(loopCtx, purger, handlers.RetentionOf(s), log)
 			closers = append(closers, func(context.Context) { stop() })
 		}
 	}
@@ -352,6 +372,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
 		Breakers:   deliverer,
+		History:    history(jnl),
 		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
 		Lookups:    file.Lookups,
 		Log:        log,
@@ -399,6 +420,55 @@ func openStore(ctx context.Context, t config.Tables, log zerolog.Logger) (*failu
 		log.Warn().Err(err).Dur("retryIn", delay).Msg("failure store not reachable yet")
 		time.Sleep(delay)
 	}
+}
+
+// openJournal starts the delivery journal when the settings ask for it and a store is
+// configured; nil otherwise. It does not wait on Table Storage: the failure store was just
+// opened on the same account, and a journal that cannot write only counts what it loses.
+func openJournal(s *config.Settings, log zerolog.Logger) (*journal.Journal, error) {
+	if !s.Journal || !s.Tables.Configured() {
+		return nil, nil
+	}
+	acct := tables.Account{ConnectionString: s.Tables.ConnectionString, ServiceURI: s.Tables.ServiceURI, ClientID: s.Tables.ClientID}
+	j, err := journal.OpenLazy(journal.Config{Account: acct, Table: s.JournalTable, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("delivery journal (table %s): %w", s.JournalTable, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := j.CreateTable(ctx); err != nil {
+		log.Warn().Err(err).Str("table", s.JournalTable).Msg("delivery journal table not created; entries are lost until it exists")
+	}
+	return j, nil
+}
+
+// history is the journal as the handlers' History; a nil interface when there is none.
+func history(j *journal.Journal) handlers.History {
+	if j == nil {
+		return nil
+	}
+	return j
+}
+
+// journalPurger runs the journal's retention with the failures' on the same timer.
+type journalPurger struct {
+	handlers.Purger
+	journal   *journal.Journal
+	retention time.Duration
+	log       zerolog.Logger
+}
+
+func (p journalPurger) Purge(ctx context.Context, now time.Time, r failures.Retention) (failures.PurgeResult, error) {
+	res, err := p.Purger.Purge(ctx, now, r)
+	if p.retention > 0 {
+		n, jerr := p.journal.Purge(ctx, now, p.retention)
+		ev := p.log.Info()
+		if jerr != nil {
+			ev = p.log.Warn().Str("error", jerr.Error())
+		}
+		ev.Int("deleted", n).Dur("retention", p.retention).Msg("journal retention run")
+	}
+	return res, err
 }
 
 // retentionLoop purges kept failures a minute after start and then every hour, as the Retention

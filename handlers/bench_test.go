@@ -19,7 +19,9 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
+	"github.com/dvrouter/dvrouter/pkg/journal"
 	"github.com/dvrouter/dvrouter/pkg/route"
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // The two benchmarks below run side by side in one run; the direct webhook path must keep at
@@ -113,13 +115,44 @@ func BenchmarkWebhookDirectBreaker(b *testing.B) {
 	})
 }
 
-func webhookDirect(b *testing.B, shared *breaker.Shared) {
-	serveBench(b, directHandler(b, shared), benchBody(b))
+// BenchmarkWebhookDirectJournal is BenchmarkWebhookDirect without ("off") and with ("on") the
+// delivery journal writing every outcome to Table Storage in the background. Azurite runs for
+// both, so that both pay alike for its process on the machine. The journal must add under 10%:
+//
+//	go test -p 1 -run '^$' -bench 'WebhookDirectJournal' -benchmem -count 3 ./handlers
+func BenchmarkWebhookDirectJournal(b *testing.B) {
+	az := testenv.StartAzurite(b)
+	b.Run("off", func(b *testing.B) { webhookDirectWith(b, nil, nil) })
+	b.Run("on", func(b *testing.B) {
+		j, err := journal.Open(context.Background(), journal.Config{
+			Account: tables.Account{ConnectionString: az.ConnectionString()}, Table: "BenchJournal", Log: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			j.Close(context.Background())
+			b.Logf("journal: %+v", j.Stats())
+		})
+		webhookDirectWith(b, nil, j)
+	})
+	// What delivery itself pays: the journal's Add with nothing written behind it.
+	b.Run("add-only", func(b *testing.B) { webhookDirectWith(b, nil, discardJournal{}) })
+}
+
+// discardJournal takes entries and keeps none.
+type discardJournal struct{}
+
+func (discardJournal) Add(journal.Entry) {}
+
+func webhookDirect(b *testing.B, shared *breaker.Shared) { webhookDirectWith(b, shared, nil) }
+
+func webhookDirectWith(b *testing.B, shared *breaker.Shared, jnl dispatch.Journal) {
+	serveBench(b, directHandler(b, shared, jnl), benchBody(b))
 }
 
 // directHandler is the direct-mode handler of BenchmarkWebhookDirect: one route, one `row`
-// HTTP consumer on loopback, logging at info to io.Discard.
-func directHandler(b testing.TB, shared *breaker.Shared) http.Handler {
+// HTTP consumer on loopback, logging at info to io.Discard, and the given journal (nil: none).
+func directHandler(b testing.TB, shared *breaker.Shared, jnl dispatch.Journal) http.Handler {
 	consumer := benchConsumer(b)
 	settings, err := config.LoadSettings(func(string) string { return "" })
 	if err != nil {
@@ -151,9 +184,11 @@ func directHandler(b testing.TB, shared *breaker.Shared) http.Handler {
 			b.Fatalf("breaker not shared: %+v", st)
 		}
 	}
+	d := &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log}
+	d.Journal = jnl
 	return handlers.New(handlers.Deps{
 		Settings:   settings,
-		Dispatcher: &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log},
+		Dispatcher: d,
 		Log:        log,
 	})
 }
@@ -191,7 +226,7 @@ func BenchmarkBareForward(b *testing.B) {
 const maxDirectAllocs = 222
 
 func TestWebhookDirect_AllocationsPerEventBounded(t *testing.T) {
-	h := directHandler(t, nil)
+	h := directHandler(t, nil, nil)
 	body := benchBody(t)
 	serve := func() {
 		req := httptest.NewRequest(http.MethodPost, "/api/dataverse/webhook", bytes.NewReader(body))

@@ -9,6 +9,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/console"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
 
 // Deps is what the handlers need from the rest of the program, wired in main.
@@ -19,6 +20,7 @@ type Deps struct {
 	Failures   http.Handler // the support API (/api/failures..., /api/me); nil answers 503
 	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
 	Breakers   Breakers     // for GET /api/consumers; nil: no consumers
+	History    History      // the delivery journal, for GET /api/history; nil answers 503
 	Health     Health
 	// Lookups are the route file's lookup hints, for decoding what the webhook and the queue
 	// receive (dataverse.DecodeOptions.Lookups).
@@ -37,6 +39,7 @@ type Deps struct {
 //	     /api/failures...        Failures (the support API)
 //	GET  /api/me                 Me (the support API: who is signed in)
 //	GET  /api/consumers          Consumers: each consumer's circuit breaker (failures API auth)
+//	GET  /api/history            History: the delivery journal's lookups (failures API auth)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -57,6 +60,7 @@ func New(d Deps) http.Handler {
 	mux.Handle("/api/failures/", failures)
 	mux.Handle("/api/me", failures)
 	mux.Handle("/api/consumers", consumersAPI(d.Settings, d.Breakers))
+	mux.Handle(supportapi.HistoryPath, historyAPI(d.Settings, d.History))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

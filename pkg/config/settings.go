@@ -47,6 +47,13 @@ type Settings struct {
 	// MetricsInterval is how often the per-consumer metrics line is logged
 	// (DVROUTER_METRICS_INTERVAL, default 1m).
 	MetricsInterval time.Duration
+	// Journal keeps every delivery outcome in JournalTable, on the failure store's account
+	// (DVROUTER_JOURNAL, default true; it needs Tables).
+	Journal      bool
+	JournalTable string // DVROUTER_JOURNAL_TABLE, default DeliveryJournal
+	// JournalRetention is how long journal entries are kept; 0 keeps forever
+	// (DVROUTER_JOURNAL_RETENTION, default 30 days). The retention timer purges them.
+	JournalRetention time.Duration
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -154,6 +161,9 @@ const (
 	EnvBreakerTable      = "DVROUTER_BREAKER_TABLE"
 	EnvBreakerSync       = "DVROUTER_BREAKER_SYNC"
 	EnvMetricsInterval   = "DVROUTER_METRICS_INTERVAL"
+	EnvJournal           = "DVROUTER_JOURNAL"
+	EnvJournalTable      = "DVROUTER_JOURNAL_TABLE"
+	EnvJournalRetention  = "DVROUTER_JOURNAL_RETENTION"
 )
 
 // DefaultFailureRetention is how long failures are kept when DVROUTER_FAILURE_RETENTION is unset.
@@ -188,6 +198,7 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 			Table:            orDefault(getenv(EnvFailuresTable), "DeliveryFailures"),
 		},
 		BreakerTable: orDefault(getenv(EnvBreakerTable), "ConsumerBreakers"),
+		JournalTable: orDefault(getenv(EnvJournalTable), "DeliveryJournal"),
 	}
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("setting %s: "+format, append([]any{name}, args...)...))
@@ -312,6 +323,28 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		default:
 			s.ResolvedRetention = d
 		}
+	}
+
+	s.Journal = true
+	if v := strings.TrimSpace(getenv(EnvJournal)); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(EnvJournal, "%q must be true or false", v)
+		}
+		s.Journal = b
+	}
+	if !tableNameRE.MatchString(s.JournalTable) {
+		bad(EnvJournalTable, "%q must be 3 to 63 letters and digits, starting with a letter", s.JournalTable)
+	} else if strings.EqualFold(s.JournalTable, s.Tables.Table) || strings.EqualFold(s.JournalTable, s.BreakerTable) {
+		bad(EnvJournalTable, "%q is the failure or breaker table: the journal needs a table of its own", s.JournalTable)
+	}
+	s.JournalRetention = DefaultFailureRetention
+	if v := strings.TrimSpace(getenv(EnvJournalRetention)); v != "" {
+		d, err := ParseRetention(v)
+		if err != nil {
+			bad(EnvJournalRetention, "%v", err)
+		}
+		s.JournalRetention = d
 	}
 
 	if strings.EqualFold(s.Tables.ConnectionString, "UseDevelopmentStorage=true") {

@@ -16,6 +16,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/journal"
 	"github.com/dvrouter/dvrouter/pkg/route"
 )
 
@@ -29,7 +30,15 @@ type Dispatcher struct {
 	Routes   *route.Set
 	Deliver  Deliverer
 	Recorder deliver.Recorder // for poison messages; may be nil when no store is configured
-	Log      zerolog.Logger
+	// Journal is handed every outcome without waiting (it drops rather than delays); nil: no
+	// delivery journal.
+	Journal Journal
+	Log     zerolog.Logger
+}
+
+// Journal is the part of the delivery journal dispatch uses; *journal.Journal is one.
+type Journal interface {
+	Add(journal.Entry)
 }
 
 // Result is what happened to one event.
@@ -99,7 +108,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 		EventLog(d.Log.Debug(), ev).Msg("no route matched")
 		return res, nil
 	}
+	var start time.Time
+	if d.Journal != nil {
+		start = time.Now()
+	}
 	out, err := d.Deliver.Deliver(ctx, ev, targets)
+	if d.Journal != nil {
+		d.journal(ev, out, start)
+	}
 	res.Delivered = make([]string, 0, len(out.Delivered))
 	res.Failed = make([]string, 0, len(out.Failed))
 	for _, r := range out.Delivered {
@@ -110,6 +126,28 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result,
 	}
 	EventLog(d.Log.Info(), ev).Strs("routes", res.Matched).Strs("delivered", res.Delivered).Strs("failed", res.Failed).Msg("event dispatched")
 	return res, err
+}
+
+// journal hands each of the event's outcomes to the journal: plain struct copies, the
+// formatting is done by the journal's flusher. The duration is the whole event's delivery.
+func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start time.Time) {
+	now := time.Now()
+	add := func(r deliver.Result, o journal.Outcome) {
+		d.Journal.Add(journal.Entry{At: now, EventID: ev.ID, CorrelationID: ev.CorrelationID,
+			Table: ev.Table, RecordID: ev.RecordID, Message: ev.Message, Route: r.Route,
+			Consumer: r.Consumer, Outcome: o, AttemptCount: r.Attempts, StatusCode: r.StatusCode,
+			Duration: now.Sub(start), Error: r.Error})
+	}
+	for _, r := range out.Delivered {
+		add(r, journal.Delivered)
+	}
+	for _, r := range out.Failed {
+		if r.Kind == failures.KindBreakerOpen {
+			add(r, journal.BreakerOpen)
+		} else {
+			add(r, journal.Failed)
+		}
+	}
 }
 
 // EventLog adds the fields that identify an event to a log line. Building them per line, not

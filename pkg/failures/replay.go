@@ -110,7 +110,27 @@ type Replayer struct {
 	Budget time.Duration
 	// BulkTimeLimit bounds one ReplayMatching; DefaultBulkTimeLimit when 0.
 	BulkTimeLimit time.Duration
-	Log           zerolog.Logger
+	// Observe, when set, is told of every replay and discard once it is saved (the delivery
+	// journal); it must not block.
+	Observe func(Observed)
+	Log     zerolog.Logger
+}
+
+// Observed is one replay or discard, as Replayer.Observe is told of it.
+type Observed struct {
+	Failure    Failure // as it was before (no payload)
+	Result     string  // ResultDelivered, ResultFailed, ResultSkipped, or "discarded"
+	At         time.Time
+	Duration   time.Duration
+	StatusCode int
+	Error      string // the delivery's error, or the discard's reason
+}
+
+func (r *Replayer) observe(o Observed) {
+	if r.Observe != nil {
+		o.Failure.Payload = nil
+		r.Observe(o)
+	}
 }
 
 // ReplayOutcome is how one replay ended.
@@ -201,6 +221,7 @@ func (r *Replayer) replayable(f Failure) (Shape, error) {
 func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape, by Actor) (ReplayOutcome, error) {
 	out := ReplayOutcome{ID: f.ID}
 	var statusCode int
+	start := time.Now()
 	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
 	// or binary XML form (as versions before those formats were read did) decodes now.
 	ev, err := dataverse.DecodeBody(f.Payload, "", dataverse.DecodeOptions{OrganizationHost: f.OrganizationHost, Lookups: r.Lookups})
@@ -242,6 +263,9 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("result", out.Result).Str("error", out.Error).
 		AnErr("saveError", saveErr).Msg("failure replayed")
+	if saveErr == nil && f.Kind != KindPoison {
+		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error})
+	}
 	if saveErr != nil {
 		return out, fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",
 			ErrNotSaved, f.ID, out.Result, saveErr)
@@ -459,6 +483,9 @@ func (r *Replayer) Discard(ctx context.Context, id string, by Actor, reason stri
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("reason", reason).Msg("failure discarded")
+	if f.Kind != KindPoison {
+		r.observe(Observed{Failure: f, Result: "discarded", At: time.Now(), Error: reason})
+	}
 	f.Payload = nil
 	return f, nil
 }

@@ -87,6 +87,31 @@ func (c *Client) List(ctx context.Context, q ListQuery) (FailureList, error) {
 	return out, err
 }
 
+// HistoryQuery is one lookup of GET /api/history: one of Event, Table and Record,
+// Correlation, or Consumer (with Since); Since and Until are dates (2024-07-25) or RFC 3339.
+type HistoryQuery struct {
+	Event, Table, Record, Correlation, Consumer string
+	Since, Until                                string
+	Top                                         int
+}
+
+// History is GET /api/history.
+func (c *Client) History(ctx context.Context, q HistoryQuery) (History, error) {
+	v := url.Values{}
+	for name, s := range map[string]string{"event": q.Event, "table": q.Table, "record": q.Record,
+		"correlation": q.Correlation, "consumer": q.Consumer, "since": q.Since, "until": q.Until} {
+		if s != "" {
+			v.Set(name, s)
+		}
+	}
+	if q.Top != 0 {
+		v.Set("top", fmt.Sprint(q.Top))
+	}
+	var out History
+	err := c.Do(ctx, http.MethodGet, HistoryPath, v, nil, &out)
+	return out, err
+}
+
 // Show is GET /api/failures/{id}.
 func (c *Client) Show(ctx context.Context, id string) (ShownFailure, error) {
 	var out ShownFailure

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/dvrouter/dvrouter/pkg/journal"
 )
 
 // Paths of the API, below the app's address.
@@ -202,4 +204,13 @@ type Me struct {
 type Error struct {
 	Error  string `json:"error"`
 	Detail string `json:"detail,omitempty"`
+}
+
+// HistoryPath is the delivery journal's lookup endpoint.
+const HistoryPath = "/api/history"
+
+// History is the answer of GET /api/history: every outcome found, newest first, each with the
+// event's route, consumer and attempts.
+type History struct {
+	Items []journal.Entry `json:"items"`
 }

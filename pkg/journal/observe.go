@@ -1,0 +1,23 @@
+package journal
+
+import "github.com/dvrouter/dvrouter/pkg/failures"
+
+// ObserveFailure journals a replay or discard of a kept failure; it is a
+// failures.Replayer.Observe.
+func (j *Journal) ObserveFailure(o failures.Observed) {
+	f := o.Failure
+	e := Entry{At: o.At, EventID: f.EventID, CorrelationID: f.CorrelationID, Table: f.Table,
+		RecordID: f.RecordID, Message: f.Message, Route: f.Route, Consumer: f.Consumer,
+		Duration: o.Duration, Error: o.Error, FailureID: f.ID, StatusCode: o.StatusCode}
+	switch o.Result {
+	case failures.ResultDelivered:
+		e.Outcome, e.AttemptCount = Replayed, 1
+	case failures.ResultSkipped:
+		e.Outcome = BreakerOpen
+	case "discarded":
+		e.Outcome = Discarded
+	default:
+		e.Outcome, e.AttemptCount = Failed, 1
+	}
+	j.Add(e)
+}

@@ -1,0 +1,153 @@
+package journal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+)
+
+// ErrInvalid: a lookup the journal cannot answer (the message says why).
+var ErrInvalid = errors.New("invalid lookup")
+
+// ErrUnavailable: Table Storage did not answer the lookup.
+var ErrUnavailable = errors.New("journal unavailable")
+
+// DefaultLimit and MaxLimit bound how many entries one lookup returns.
+const (
+	DefaultLimit = 200
+	MaxLimit     = 1000
+)
+
+// MaxRange is the longest consumer time range one lookup reads: each hour in it is
+// consumerShards queries.
+const MaxRange = 31 * 24 * time.Hour
+
+// Query is one lookup: exactly one of EventID, Record (Table and RecordID), CorrelationID or
+// Consumer. Since and Until narrow any of them; a Consumer lookup needs Since (Until defaults
+// to now).
+type Query struct {
+	EventID       string
+	Table         string
+	RecordID      string
+	CorrelationID string
+	Consumer      string
+	Since, Until  time.Time
+	Limit         int // DefaultLimit when 0, at most MaxLimit
+}
+
+// Lookup returns the entries q asks for, newest first.
+func (j *Journal) Lookup(ctx context.Context, q Query) ([]Entry, error) {
+	n := 0
+	for _, set := range []bool{q.EventID != "", q.Table != "" || q.RecordID != "", q.CorrelationID != "", q.Consumer != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("%w: give exactly one of event id, record (table and id), correlation id, consumer", ErrInvalid)
+	}
+	if (q.Table == "") != (q.RecordID == "") {
+		return nil, fmt.Errorf("%w: a record lookup needs both the table and the record id", ErrInvalid)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return nil, fmt.Errorf("%w: until is before since", ErrInvalid)
+	}
+	ctx, cancel := context.WithTimeout(ctx, j.cfg.CallTimeout)
+	defer cancel()
+	if q.Consumer == "" {
+		var pk, prefix string
+		switch {
+		case q.EventID != "":
+			pk, prefix = eventKeys(q.EventID)
+		case q.RecordID != "":
+			pk, prefix = recordKeys(q.Table, q.RecordID)
+		default:
+			pk, prefix = correlationKeys(q.CorrelationID)
+		}
+		return j.queryPartition(ctx, pk, prefix+"|", q.Since, q.Until, limit)
+	}
+	if q.Since.IsZero() {
+		return nil, fmt.Errorf("%w: a consumer lookup needs a start time (since)", ErrInvalid)
+	}
+	until := q.Until
+	if until.IsZero() {
+		until = time.Now()
+	}
+	if until.Sub(q.Since) > MaxRange {
+		return nil, fmt.Errorf("%w: a consumer lookup covers at most %d days", ErrInvalid, int(MaxRange/(24*time.Hour)))
+	}
+	var out []Entry
+	// Hours newest first; stop once an hour fills the limit, since older hours sort after it.
+	for h := until.UTC().Truncate(time.Hour); !h.Before(q.Since.UTC().Truncate(time.Hour)); h = h.Add(-time.Hour) {
+		var hour []Entry
+		for s := range consumerShards {
+			es, err := j.queryPartition(ctx, consumerPartition(q.Consumer, h, s), "", q.Since, until, limit)
+			if err != nil {
+				return nil, err
+			}
+			hour = append(hour, es...)
+		}
+		sortNewestFirst(hour)
+		out = append(out, hour...)
+		if len(out) >= limit {
+			return out[:limit], nil
+		}
+	}
+	return out, nil
+}
+
+func sortNewestFirst(es []Entry) {
+	sort.SliceStable(es, func(a, b int) bool { return es[a].At.After(es[b].At) })
+}
+
+// queryPartition reads the rows of one partition whose RowKey starts with prefix, newest
+// first, within [since, until] when set.
+func (j *Journal) queryPartition(ctx context.Context, pk, prefix string, since, until time.Time, limit int) ([]Entry, error) {
+	filter := "PartitionKey eq '" + odataQuote(pk) + "'"
+	// Inverted times: a later until is a smaller RowKey. "~" sorts after every key character
+	// that follows a time ("|" and digits), so it closes the range.
+	lo, hi := prefix, prefix+"~"
+	if !until.IsZero() {
+		lo = prefix + invertedTime(until)
+	}
+	if !since.IsZero() {
+		hi = prefix + invertedTime(since) + "~"
+	}
+	filter += " and RowKey ge '" + odataQuote(lo) + "' and RowKey lt '" + odataQuote(hi) + "'"
+	top := int32(min(limit, 1000))
+	pager := j.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top})
+	var out []Entry
+	for pager.More() && len(out) < limit {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if isCode(err, aztables.TableNotFound) {
+				return nil, nil // nothing journaled yet
+			}
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		for _, raw := range page.Entities {
+			var x entity
+			if err := json.Unmarshal(raw, &x); err != nil {
+				continue // not ours to trust; skip what does not decode
+			}
+			out = append(out, x.entry())
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func odataQuote(s string) string { return strings.ReplaceAll(s, "'", "''") }

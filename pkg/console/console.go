@@ -1,5 +1,5 @@
 // Package console is the support console: the web page support staff use to find, replay and
-// discard failed deliveries through the failures API. Its files are plain HTML, CSS and
+// discard failed deliveries through the failures API, and to look up the delivery history. Its files are plain HTML, CSS and
 // JavaScript embedded in the binary, so dvrouter serves it with nothing to build or install.
 package console
 

@@ -282,6 +282,58 @@ try {
   await phoneShot(page, 'bulk-failed');
   await page.click('#bulk-close');
 
+  step('the delivery history: a journaled delivery looked up by its event id');
+  await page.click('#nav-history');
+  await page.waitForSelector('#history-form');
+  await page.fill('#h-event', seeded.historyEvent);
+  await page.click('#history-lookup');
+  await page.waitForFunction(() => location.hash.startsWith('#/history?event='));
+  await page.waitForSelector('#outcomes tbody tr');
+  const desk = await page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => ({
+    event: r.dataset.event,
+    cells: Object.fromEntries([...r.querySelectorAll('td')].map((td) => [td.dataset.label, td.textContent])),
+  })));
+  assert.equal(desk.length, 1, `one outcome for the event: ${JSON.stringify(desk)}`);
+  assert.equal(desk[0].event, seeded.historyEvent);
+  assert.equal(desk[0].cells.Outcome, 'delivered');
+  assert.equal(desk[0].cells.Consumer, 'desk');
+  assert.equal(desk[0].cells.Route, 'cases');
+  assert.ok(desk[0].cells.Event.startsWith('SetState · incident'), `the event is named: ${desk[0].cells.Event}`);
+  assert.match(desk[0].cells.Attempts, /^2 tries/, 'a 503, then the delivery');
+  assert.match(desk[0].cells.Duration, /\d (ms|s)$/);
+  assert.match(desk[0].cells.Time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  await shot(page, 'history-1280x800');
+  await phoneShot(page, 'history');
+
+  step('the delivery history: attempt lines, hostile text shown as text, newest first');
+  await page.route('**/api/history?*', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ items: [
+    { at: '2026-03-10T11:00:00Z', eventId: 'evt-old', consumer: 'erp', outcome: 'delivered', duration: 2_000_000 },
+    { at: '2026-03-10T12:00:00Z', eventId: 'evt-new', consumer: seeded.hostile, route: 'new-contacts', outcome: 'failed',
+      statusCode: 500, duration: 1_500_000_000, error: seeded.hostile, failureId: seeded.hostileId, attemptCount: 3,
+      attempts: [
+        { at: '2026-03-10T11:59:59Z', statusCode: 503, duration: 250_000_000, error: 'erp is down' },
+        { at: '2026-03-10T12:00:00Z', statusCode: 500, duration: 12_000_000, error: seeded.hostile }] },
+  ] }) }));
+  await page.fill('#h-event', 'evt-stood-in');
+  await page.click('#history-lookup');
+  await page.waitForFunction(() => document.querySelector('#outcomes tbody tr')?.dataset.event === 'evt-new');
+  assert.deepEqual(await page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => r.dataset.event)), ['evt-new', 'evt-old']);
+  const lines = await page.$$eval('#outcomes tbody tr:first-child .attempts li', (li) => li.map((l) => l.textContent));
+  assert.deepEqual(lines, ['2026-03-10 11:59:59 · HTTP 503 · 250 ms · erp is down', `2026-03-10 12:00:00 · HTTP 500 · 12 ms · ${seeded.hostile}`]);
+  assert.match(await page.textContent('#outcomes tbody tr:first-child td[data-label="Attempts"]'), /^3 tries; the last 2 kept/);
+  assert.equal(await page.textContent('#outcomes tbody tr:first-child td[data-label="Error"]'), seeded.hostile);
+  assert.equal(await page.getAttribute('#outcomes tbody tr:first-child td[data-label="Outcome"] a', 'href'), `#/failures/${encodeURIComponent(seeded.hostileId)}`);
+  await assertNoInjection(page);
+  await phoneShot(page, 'history-attempts');
+  await page.unroute('**/api/history?*');
+
+  step("the delivery history: the API's refusal is shown as it is");
+  await page.goto(`${consoleURL}#/history?event=${encodeURIComponent(seeded.historyEvent)}&since=yesterday`);
+  await page.waitForSelector('#history-error');
+  assert.match(await page.textContent('#history-error'), /^invalid query: since: "yesterday" is neither a date/);
+  await page.click('#nav-failures');
+  await page.waitForSelector('#failures tbody tr, .empty');
+
   step('signing out forgets the key');
   await page.click('#who button');
   await page.waitForSelector('#signin');

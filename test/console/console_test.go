@@ -3,10 +3,12 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/journal"
+	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
 
 const (
@@ -39,6 +43,9 @@ type seeded struct {
 	Ledger    int    `json:"ledger"`
 	CRMFrom   string `json:"crmFrom"` // datetime-local values (the browser runs in UTC)
 	CRMTo     string `json:"crmTo"`
+	// HistoryEvent is the event id of a delivery the journal kept (desk answered 503, then
+	// 200), for the browser to look up.
+	HistoryEvent string `json:"historyEvent"`
 }
 
 // TestConsole_SupportLoopInABrowser signs in with the standalone admin key, lists, pages and
@@ -61,7 +68,8 @@ func TestConsole_SupportLoopInABrowser(t *testing.T) {
 	// A consumer that takes its time, as real ones do: a bulk replay's progress can be seen.
 	erp.Otherwise(testenv.ReplyStall(100 * time.Millisecond))
 	crm := testenv.StartConsumer(t)
-	deadPort, err := testenv.FreePort() // nothing listens there: the ledger stays down
+	desk := testenv.StartConsumer(t, testenv.ReplyStatus(503)) // one refusal, then 200: two attempts
+	deadPort, err := testenv.FreePort()                        // nothing listens there: the ledger stays down
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +80,9 @@ func TestConsole_SupportLoopInABrowser(t *testing.T) {
     type: http
     url: %s/events
   - name: crm
+    type: http
+    url: %s/events
+  - name: desk
     type: http
     url: %s/events
   - name: ledger
@@ -90,7 +101,11 @@ routes:
     table: account
     messages: [Update]
     consumers: [crm]
-`, erp.URL, crm.URL, deadPort))
+  - name: cases
+    table: incident
+    messages: [SetState]
+    consumers: [desk]
+`, erp.URL, crm.URL, desk.URL, deadPort))
 
 	want := seed(t, store)
 	env := []string{
@@ -100,7 +115,8 @@ routes:
 		"DVROUTER_ADMIN_KEYS=" + adminKeyName + "=" + adminKey + ",rita:reader=" + readerKey,
 		"DVROUTER_DELIVERY_BUDGET=10s",
 	}
-	srv := startDvrouter(t, env...)
+	srv := startDvrouter(t, env...) // DVROUTER_TABLES set: the delivery journal is on (its default)
+	want.HistoryEvent = journaledDelivery(t, srv, event(t, "setstate-incident.json"), "desk")
 	// The same store behind App Service authentication, where dvrouter knows it: the browser
 	// script plays the platform (it sets x-ms-client-principal) against this one.
 	behindAppService := startDvrouter(t, append(env, "DVROUTER_APPSERVICE_AUTH=true")...)
@@ -137,6 +153,9 @@ routes:
 	if got := erp.Count(); got != want.ERP-1 {
 		t.Errorf("erp received %d deliveries, want %d (one replay, then every other pending one but the discarded)", got, want.ERP-1)
 	}
+	if got := desk.Count(); got != 2 {
+		t.Errorf("desk received %d requests, want 2 (a 503, then the delivery)", got)
+	}
 	if got := crm.Count(); got != 0 {
 		t.Errorf("crm received %d deliveries, want none", got)
 	}
@@ -165,6 +184,51 @@ routes:
 		if st, err := os.Stat(filepath.Join(shots, name)); err != nil || st.Size() < 10_000 {
 			t.Errorf("screenshot %s missing or empty (%v)", name, err)
 		}
+	}
+}
+
+// journaledDelivery posts body to srv's webhook and waits until the delivery journal answers
+// for it (its writer flushes in the background); it returns the event id the journal keeps.
+func journaledDelivery(t *testing.T, srv *dvrouter, body []byte, consumer string) string {
+	t.Helper()
+	var posted struct {
+		CorrelationID string `json:"CorrelationId"`
+	}
+	if err := json.Unmarshal(body, &posted); err != nil || posted.CorrelationID == "" {
+		t.Fatalf("the event has no CorrelationId to look it up by: %v", err)
+	}
+	resp, err := http.Post(srv.URL+"/api/dataverse/webhook", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook = %d, want 200\ndvrouter log:\n%s", resp.StatusCode, srv.out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/history?correlation="+url.QueryEscape(posted.CorrelationID), nil)
+		req.Header.Set("x-functions-key", adminKey)
+		var got supportapi.History
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := resp.StatusCode
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if status != http.StatusOK || err != nil {
+			t.Fatalf("GET /api/history = %d (%v), want 200", status, err)
+		}
+		for _, e := range got.Items {
+			if e.Consumer == consumer && e.Outcome == journal.Delivered {
+				return e.EventID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal has no delivered outcome for %s within 30s: %+v", consumer, got.Items)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

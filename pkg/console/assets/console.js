@@ -1,11 +1,14 @@
 // The support console: sign in, the failures list with its filters and pages, one failure with
 // its payload, replay one, bulk replay (dry run first, then chunks with a progress bar) and
-// discard. Views are picked by the URL's hash: #/failures?filters and #/failures/<id>.
+// discard, and the delivery history (the journal's outcomes of an event, a record, a correlation
+// id or a consumer's day). Views are picked by the URL's hash: #/failures?filters,
+// #/failures/<id> and #/history?lookup.
 import { APIError, call, failurePath, keepKey, storedKey } from './api.js';
 import { fromLocalInput, h, localInput, num, show, text, timeZone, validTime, when } from './dom.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
+const nav = document.getElementById('nav');
 const bulkDialog = document.getElementById('bulk');
 
 // Bulk replay goes in requests of this many failures, so the progress bar moves and no request
@@ -69,6 +72,7 @@ function signOut() {
 }
 
 function showWho() {
+  nav.hidden = !session.me;
   if (!session.me) {
     who.hidden = true;
     who.replaceChildren();
@@ -174,6 +178,8 @@ function route() {
       id = path.slice('/failures/'.length); // not an escape of ours: let the API say it is no id
     }
     showFailure(id);
+  } else if (path === '/history') {
+    showHistory(new URLSearchParams(query));
   } else {
     location.hash = '#/failures';
   }
@@ -577,6 +583,152 @@ async function reloadWith(id, notice) {
     return;
   }
   if (mine === ticket) renderFailure(f, notice);
+}
+
+// ---- delivery history
+
+// The lookups of GET /api/history, in the order the form shows them. The API says which
+// combinations it takes (event; table and record; correlation; consumer with a range); the
+// page sends what was typed and shows the API's refusal as it is.
+const historyNames = ['event', 'table', 'record', 'correlation', 'consumer', 'since', 'until', 'top'];
+const historyLookups = ['event', 'table', 'record', 'correlation', 'consumer'];
+const historyTops = [50, 200, 1000];
+
+function historyHash(values) {
+  const q = new URLSearchParams();
+  for (const name of historyNames) if (values[name]) q.set(name, values[name]);
+  const s = q.toString();
+  return s ? `#/history?${s}` : '#/history';
+}
+
+async function showHistory(params) {
+  const values = {};
+  for (const name of historyNames) values[name] = (params.get(name) || '').trim();
+  if (!historyTops.includes(Number(values.top))) values.top = '';
+  const results = h('div', { class: 'results', id: 'history-results' });
+  show(main,
+    h('h1', null, 'Delivery history'),
+    h('p', { class: 'muted' }, 'Every delivery outcome the journal kept: look one up by event id, by record (table and id), by correlation id, or by consumer over a range of days (UTC).'),
+    historyForm(values),
+    results);
+  if (!historyLookups.some((name) => values[name])) {
+    show(results, h('p', { class: 'empty' }, 'Fill in one lookup above.'));
+    return;
+  }
+  const mine = ++ticket;
+  show(results, h('p', { class: 'loading' }, 'Loading…'));
+  let answer;
+  try {
+    answer = await call('GET', 'history', { query: values });
+  } catch (err) {
+    if (mine !== ticket || refused(err)) return;
+    show(results, h('p', { class: 'error', role: 'alert', id: 'history-error' }, problem(err)));
+    return;
+  }
+  if (mine !== ticket) return;
+  const items = (Array.isArray(answer.items) ? answer.items : []).filter((e) => e && typeof e === 'object');
+  if (items.length === 0) {
+    show(results, h('p', { class: 'empty', id: 'history-empty' }, 'No outcomes found (ids and names are exact; the journal keeps outcomes for its retention only).'));
+    return;
+  }
+  // Newest first, as the API answers; sorted here too so that the page does not depend on it.
+  const at = (e) => (validTime(e.at) || new Date(0)).getTime();
+  items.sort((a, b) => at(b) - at(a));
+  show(results,
+    h('p', { class: 'page-info', id: 'history-count' }, `${num(items.length)} outcome${items.length === 1 ? '' : 's'}, newest first`),
+    outcomeTable(items));
+}
+
+function historyForm(values) {
+  const textField = (name, label, placeholder) => h('div', { class: 'field' },
+    h('label', { for: `h-${name}` }, label),
+    h('input', { id: `h-${name}`, name, value: values[name], placeholder, autocomplete: 'off', spellcheck: 'false' }));
+  const dateField = (name, label) => h('div', { class: 'field' },
+    h('label', { for: `h-${name}` }, label),
+    h('input', { id: `h-${name}`, name, type: 'date', value: /^\d{4}-\d{2}-\d{2}$/.test(values[name]) ? values[name] : '' }));
+  const size = h('select', { id: 'h-top', name: 'top' },
+    h('option', { value: '' }, 'up to 200'),
+    historyTops.filter((n) => n !== 200).map((n) => h('option', { value: n }, `up to ${num(n)}`)));
+  size.value = values.top;
+  const form = h('form', { class: 'filters', id: 'history-form' },
+    textField('event', 'Event id', 'the Dataverse message id'),
+    textField('table', 'Record table', 'e.g. account'),
+    textField('record', 'Record id', 'with the table'),
+    textField('correlation', 'Correlation id', ''),
+    textField('consumer', 'Consumer', 'with a range of days'),
+    dateField('since', 'Since (UTC day)'),
+    dateField('until', 'Until (UTC day, included)'),
+    h('div', { class: 'field' }, h('label', { for: 'h-top' }, 'Show'), size),
+    h('div', { class: 'field actions' },
+      h('button', { type: 'submit', id: 'history-lookup' }, 'Look up'),
+      h('button', { type: 'button', class: 'secondary', id: 'history-clear', onclick: () => go('#/history') }, 'Clear')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    const next = {};
+    for (const name of historyNames) next[name] = String(data.get(name) || '').trim();
+    go(historyHash(next));
+  });
+  return form;
+}
+
+const knownOutcome = new Set(['delivered', 'failed', 'breaker-open', 'replayed', 'discarded']);
+
+function outcomeBadge(outcome) {
+  const o = text(outcome);
+  return h('span', { class: `status outcome-${knownOutcome.has(o) ? o : 'other'}` }, o || 'unknown');
+}
+
+// duration is a Go time.Duration from the API (nanoseconds) for reading.
+function duration(ns) {
+  const n = Number(ns);
+  if (!Number.isFinite(n) || n <= 0) return '—';
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} s`;
+  return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} ms`;
+}
+
+function outcomeTable(items) {
+  const head = h('tr', null,
+    h('th', { scope: 'col' }, 'Time', h('small', null, timeZone())),
+    h('th', { scope: 'col' }, 'Outcome'),
+    h('th', { scope: 'col' }, 'Consumer'),
+    h('th', { scope: 'col' }, 'Route'),
+    h('th', { scope: 'col' }, 'Event'),
+    h('th', { scope: 'col', class: 'num' }, 'Duration'),
+    h('th', { scope: 'col', class: 'num' }, 'HTTP status'),
+    h('th', { scope: 'col' }, 'Error'),
+    h('th', { scope: 'col' }, 'Attempts'));
+  const rows = items.map((e) => {
+    const failure = text(e.failureId);
+    const event = [text(e.message), text(e.table), text(e.recordId)].filter(Boolean).join(' · ');
+    return h('tr', { 'data-event': text(e.eventId), 'data-consumer': text(e.consumer) },
+      h('td', { 'data-label': 'Time' }, timeCell(e.at) || '—'),
+      h('td', { 'data-label': 'Outcome' }, outcomeBadge(e.outcome),
+        failure ? h('a', { class: 'kind', href: `#/failures/${encodeURIComponent(failure)}` }, 'the kept failure') : null),
+      h('td', { 'data-label': 'Consumer' }, text(e.consumer) || '—'),
+      h('td', { 'data-label': 'Route' }, text(e.route) || '—'),
+      // One child per cell: on a phone a cell is a row of its label and its value.
+      h('td', { 'data-label': 'Event' }, h('div', null, event || '—',
+        h('small', null, text(e.eventId)),
+        text(e.correlationId) ? h('small', null, `correlation ${text(e.correlationId)}`) : null)),
+      h('td', { 'data-label': 'Duration', class: 'num' }, duration(e.duration)),
+      h('td', { 'data-label': 'HTTP status', class: 'num' }, Number(e.statusCode) ? String(Number(e.statusCode)) : '—'),
+      h('td', { 'data-label': 'Error', class: 'error-text' }, text(e.error) || '—'),
+      h('td', { 'data-label': 'Attempts' }, attemptLines(e)));
+  });
+  return h('table', { class: 'failures outcomes', id: 'outcomes' }, h('thead', null, head), h('tbody', null, rows));
+}
+
+// attemptLines lists each try, oldest first: when, its HTTP status, how long, its error.
+function attemptLines(e) {
+  const attempts = (Array.isArray(e.attempts) ? e.attempts : []).filter((a) => a && typeof a === 'object');
+  const count = Math.max(Number(e.attemptCount) || 0, attempts.length);
+  if (attempts.length === 0) return count ? `${num(count)} ${count === 1 ? 'try' : 'tries'} (only the count is kept)` : '—';
+  return h('div', null,
+    count > attempts.length ? h('small', null, `${num(count)} tries; the last ${num(attempts.length)} kept`) : null,
+    h('ol', { class: 'attempts' }, attempts.map((a) => h('li', null,
+      [when(a.at), Number(a.statusCode) ? `HTTP ${Number(a.statusCode)}` : '', duration(a.duration), text(a.error)]
+        .filter((s) => s && s !== '—').join(' · ') || '—'))));
 }
 
 // ---- bulk replay

@@ -664,6 +664,13 @@ func TestFailuresAPI(t *testing.T) {
 		if res.Matched != 5 || !res.DryRun || res.Delivered+res.Failed+res.Skipped != 0 || res.StoppedEarly {
 			t.Errorf("dry run: %+v", res)
 		}
+		// A plain date as to takes in the whole day; as from, the day starts it.
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp","from":"2024-05-01","to":"2024-05-01","dryRun":true}`, &res); st != 200 || res.Matched != 5 {
+			t.Errorf("dry run by date: %d %+v, want 5 matched", st, res)
+		}
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp","to":"2024-04-30","dryRun":true}`, &res); st != 200 || res.Matched != 0 {
+			t.Errorf("dry run to the day before: %d %+v, want 0 matched", st, res)
+		}
 		if n := fx.erp.Count() + fx.crm.Count(); n != 0 {
 			t.Errorf("a dry run sent %d requests", n)
 		}

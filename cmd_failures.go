@@ -21,6 +21,7 @@ import (
 
 const failuresUsage = `Usage:
   dvrouter failures list [--consumer NAME] [--status S] [--kind K] [--table T]
+                         [--event ID] [--record TABLE/ID] [--correlation ID]
                          [--from TIME] [--to TIME] [--top N] [--all] [--continuation TOKEN]
   dvrouter failures show ID
   dvrouter failures replay ID
@@ -29,7 +30,8 @@ const failuresUsage = `Usage:
   dvrouter failures discard ID --reason TEXT
 
   status: pending, replaying, replayed, discarded    kind: delivery, breaker-open, poison
-  TIME is RFC 3339, e.g. 2024-05-01T09:30:00Z (from inclusive, to exclusive, on the event's time)
+  TIME is RFC 3339, e.g. 2024-05-01T09:30:00Z, or a date in UTC, e.g. 2024-05-01 (from
+  inclusive, to exclusive, on the event's time; a date as --to takes in that whole day)
 
 Every command also takes:
   --endpoint URL   dvrouter's address (default $DVROUTER_ENDPOINT, else http://127.0.0.1:7071)
@@ -72,6 +74,9 @@ func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) st
 	switch sub {
 	case "list":
 		f := filterFlags(fs)
+		event := fs.String("event", "", "")
+		record := fs.String("record", "", "")
+		correlation := fs.String("correlation", "", "")
 		top := fs.Int("top", 0, "")
 		all := fs.Bool("all", false, "")
 		cont := fs.String("continuation", "", "")
@@ -79,7 +84,19 @@ func runFailures(args []string, stdout, stderr io.Writer, getenv func(string) st
 			if len(pos) != 0 {
 				return c.usage("list takes no arguments, only flags")
 			}
-			return c.list(f, *top, *all, *cont)
+			q := f.query()
+			q.Event, q.Correlation = *event, *correlation
+			if *record != "" {
+				table, id, ok := strings.Cut(*record, "/")
+				if !ok || strings.TrimSpace(table) == "" || strings.TrimSpace(id) == "" {
+					return c.usage("--record is TABLE/ID, e.g. contact/5f2c...")
+				}
+				if q.Table != "" && q.Table != table {
+					return c.usage(fmt.Sprintf("--record names table %q but --table is %q; give one", table, q.Table))
+				}
+				q.Table, q.Record = table, id
+			}
+			return c.list(q, *top, *all, *cont)
 		}
 	case "show":
 		run = func(pos []string) int {
@@ -197,8 +214,7 @@ func (f filterOpts) query() supportapi.ListQuery {
 	return supportapi.ListQuery{Consumer: *f.consumer, Status: *f.status, Kind: *f.kind, Table: *f.table, From: *f.from, To: *f.to}
 }
 
-func (c *failuresCmd) list(f filterOpts, top int, all bool, cont string) int {
-	q := f.query()
+func (c *failuresCmd) list(q supportapi.ListQuery, top int, all bool, cont string) int {
 	q.Top = top
 	var items []supportapi.Failure
 	var tw *tabwriter.Writer

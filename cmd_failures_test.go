@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -184,6 +185,60 @@ func TestFailuresCLI(t *testing.T) {
 		}
 		if len(all.Items) != 5 || len(seen) != 5 {
 			t.Errorf("--all listed %d items (%d distinct), want 5", len(all.Items), len(seen))
+		}
+	})
+
+	t.Run("List_ByEventRecordCorrelationAndDate", func(t *testing.T) {
+		fx := newCLIFixture(t, az, config.Breaker{})
+		var kept []failures.Failure
+		for i := range 3 {
+			kept = append(kept, fx.keep(i, "503"))
+		}
+		for _, tc := range []struct {
+			args []string
+			want []string // ids listed
+		}{
+			{[]string{"--event", kept[1].EventID}, []string{kept[1].ID}},
+			{[]string{"--record", "contact/" + kept[2].RecordID}, []string{kept[2].ID}},
+			{[]string{"--record", "contact/" + strings.ToUpper(kept[2].RecordID)}, []string{kept[2].ID}},
+			{[]string{"--record", "contact/" + kept[2].RecordID, "--table", "contact"}, []string{kept[2].ID}},
+			{[]string{"--record", "account/" + kept[2].RecordID}, nil},
+			{[]string{"--correlation", kept[0].CorrelationID}, []string{kept[0].ID}},
+			{[]string{"--from", "2024-05-01", "--to", "2024-05-01"}, []string{kept[2].ID, kept[1].ID, kept[0].ID}},
+			{[]string{"--to", "2024-04-30"}, nil},
+		} {
+			code, out, errOut := fx.run(append([]string{"list", "--json"}, tc.args...)...)
+			var page struct{ Items []failures.Failure }
+			if err := json.Unmarshal([]byte(out), &page); err != nil || code != 0 {
+				t.Errorf("%v: exit %d, %v: %s %s", tc.args, code, err, out, errOut)
+				continue
+			}
+			var got []string
+			for _, it := range page.Items {
+				got = append(got, it.ID)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%v: listed %v, want %v", tc.args, got, tc.want)
+			}
+		}
+	})
+
+	t.Run("List_BadLookupsAreUsageErrors", func(t *testing.T) {
+		fx := newCLIFixture(t, az, config.Breaker{})
+		for _, tc := range []struct {
+			args []string
+			code int
+			want string
+		}{
+			{[]string{"--record", "5f2c0000-0000-0000-0000-000000000000"}, 2, "--record is TABLE/ID"},
+			{[]string{"--record", "contact/"}, 2, "--record is TABLE/ID"},
+			{[]string{"--record", "contact/x", "--table", "account"}, 2, "--table"},
+			{[]string{"--from", "2024-05-32"}, 1, "error: from: "},
+		} {
+			code, _, errOut := fx.run(append([]string{"list"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.want)
+			}
 		}
 	})
 

@@ -146,13 +146,13 @@ func (a *failuresAPI) list(w http.ResponseWriter, r *http.Request) {
 // host's key parameter: the host forwards the query string as it came.
 var listParams = map[string]bool{
 	"consumer": true, "status": true, "kind": true, "table": true, "from": true, "to": true,
-	"top": true, "continuation": true, "code": true,
+	"event": true, "record": true, "correlation": true, "top": true, "continuation": true, "code": true,
 }
 
 func parseListQuery(v url.Values) (failures.Query, error) {
 	for name, vals := range v {
 		if !listParams[name] {
-			return failures.Query{}, fmt.Errorf("unknown parameter %q; known: consumer, status, kind, table, from, to, top, continuation", name)
+			return failures.Query{}, fmt.Errorf("unknown parameter %q; known: consumer, status, kind, table, record, event, correlation, from, to, top, continuation", name)
 		}
 		if len(vals) > 1 {
 			return failures.Query{}, fmt.Errorf("parameter %q is given %d times", name, len(vals))
@@ -165,6 +165,17 @@ func parseListQuery(v url.Values) (failures.Query, error) {
 	q, err := f.query(true)
 	if err != nil {
 		return q, err
+	}
+	q.EventID = strings.TrimSpace(v.Get("event"))
+	q.RecordID = strings.TrimSpace(v.Get("record"))
+	q.CorrelationID = strings.TrimSpace(v.Get("correlation"))
+	for _, p := range []struct{ name, v string }{{"event", q.EventID}, {"record", q.RecordID}, {"correlation", q.CorrelationID}} {
+		if len(p.v) > maxFilterChars {
+			return q, fmt.Errorf("%s: longer than %d characters", p.name, maxFilterChars)
+		}
+	}
+	if q.RecordID != "" && q.Table == "" {
+		return q, fmt.Errorf("record: %q needs its table too (table=contact&record=...), since a record id is unique only within its table", q.RecordID)
 	}
 	q.Top = defaultListTop
 	if s := v.Get("top"); s != "" {
@@ -212,10 +223,10 @@ func (f filter) query(anyStatus bool) (failures.Query, error) {
 		return q, fmt.Errorf("kind: %q must be delivery, breaker-open or poison", f.Kind)
 	}
 	var err error
-	if q.From, err = parseTime("from", f.From); err != nil {
+	if q.From, err = parseTime("from", f.From, false); err != nil {
 		return q, err
 	}
-	if q.To, err = parseTime("to", f.To); err != nil {
+	if q.To, err = parseTime("to", f.To, true); err != nil {
 		return q, err
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
@@ -224,13 +235,16 @@ func (f filter) query(anyStatus bool) (failures.Query, error) {
 	return q, nil
 }
 
-func parseTime(name, s string) (time.Time, error) {
-	if s = strings.TrimSpace(s); s == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+// parseTime reads from or to (end): RFC 3339, or a plain date in UTC, which as from is the
+// start of that day and as to takes in the whole day (to is exclusive: the next midnight).
+func parseTime(name, s string, end bool) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	t, err := ParseFilterTime(s, false)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time such as 2024-05-01T09:30:00Z", name, s)
+		return time.Time{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if _, dateErr := time.Parse(time.DateOnly, s); end && dateErr == nil {
+		t = t.AddDate(0, 0, 1)
 	}
 	return t.UTC(), nil
 }

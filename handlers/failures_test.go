@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -322,8 +323,9 @@ func TestFailuresAPI(t *testing.T) {
 
 	t.Run("List_Filters", func(t *testing.T) {
 		fx := newAPIFixture(t, az, fixtureOptions{})
+		var kept []failures.Failure
 		for i := range 4 {
-			fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery)
+			kept = append(kept, fx.keep(contactEvent(i), "erp", "contacts-to-erp", failures.KindDelivery))
 		}
 		fx.keep(contactEvent(4), "erp", "contacts-to-erp", failures.KindBreakerOpen)
 		fx.keep(accountEvent(5), "crm", "accounts-to-crm", failures.KindDelivery)
@@ -340,6 +342,19 @@ func TestFailuresAPI(t *testing.T) {
 			// Events 1, 2 and 3 happened in [09:01, 09:04).
 			{"from=2024-05-01T09:01:00Z&to=2024-05-01T09:04:00Z", 3},
 			{"consumer=erp&kind=delivery&from=2024-05-01T09:02:00Z", 2},
+			{"event=" + url.QueryEscape(kept[2].EventID), 1},
+			// The fixture's record and correlation ids of event i are one id.
+			{"table=contact&record=00000002-1b3c-4d5e-8f60-000000000002", 1},
+			{"table=account&record=00000002-1b3c-4d5e-8f60-000000000002", 0},
+			{"table=account&record=00000005-1B3C-4D5E-8F60-000000000005", 1}, // upper case finds it too
+			{"correlation=00000003-1b3c-4d5e-8f60-000000000003&consumer=erp", 1},
+			{"correlation=00000003-1b3c-4d5e-8f60-000000000003&consumer=crm", 0},
+			// Plain dates: from is that day's start, to takes in the whole day.
+			{"from=2024-05-01", 6},
+			{"to=2024-05-01", 6},
+			{"from=2024-05-01&to=2024-05-01", 6},
+			{"from=2024-05-02", 0},
+			{"to=2024-04-30", 0},
 		}
 		for _, tc := range tests {
 			var page listAnswer
@@ -367,6 +382,11 @@ func TestFailuresAPI(t *testing.T) {
 			{"consumr=erp", "consumr"},
 			{"consumer=erp&consumer=crm", "consumer"},
 			{"continuation=not-ours", "continuation"},
+			{"record=00000002-1b3c-4d5e-8f60-000000000002", "table"},
+			{"event=" + strings.Repeat("e", 1025), "event"},
+			{"from=2024-05-32", "from"},
+			{"to=25/07/2024", "to"},
+			{"from=2024-05-02&to=2024-05-01", "to"},
 		}
 		for _, tc := range tests {
 			var e errorAnswer
@@ -643,6 +663,13 @@ func TestFailuresAPI(t *testing.T) {
 		}
 		if res.Matched != 5 || !res.DryRun || res.Delivered+res.Failed+res.Skipped != 0 || res.StoppedEarly {
 			t.Errorf("dry run: %+v", res)
+		}
+		// A plain date as to takes in the whole day; as from, the day starts it.
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp","from":"2024-05-01","to":"2024-05-01","dryRun":true}`, &res); st != 200 || res.Matched != 5 {
+			t.Errorf("dry run by date: %d %+v, want 5 matched", st, res)
+		}
+		if st := fx.call("POST", "/api/failures/replay", `{"consumer":"erp","to":"2024-04-30","dryRun":true}`, &res); st != 200 || res.Matched != 0 {
+			t.Errorf("dry run to the day before: %d %+v, want 0 matched", st, res)
 		}
 		if n := fx.erp.Count() + fx.crm.Count(); n != 0 {
 			t.Errorf("a dry run sent %d requests", n)

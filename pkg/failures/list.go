@@ -23,6 +23,11 @@ type Query struct {
 	Status   string // a Status
 	Kind     string // a Kind
 	Table    string
+	// EventID, RecordID and CorrelationID find the failures of one event, one record (with
+	// Table, since a record id is unique within its table) or one correlation. They match the
+	// stored value exactly or in lower case, since Dataverse writes its GUIDs in lower case and
+	// people paste them in either.
+	EventID, RecordID, CorrelationID string
 	// From (inclusive) and To (exclusive) bound OccurredAt, the event's time, at 100 ns
 	// resolution.
 	From, To time.Time
@@ -107,8 +112,19 @@ func listFilter(q Query) (string, error) {
 	var terms []string
 	eq := func(name, v string) {
 		if v != "" {
-			terms = append(terms, fmt.Sprintf("%s eq '%s'", name, strings.ReplaceAll(v, "'", "''")))
+			terms = append(terms, fmt.Sprintf("%s eq '%s'", name, quote(v)))
 		}
+	}
+	// eqID matches an id as given or in lower case.
+	eqID := func(name, v string) {
+		if lower := strings.ToLower(v); lower != v {
+			terms = append(terms, fmt.Sprintf("(%s eq '%s' or %s eq '%s')", name, quote(v), name, quote(lower)))
+			return
+		}
+		eq(name, v)
+	}
+	if q.RecordID != "" && q.Table == "" {
+		return "", fmt.Errorf("%w: record %q without its table", ErrInvalid, q.RecordID)
 	}
 	switch Status(q.Status) {
 	case "", StatusPending, StatusReplayed, StatusDiscarded, StatusReplaying:
@@ -137,8 +153,14 @@ func listFilter(q Query) (string, error) {
 	eq(pStatus, q.Status)
 	eq(pKind, q.Kind)
 	eq(pTable, q.Table)
+	eqID(pEventID, q.EventID)
+	eqID(pRecordID, q.RecordID)
+	eqID(pCorrelationID, q.CorrelationID)
 	return strings.Join(terms, " and "), nil
 }
+
+// quote escapes a value for an OData string literal.
+func quote(v string) string { return strings.ReplaceAll(v, "'", "''") }
 
 // parseContinuation gives the RowKey a page continues after ("" for the first page).
 func parseContinuation(token string) (string, error) {

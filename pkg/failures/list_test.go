@@ -20,6 +20,9 @@ func listFixture(t *testing.T, s *Store) []Failure {
 	for i := range 60 {
 		f := deliveryFailure(i, []string{"erp", "crm", "o'brien"}[i%3])
 		f.OccurredAt = baseTime.Add(time.Duration(i/2) * time.Minute) // pairs share an instant
+		f.EventID = fmt.Sprintf("evt-%06d", i/3)                      // one event, three consumers
+		f.RecordID = fmt.Sprintf("%08d-0000-0000-0000-00000000abcd", i/2)
+		f.CorrelationID = fmt.Sprintf("corr-%d", i%4)
 		if i%4 == 0 {
 			f.Kind = KindBreakerOpen
 		}
@@ -79,6 +82,20 @@ func TestList_PagesReturnEveryItemOnceNewestFirst(t *testing.T) {
 				return f.Consumer == "crm" && f.Status == StatusPending && f.Kind == KindDelivery && f.Table == "contact" &&
 					!f.OccurredAt.Before(at(3)) && f.OccurredAt.Before(at(27))
 			}},
+		{"event", Query{EventID: "evt-000004"}, func(f Failure) bool { return f.EventID == "evt-000004" }},
+		{"record", Query{Table: "contact", RecordID: "00000003-0000-0000-0000-00000000abcd"}, func(f Failure) bool {
+			return f.Table == "contact" && f.RecordID == "00000003-0000-0000-0000-00000000abcd"
+		}},
+		{"record in upper case", Query{Table: "contact", RecordID: "00000003-0000-0000-0000-00000000ABCD"}, func(f Failure) bool {
+			return f.Table == "contact" && f.RecordID == "00000003-0000-0000-0000-00000000abcd"
+		}},
+		{"record in another table", Query{Table: "account", RecordID: "00000005-0000-0000-0000-00000000abcd"}, func(f Failure) bool {
+			return f.Table == "account" && f.RecordID == "00000005-0000-0000-0000-00000000abcd"
+		}},
+		{"correlation", Query{CorrelationID: "CORR-1"}, func(f Failure) bool { return f.CorrelationID == "corr-1" }},
+		{"correlation and consumer", Query{CorrelationID: "corr-2", Consumer: "crm"}, func(f Failure) bool {
+			return f.CorrelationID == "corr-2" && f.Consumer == "crm"
+		}},
 		{"nothing matches", Query{Consumer: "nobody"}, func(Failure) bool { return false }},
 	}
 	for _, tt := range tests {
@@ -150,6 +167,7 @@ func TestList_RejectsBadQueries(t *testing.T) {
 		"unknown status":           {Status: "lost"},
 		"unknown kind":             {Kind: "weird"},
 		"negative top":             {Top: -1},
+		"record without table":     {RecordID: "00000001-0000-0000-0000-000000000000"},
 		"to before from":           {From: baseTime, To: baseTime.Add(-time.Hour)},
 		"garbage continuation":     {Continuation: "abc"},
 		"continuation with quote":  {Continuation: "c1.r' or 1 eq 1"},

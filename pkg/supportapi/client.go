@@ -61,15 +61,19 @@ func (e *APIError) Error() string {
 // ListQuery holds the filters of GET /api/failures; empty fields do not filter.
 type ListQuery struct {
 	Consumer, Status, Kind, Table string
-	From, To                      string // RFC 3339
-	Top                           int    // 0: the server's default (50)
-	Continuation                  string
+	// Event, Record (with Table) and Correlation find the failures of one event, record or
+	// correlation.
+	Event, Record, Correlation string
+	From, To                   string // RFC 3339, or a date (2024-07-25, UTC; as To, the whole day)
+	Top                        int    // 0: the server's default (50)
+	Continuation               string
 }
 
 func (q ListQuery) values() url.Values {
 	v := url.Values{}
 	for name, s := range map[string]string{"consumer": q.Consumer, "status": q.Status, "kind": q.Kind,
-		"table": q.Table, "from": q.From, "to": q.To, "continuation": q.Continuation} {
+		"table": q.Table, "event": q.Event, "record": q.Record, "correlation": q.Correlation,
+		"from": q.From, "to": q.To, "continuation": q.Continuation} {
 		if s != "" {
 			v.Set(name, s)
 		}

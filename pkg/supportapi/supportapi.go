@@ -124,7 +124,7 @@ type Routed struct {
 	Failed    []string `json:"failed"`
 }
 
-// BulkReplayRequest is the body of POST /api/failures/replay. Times are RFC 3339; From is
+// BulkReplayRequest is the body of POST /api/failures/replay. Times are RFC 3339 or a date (2024-07-25, UTC; as To, the whole day); From is
 // inclusive and To exclusive, on the event's time. Status may only be pending (or empty).
 type BulkReplayRequest struct {
 	Consumer string `json:"consumer,omitempty"`

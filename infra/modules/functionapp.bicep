@@ -152,6 +152,9 @@ var appSettings = {
   // The consumers' circuit breakers, shared by every instance (created by dvrouter on first use).
   DVROUTER_BREAKER_TABLE: 'ConsumerBreakers'
   DVROUTER_BREAKER_SYNC: '1s'
+  // The delivery journal (history lookups), created by dvrouter on first use; ids and timings only.
+  DVROUTER_JOURNAL_TABLE: 'DeliveryJournal'
+  DVROUTER_JOURNAL_RETENTION: '30d'
   // One "consumer metrics" line per consumer per interval: the workbook charts them.
   DVROUTER_METRICS_INTERVAL: '1m'
   // Empty when dvrouter reads them from the vault itself (vaultSettings).

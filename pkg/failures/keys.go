@@ -5,9 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
+
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // shardCount is the number of partitions failures are spread over. Ids and lists depend on it:
@@ -22,7 +23,7 @@ type keys struct {
 }
 
 const (
-	invDigits  = 19 // digits of math.MaxInt64
+	invDigits  = tables.InvertedTimeDigits
 	hashHex    = 32 // hex digits of the identity hash kept in keys
 	idLen      = 2 + 1 + invDigits + 1 + hashHex
 	rowPrefix  = "r" // main entities
@@ -53,25 +54,11 @@ func keysFor(ident string, occurred time.Time) keys {
 	return keys{
 		shard: shard,
 		pk:    partitionKey(shard),
-		rk:    rowPrefix + invertedTime(occurred) + "-" + hex.EncodeToString(h[:hashHex/2]),
+		rk:    rowPrefix + tables.InvertedTime(occurred) + "-" + hex.EncodeToString(h[:hashHex/2]),
 	}
 }
 
 func partitionKey(shard int) string { return fmt.Sprintf("s%02x", shard) }
-
-// invertedTime makes later times sort first as fixed-width decimal text.
-func invertedTime(t time.Time) string {
-	var ns int64
-	switch {
-	case t.IsZero() || t.Before(time.Unix(0, 0)):
-		ns = 0
-	case t.After(time.Unix(0, math.MaxInt64)):
-		ns = math.MaxInt64
-	default:
-		ns = t.UnixNano()
-	}
-	return fmt.Sprintf("%0*d", invDigits, math.MaxInt64-ns)
-}
 
 // id is the public id: the shard and the RowKey without its prefix.
 func (k keys) id() string {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 const (
@@ -143,10 +145,10 @@ func listFilter(q Query) (string, error) {
 	// Row keys of one instant are "r<digits>-<hash>", and '.' sorts right after '-'.
 	upper, lower := rowEnd, rowPrefix
 	if !q.From.IsZero() {
-		upper = rowPrefix + invertedTime(normTime(q.From)) + "."
+		upper = rowPrefix + tables.InvertedTime(normTime(q.From)) + "."
 	}
 	if !q.To.IsZero() {
-		lower = rowPrefix + invertedTime(normTime(q.To)) + "."
+		lower = rowPrefix + tables.InvertedTime(normTime(q.To)) + "."
 	}
 	terms = append(terms, fmt.Sprintf("RowKey gt '%s' and RowKey lt '%s'", lower, upper))
 	eq(pConsumer, q.Consumer)

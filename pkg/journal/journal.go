@@ -32,10 +32,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // DefaultTable is the table used when Config.Table is empty.
@@ -144,7 +145,7 @@ func entities(e Entry) ([]entity, error) {
 		}
 		base.Attempts = string(b)
 	}
-	inv := invertedTime(e.At)
+	inv := tables.InvertedTime(e.At)
 	ev, cons := escape(e.EventID), escape(e.Consumer)
 	out := make([]entity, 0, 4)
 	add := func(pk, rk string) {
@@ -236,20 +237,4 @@ func escape(s string) string {
 
 func needsEscape(c byte) bool {
 	return c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '#' || c == '?' || c == '|' || c == '%'
-}
-
-const invDigits = 19
-
-// invertedTime makes later times sort first as fixed-width decimal text.
-func invertedTime(t time.Time) string {
-	var ns int64
-	switch {
-	case t.IsZero() || t.Before(time.Unix(0, 0)):
-		ns = 0
-	case t.After(time.Unix(0, math.MaxInt64)):
-		ns = math.MaxInt64
-	default:
-		ns = t.UnixNano()
-	}
-	return fmt.Sprintf("%0*d", invDigits, math.MaxInt64-ns)
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // ErrInvalid: a lookup the journal cannot answer (the message says why).
@@ -119,10 +121,10 @@ func (j *Journal) queryPartition(ctx context.Context, pk, prefix string, since, 
 	// that follows a time ("|" and digits), so it closes the range.
 	lo, hi := prefix, prefix+"~"
 	if !until.IsZero() {
-		lo = prefix + invertedTime(until)
+		lo = prefix + tables.InvertedTime(until)
 	}
 	if !since.IsZero() {
-		hi = prefix + invertedTime(since) + "~"
+		hi = prefix + tables.InvertedTime(since) + "~"
 	}
 	filter += " and RowKey ge '" + odataQuote(lo) + "' and RowKey lt '" + odataQuote(hi) + "'"
 	top := int32(min(limit, 1000))

@@ -1,6 +1,7 @@
 // Package tables opens Azure Table Storage the one way every store of dvrouter does (the
-// failure store, the shared breakers): with a connection string (Azurite locally), or with the
-// table service URI reached by managed identity.
+// failure store, the shared breakers, the delivery journal): with a connection string (Azurite
+// locally), or with the table service URI reached by managed identity. It also holds the key
+// pieces those stores share (InvertedTime).
 package tables
 
 import (

@@ -10,6 +10,7 @@ package wdl
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -72,20 +73,33 @@ func (env *Env) foldedName(lower string) (string, bool) {
 
 // Expr is a compiled expression. It is immutable and safe for concurrent use.
 type Expr struct {
-	src  string
-	root node
+	src     string
+	root    node
+	columns []string
 }
 
 // Compile parses and compiles src, a JSON string value as it appears in a workflow definition:
 // "@expr" is an expression, "text @{expr} text" an interpolated string, "@@..." a literal string
 // starting with @, anything else a literal string. Errors are *Error values.
 func Compile(src string) (*Expr, error) {
-	root, err := compileValue(src)
+	var cols []string
+	root, err := compileValue(src, &cols)
 	if err != nil {
 		return nil, err
 	}
-	return &Expr{src: src, root: root}, nil
+	e := &Expr{src: src, root: root}
+	for _, c := range cols {
+		if c = strings.ToLower(c); !slices.Contains(e.columns, c) {
+			e.columns = append(e.columns, c)
+		}
+	}
+	return e, nil
 }
+
+// Columns returns the row columns the expression reads by a literal name
+// (triggerBody()?['x'], triggerOutputs()?['body/x']), in lower case and in order of first use.
+// A column read by a computed name is not listed.
+func (e *Expr) Columns() []string { return slices.Clone(e.columns) }
 
 // String returns the source expression.
 func (e *Expr) String() string { return e.src }

@@ -13,14 +13,14 @@ type node interface {
 
 // compileValue compiles a whole JSON string value: an expression, an interpolated string or a
 // literal (see Compile).
-func compileValue(src string) (node, error) {
+func compileValue(src string, cols *[]string) (node, error) {
 	switch {
 	case strings.HasPrefix(src, "@@"):
 		return &litNode{v: strV(src[1:])}, nil
 	case strings.HasPrefix(src, "@{"):
-		return compileTemplate(src)
+		return compileTemplate(src, cols)
 	case strings.HasPrefix(src, "@"):
-		p := &parser{src: src, pos: 1}
+		p := &parser{src: src, pos: 1, cols: cols}
 		n, err := p.parseExpr()
 		if err != nil {
 			return nil, err
@@ -31,13 +31,13 @@ func compileValue(src string) (node, error) {
 		}
 		return n, nil
 	case strings.Contains(src, "@{"):
-		return compileTemplate(src)
+		return compileTemplate(src, cols)
 	}
 	return &litNode{v: strV(src)}, nil
 }
 
 // compileTemplate compiles a string with "@{expr}" parts; "@@{" stands for a literal "@{".
-func compileTemplate(src string) (node, error) {
+func compileTemplate(src string, cols *[]string) (node, error) {
 	var parts []node
 	var lit strings.Builder
 	flush := func() {
@@ -54,7 +54,7 @@ func compileTemplate(src string) (node, error) {
 		}
 		if strings.HasPrefix(src[i:], "@{") {
 			flush()
-			p := &parser{src: src, pos: i + 2}
+			p := &parser{src: src, pos: i + 2, cols: cols}
 			n, err := p.parseExpr()
 			if err != nil {
 				return nil, err
@@ -82,6 +82,9 @@ type parser struct {
 	pos   int
 	depth int
 	nodes int
+	// cols collects the row columns the expression reads by a literal name
+	// (triggerBody()?['x'], triggerOutputs()?['body/x']), for Expr.Columns.
+	cols *[]string
 }
 
 func (p *parser) errorf(off int, format string, args ...any) *Error {
@@ -218,6 +221,9 @@ func (p *parser) postfix(n node) (node, error) {
 			return nil, err
 		}
 		n = newIndex(n, key, nullSafe, off)
+		if c, ok := n.(*bodyColumnNode); ok && p.cols != nil {
+			*p.cols = append(*p.cols, c.name)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -549,4 +550,46 @@ func numberText(v any) (string, bool) {
 		return strconv.FormatInt(n, 10), true
 	}
 	return "", false
+}
+
+// Columns returns the columns that the routes for table (and the routes for any table, "*") read,
+// in lower case and in file order: filteringAttributes, changed, the columns of the filter and of
+// the trigger conditions, and select. These are the columns an event must carry to be matched
+// and shaped as the full row would be. Lookups are named by their logical name (parentcustomerid,
+// not _parentcustomerid_value).
+func (s *Set) Columns(table string) []string {
+	var out []string
+	add := func(c string) {
+		c = newColumn(strings.ToLower(c)).name
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	for _, r := range s.routes {
+		if r.table != "" && !strings.EqualFold(r.table, table) {
+			continue
+		}
+		for _, c := range r.filtering {
+			add(c.name)
+		}
+		for _, c := range r.changed {
+			add(c.name)
+		}
+		if r.filter >= 0 && s.filters[r.filter] != nil {
+			for _, c := range s.filters[r.filter].Columns() {
+				add(c)
+			}
+		}
+		for _, id := range r.conds {
+			if s.conds[id] != nil {
+				for _, c := range s.conds[id].Columns() {
+					add(c)
+				}
+			}
+		}
+		for _, c := range r.Select {
+			add(c)
+		}
+	}
+	return out
 }

@@ -10,6 +10,7 @@ package wdl
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -76,6 +77,8 @@ type Expr struct {
 	src   string
 	root  node
 	spans map[node]string // each node's source, for Explain
+	// columns are the row columns read by a literal name, lower case, in order of first use.
+	columns []string
 }
 
 // Compile parses and compiles src, a JSON string value as it appears in a workflow definition:
@@ -87,8 +90,19 @@ func Compile(src string) (*Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Expr{src: src, root: root, spans: c.spans}, nil
+	e := &Expr{src: src, root: root, spans: c.spans}
+	for _, col := range c.columns {
+		if col = strings.ToLower(col); !slices.Contains(e.columns, col) {
+			e.columns = append(e.columns, col)
+		}
+	}
+	return e, nil
 }
+
+// Columns returns the row columns the expression reads by a literal name
+// (triggerBody()?['x'], triggerOutputs()?['body/x']), in lower case and in order of first use.
+// A column read by a computed name is not listed.
+func (e *Expr) Columns() []string { return slices.Clone(e.columns) }
 
 // Check returns every syntax and compile error in src, in source order, where Compile stops at
 // the first: a function argument that does not parse is recorded and skipped, and the next one

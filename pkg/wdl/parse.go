@@ -94,6 +94,9 @@ type compiling struct {
 	// in errs and go on with its next argument, so that one pass finds every error.
 	recover bool
 	errs    []*Error
+	// columns collects the row columns the expression reads by a literal name
+	// (triggerBody()?['x'], triggerOutputs()?['body/x']), for Expr.Columns.
+	columns []string
 }
 
 func (p *parser) errorf(off int, format string, args ...any) *Error {
@@ -236,6 +239,9 @@ func (p *parser) postfix(n node) (node, error) {
 			return nil, err
 		}
 		n = newIndex(n, key, nullSafe, off)
+		if col, ok := n.(*bodyColumnNode); ok && p.c != nil {
+			p.c.columns = append(p.c.columns, col.name)
+		}
 	}
 }
 

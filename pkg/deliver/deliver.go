@@ -5,7 +5,7 @@
 // failure store before reporting the outcome, so nothing is acknowledged before it is durable.
 // It counts each consumer's deliveries and logs them once per interval (metrics.go).
 //
-// The destination kinds live in their own folders (httpdest, sbdest) behind dest.Publisher;
+// The destination kinds live in their own folders (httpdest, sbdest) behind dest.Kind;
 // the whole delivery policy is stacked in one place, policy().
 package deliver
 
@@ -106,17 +106,47 @@ type consumer struct {
 	stats stats
 }
 
-// kinds builds a consumer type's publisher: adding a destination kind is one folder and one
-// line here.
-var kinds = map[string]func(c config.Consumer, d *deps) (dest.Publisher, error){
-	"http":       func(c config.Consumer, d *deps) (dest.Publisher, error) { return httpdest.New(c, d.client) },
-	"servicebus": func(c config.Consumer, d *deps) (dest.Publisher, error) { return sbdest.New(c, d.credential) },
+// kinds are the destination kinds, in the order messages list them: adding a kind is one
+// folder and one line here. Each owns its route file keys (registered with package config
+// below, so that loading a route file knows them) and builds its publishers.
+var kinds = []dest.Kind{httpdest.Kind, sbdest.Kind}
+
+func init() {
+	for _, k := range kinds {
+		config.RegisterKind(k.Config)
+	}
 }
 
-// deps are what publishers of several consumers share.
-type deps struct {
-	client     *http.Client
-	credential func() (azcore.TokenCredential, error)
+func kindOf(name string) (dest.Kind, bool) {
+	for _, k := range kinds {
+		if k.Config.Name == name {
+			return k, true
+		}
+	}
+	return dest.Kind{}, false
+}
+
+// sharedValues is dest.Deps.Shared for one Deliverer.
+type sharedValues struct {
+	mu     sync.Mutex
+	values map[string]any
+}
+
+func (s *sharedValues) get(key string, build func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.values[key]; ok {
+		return v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return nil, err
+	}
+	if s.values == nil {
+		s.values = map[string]any{}
+	}
+	s.values[key] = v
+	return v, nil
 }
 
 // New makes a Deliverer for consumers (as loaded and validated by package config). rec keeps
@@ -138,14 +168,15 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 		}
 	}
 	d.client = httpdest.NewClient(min(idle, 1024))
-	shared := &deps{
-		client: d.client,
-		credential: sync.OnceValues(func() (azcore.TokenCredential, error) {
+	shared := dest.Deps{
+		HTTPClient: d.client,
+		Credential: sync.OnceValues(func() (azcore.TokenCredential, error) {
 			if opts.Credential != nil {
 				return opts.Credential, nil
 			}
 			return azidentity.NewDefaultAzureCredential(nil)
 		}),
+		Shared: (&sharedValues{}).get,
 	}
 	for _, c := range consumers {
 		if _, dup := d.consumers[c.Name]; dup {
@@ -158,12 +189,12 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 			_ = d.Close(context.Background())
 			return nil, fmt.Errorf("consumer %s: unknown format %q", c.Name, c.Format)
 		}
-		build, ok := kinds[c.Type]
+		kind, ok := kindOf(c.Type)
 		if !ok {
 			_ = d.Close(context.Background())
 			return nil, fmt.Errorf("consumer %s: unknown type %q", c.Name, c.Type)
 		}
-		pub, err := build(c, shared)
+		pub, err := kind.New(c, shared)
 		if err != nil {
 			_ = d.Close(context.Background())
 			return nil, err

@@ -5,7 +5,7 @@
 // failure store before reporting the outcome, so nothing is acknowledged before it is durable.
 // It counts each consumer's deliveries and logs them once per interval (metrics.go).
 //
-// The destination kinds live in their own folders (httpdest, sbdest) behind dest.Kind;
+// The destination kinds live in their own folders (httpdest, sbdest, dvdest) behind dest.Kind;
 // the whole delivery policy is stacked in one place, policy().
 package deliver
 
@@ -27,6 +27,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dvdest"
 	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/deliver/sbdest"
 	"github.com/dvrouter/dvrouter/pkg/failures"
@@ -109,7 +110,7 @@ type consumer struct {
 // kinds are the destination kinds, in the order messages list them: adding a kind is one
 // folder and one line here. Each owns its route file keys (registered with package config
 // below, so that loading a route file knows them) and builds its publishers.
-var kinds = []dest.Kind{httpdest.Kind, sbdest.Kind}
+var kinds = []dest.Kind{httpdest.Kind, sbdest.Kind, dvdest.Kind}
 
 func init() {
 	for _, k := range kinds {
@@ -163,7 +164,7 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 	}
 	idle := 0
 	for _, c := range consumers {
-		if c.Type == "http" {
+		if c.Type == "http" || c.Type == "dataverse" { // the kinds that send through d.client
 			idle += max(c.MaxConcurrency, 1)
 		}
 	}

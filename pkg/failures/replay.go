@@ -249,6 +249,14 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 		}
 	}
 
+	err = r.save(ctx, f, etag, &out, statusCode, start, by)
+	return out, err
+}
+
+// save records the outcome of a claimed failure's replay with the claim's ETag: replayed,
+// failed again, or given back untried (out.Result becomes skipped). The error is non-nil only
+// when it could not be saved.
+func (r *Replayer) save(ctx context.Context, f Failure, etag ETag, out *ReplayOutcome, statusCode int, start time.Time, by Actor) error {
 	var saveErr error
 	switch {
 	case out.untried:
@@ -267,10 +275,10 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error})
 	}
 	if saveErr != nil {
-		return out, fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",
+		return fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",
 			ErrNotSaved, f.ID, out.Result, saveErr)
 	}
-	return out, nil
+	return nil
 }
 
 // BulkOutcome is how a ReplayMatching ended. Matched counts the failures found (up to the
@@ -392,6 +400,7 @@ func (b *bulkRun) result() BulkOutcome {
 // replayAll replays items with bounded concurrency. It starts no new item once the run has
 // stopped (a breaker opened, the caller went away); items already started finish and are saved.
 func (b *bulkRun) replayAll(ctx context.Context, items []Failure) {
+	items = b.replayBatches(ctx, items)
 	slots := make(chan struct{}, bulkConcurrency)
 	var wg sync.WaitGroup
 	for _, f := range items {

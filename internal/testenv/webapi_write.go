@@ -15,6 +15,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -205,6 +206,7 @@ func (w *WebAPI) applyWrite(method, path string, h http.Header, body []byte) (wr
 		row[k] = v
 	}
 	t.Rows[id] = row
+	remember(t, keySignature(key), id)
 	return writeResult{status: 204, id: id, set: set}, u
 }
 
@@ -268,7 +270,9 @@ func parseKey(t *WebAPITable, s string) (map[string]any, error) {
 	return key, nil
 }
 
-// findByKey returns the id of the row holding every value of key, or "".
+// findByKey returns the id of the row holding every value of key, or "". Rows found once are
+// remembered by their key (checked again on every use, as SetRow may have changed them), so a
+// batch of updates does not scan the table once per write.
 func findByKey(t *WebAPITable, key map[string]any) string {
 	if id, ok := key[t.PrimaryID].(string); ok && len(key) == 1 {
 		if t.Rows[strings.ToLower(id)] != nil {
@@ -276,19 +280,60 @@ func findByKey(t *WebAPITable, key map[string]any) string {
 		}
 		return ""
 	}
+	sig := keySignature(key)
+	idx := keyIndexes[t]
+	if id, ok := idx[sig]; ok && t.Rows[id] != nil && rowHasKey(t.Rows[id], key) {
+		return id
+	}
 	for id, row := range t.Rows {
-		match := true
-		for col, want := range key {
-			if fmt.Sprint(row[col]) != fmt.Sprint(want) {
-				match = false
-				break
-			}
-		}
-		if match {
+		if rowHasKey(row, key) {
+			remember(t, sig, id)
 			return id
 		}
 	}
 	return ""
+}
+
+// keyIndexes remember, per table, the row ids found by a key signature; guarded by WebAPI.mu.
+var keyIndexes = map[*WebAPITable]map[string]string{}
+
+func remember(t *WebAPITable, sig, id string) {
+	if keyIndexes[t] == nil {
+		keyIndexes[t] = map[string]string{}
+	}
+	keyIndexes[t][sig] = id
+}
+
+func keySignature(key map[string]any) string {
+	cols := make([]string, 0, len(key))
+	for c := range key {
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	var b strings.Builder
+	for _, c := range cols {
+		b.WriteString(c)
+		b.WriteByte('=')
+		b.WriteString(valueText(key[c]))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func rowHasKey(row, key map[string]any) bool {
+	for col, want := range key {
+		if valueText(row[col]) != valueText(want) {
+			return false
+		}
+	}
+	return true
+}
+
+func valueText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
 }
 
 func contains(list []string, s string) bool {

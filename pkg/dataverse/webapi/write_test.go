@@ -12,15 +12,18 @@ import (
 )
 
 // writable starts the stand-in with writes and a contact table keyed by emailaddress1.
-func writable(t *testing.T) (*testenv.WebAPI, *webapi.Environment) {
+func writable(t testing.TB) (*testenv.WebAPI, *webapi.Environment) {
 	t.Helper()
 	w := testenv.StartWebAPI(t).EnableWrites()
 	w.AddTable(testenv.WebAPITable{LogicalName: "contact", EntitySetName: "contacts", PrimaryID: "contactid",
 		Columns: []string{"emailaddress1", "firstname", "lastname", "_parentcustomerid_value"}})
 	w.AddTable(testenv.WebAPITable{LogicalName: "account", EntitySetName: "accounts", PrimaryID: "accountid",
 		Columns: []string{"accountnumber", "name"}})
-	_, env := client(t, w, webapi.Options{})
-	return w, env
+	c, err := webapi.New(map[string]string{orgID: w.URL}, webapi.Options{Credential: w.Credential()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, c.Environment(orgID, "", "")
 }
 
 func byEmail(email string) webapi.Key { return webapi.Key{{Column: "emailaddress1", Value: email}} }

@@ -48,6 +48,33 @@ func (w *WebAPI) RowByKey(table string, key map[string]any) map[string]any {
 	return out
 }
 
+// Written counts the writes carried out for the row of table with these key values, compared
+// ignoring case (and the
+// deletes that found it already gone, which dvrouter counts as done); a write of a change set
+// that was rolled back does not count.
+func (w *WebAPI) Written(table string, key map[string]any) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return writeCounts[w][strings.ToLower(table+"\x00"+keySignature(key))]
+}
+
+// writeCounts are the Written counts of each stand-in; guarded by WebAPI.mu.
+var writeCounts = map[*WebAPI]map[string]int{}
+
+func (w *WebAPI) countWrite(t *WebAPITable, key map[string]any, n int) {
+	if writeCounts[w] == nil {
+		writeCounts[w] = map[string]int{}
+	}
+	writeCounts[w][strings.ToLower(t.LogicalName+"\x00"+keySignature(key))] += n
+}
+
+// Heal ends the scripted misbehaviour: no more 429s or 5xx answers are pending.
+func (w *WebAPI) Heal() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failures, w.throttleAt, w.throttleN = nil, 0, 0
+}
+
 // RowCount is how many rows the table holds.
 func (w *WebAPI) RowCount(table string) int {
 	w.mu.Lock()
@@ -72,6 +99,7 @@ type undo struct {
 	t   *WebAPITable
 	id  string
 	row map[string]any // nil: the write created the row
+	key map[string]any // for the Written count
 }
 
 var newIDs atomic.Uint64
@@ -153,10 +181,12 @@ func (w *WebAPI) applyWrite(method, path string, h http.Header, body []byte) (wr
 	id := findByKey(t, key)
 	if method == http.MethodDelete {
 		if id == "" {
+			w.countWrite(t, key, 1)
 			return writeResult{status: 404, code: "0x80040217", message: fmt.Sprintf("%s with key %s Does Not Exist", t.LogicalName, rel[open:])}, nil
 		}
-		u := &undo{t: t, id: id, row: t.Rows[id]}
+		u := &undo{t: t, id: id, row: t.Rows[id], key: key}
 		delete(t.Rows, id)
+		w.countWrite(t, key, 1)
 		return writeResult{status: 204}, u
 	}
 	var values map[string]any
@@ -183,7 +213,7 @@ func (w *WebAPI) applyWrite(method, path string, h http.Header, body []byte) (wr
 	case id != "" && h.Get("If-None-Match") == "*":
 		return writeResult{status: 412, code: "0x80040237", message: "A record with matching key values already exists."}, nil
 	}
-	u := &undo{t: t, id: id}
+	u := &undo{t: t, id: id, key: key}
 	row := map[string]any{}
 	if id != "" {
 		u.row = t.Rows[id]
@@ -207,6 +237,7 @@ func (w *WebAPI) applyWrite(method, path string, h http.Header, body []byte) (wr
 	}
 	t.Rows[id] = row
 	remember(t, keySignature(key), id)
+	w.countWrite(t, key, 1)
 	return writeResult{status: 204, id: id, set: set}, u
 }
 
@@ -447,6 +478,7 @@ func (w *WebAPI) changeSet(resp *multipart.Writer, mr *multipart.Reader) (bool, 
 	if failed >= 0 {
 		for i := len(undos) - 1; i >= 0; i-- {
 			u := undos[i]
+			w.countWrite(u.t, u.key, -1)
 			if u.row == nil {
 				delete(u.t.Rows, u.id)
 			} else {

@@ -79,7 +79,7 @@ type Outcome struct {
 type Options struct {
 	Budget     time.Duration // all of one event's deliveries; 0 means DefaultBudget
 	Logger     zerolog.Logger
-	Credential azcore.TokenCredential // for servicebus `namespace:` consumers; nil: azidentity's default chain, built on first need
+	Credential azcore.TokenCredential // for servicebus `namespace:` and dataverse consumers; nil: azidentity's default chain, built on first need
 	// Breakers shares the consumers' breakers with the other instances; nil: each breaker is
 	// this instance's own. The caller starts and closes it.
 	Breakers *breaker.Shared

@@ -373,6 +373,9 @@ func TestConsumerOps_RolesAndUnknownConsumers(t *testing.T) {
 	if code := fx.call(fx.a, opsKey, http.MethodPost, "/api/consumers/erp/pause", `{"reason":1}`, &e); code != http.StatusBadRequest {
 		t.Errorf("malformed pause body: %d %+v, want 400", code, e)
 	}
+	if code := fx.call(fx.a, opsKey, http.MethodPost, "/api/consumers/erp/pause", `{"reason":"`+strings.Repeat("x", 1025)+`"}`, &e); code != http.StatusBadRequest || e.Error != "invalid reason" {
+		t.Errorf("pause with a 1025-character reason: %d %+v, want 400", code, e)
+	}
 	if code := fx.call(fx.a, opsKey, http.MethodPost, "/api/consumers/erp/explode", "", &e); code != http.StatusNotFound {
 		t.Errorf("unknown action: %d %+v, want 404", code, e)
 	}

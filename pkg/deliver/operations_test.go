@@ -208,3 +208,21 @@ func TestSendTest_FailureIsReportedNotKept(t *testing.T) {
 		t.Errorf("%d failures kept, want none for a test event", n)
 	}
 }
+
+func TestSendTest_ServiceBusMessageIsMarked(t *testing.T) {
+	sb := testenv.StartServiceBus(t, testenv.WithEntities("erp-events"))
+	d := opsDeliverer(t, &memRecorder{}, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) { c.Queue = "erp-events" }))
+	res, err := d.SendTest(context.Background(), "bus", "alice")
+	if err != nil || !res.Delivered {
+		t.Fatalf("test = %+v, %v; want delivered", res, err)
+	}
+	msgs := sb.Messages(t, "erp-events")
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	m := msgs[0]
+	if m.ApplicationProperties["dvrouterTest"] != true || m.ApplicationProperties["message"] != deliver.TestMessage ||
+		m.MessageID != res.EventID || m.Subject != strings.ToLower(deliver.TestTable+"."+deliver.TestMessage) {
+		t.Errorf("message id %q subject %q properties %v: want the test's id, dvrouterTest true and message %s", m.MessageID, m.Subject, m.ApplicationProperties, deliver.TestMessage)
+	}
+}

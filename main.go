@@ -1,6 +1,7 @@
 // Command dvrouter routes Microsoft Dataverse plugin events to downstream consumers. It runs as an
 // Azure Functions custom handler (`dvrouter serve`, started by the host) or on its own, and carries
-// the tools that go with it: inspect, validate, match, import-flow, failures and history.
+// the tools that go with it: inspect, validate, match, import-flow, failures, consumers and
+// history.
 package main
 
 import (
@@ -46,6 +47,7 @@ Usage:
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow --consumer NAME FLOW.json   turn a Power Automate flow's trigger into a route
   dvrouter failures list|show|replay|discard   work with kept failures (see --help)
+  dvrouter consumers [list]|pause|resume|reset|test NAME   the consumers' breakers and pauses (see --help)
   dvrouter history --event ID | --record TABLE/ID | --correlation ID | --consumer NAME --since DATE
                                             every delivery outcome of an event (see --help)
   dvrouter version
@@ -80,6 +82,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return runHistory(args[1:], stdout, stderr, getenv)
 	case "failures":
 		return runFailures(args[1:], stdout, stderr, getenv)
+	case "consumers":
+		return runConsumers(args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
@@ -371,7 +375,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		Dispatcher: d,
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
-		Breakers:   deliverer,
+		Consumers:  &dispatch.Consumers{Deliverer: deliverer, Journal: d.Journal},
 		History:    history(jnl),
 		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
 		Lookups:    file.Lookups,

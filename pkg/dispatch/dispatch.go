@@ -142,9 +142,12 @@ func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start tim
 		add(r, journal.Delivered)
 	}
 	for _, r := range out.Failed {
-		if r.Kind == failures.KindBreakerOpen {
+		switch r.Kind {
+		case failures.KindBreakerOpen:
 			add(r, journal.BreakerOpen)
-		} else {
+		case failures.KindPaused:
+			add(r, journal.Paused)
+		default:
 			add(r, journal.Failed)
 		}
 	}

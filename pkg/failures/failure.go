@@ -9,6 +9,7 @@ const (
 	KindDelivery    Kind = "delivery"     // the consumer failed after every retry
 	KindBreakerOpen Kind = "breaker-open" // the consumer's circuit breaker refused the delivery
 	KindPoison      Kind = "poison"       // a queue message that could not be decoded
+	KindPaused      Kind = "paused"       // an operator paused the consumer: nothing was sent
 )
 
 // Status is where a failure stands in its handling by support staff.

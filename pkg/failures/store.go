@@ -221,9 +221,9 @@ func (s *Store) normalize(f Failure) (Failure, error) {
 		f.Kind = KindDelivery
 	case f.Kind == KindPoison && f.Consumer != "":
 		return Failure{}, fmt.Errorf("%w: a poison message has no consumer (got %q)", ErrInvalid, f.Consumer)
-	case (f.Kind == KindDelivery || f.Kind == KindBreakerOpen) && f.Consumer == "":
+	case (f.Kind == KindDelivery || f.Kind == KindBreakerOpen || f.Kind == KindPaused) && f.Consumer == "":
 		return Failure{}, fmt.Errorf("%w: a %s failure needs its consumer", ErrInvalid, f.Kind)
-	case f.Kind != KindDelivery && f.Kind != KindBreakerOpen && f.Kind != KindPoison:
+	case f.Kind != KindDelivery && f.Kind != KindBreakerOpen && f.Kind != KindPoison && f.Kind != KindPaused:
 		return Failure{}, fmt.Errorf("%w: kind %q", ErrInvalid, f.Kind)
 	}
 	f.Status = StatusPending

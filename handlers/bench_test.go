@@ -139,6 +139,37 @@ func BenchmarkWebhookDirectJournal(b *testing.B) {
 	b.Run("add-only", func(b *testing.B) { webhookDirectWith(b, nil, discardJournal{}) })
 }
 
+// BenchmarkWebhookDirectDeployed is BenchmarkWebhookDirect as deployed: the delivery journal
+// on and the consumer's breaker shared, both in Table Storage, as the Function App's settings
+// configure them. It is the direct path whose CPU per request `make cost` holds against the bare
+// forwarder's. The tables are in the Azurite named by DVROUTER_BENCH_TABLES (a connection
+// string: scripts/cost.sh starts one outside the process it measures, so that the emulator's
+// CPU, which is Azure's in production, is not counted), else in one this process starts.
+//
+//	go test -p 1 -run '^$' -bench 'WebhookDirectDeployed' -benchmem ./handlers
+func BenchmarkWebhookDirectDeployed(b *testing.B) {
+	tablesConn := os.Getenv("DVROUTER_BENCH_TABLES")
+	if tablesConn == "" {
+		tablesConn = testenv.StartAzurite(b).ConnectionString()
+	}
+	store, err := breaker.OpenStore(breaker.StoreConfig{ConnectionString: tablesConn, Table: "BenchBreakers"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	j, err := journal.Open(context.Background(), journal.Config{
+		Account: tables.Account{ConnectionString: tablesConn}, Table: "BenchJournal", Log: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		j.Close(context.Background())
+		if st := j.Stats(); st.Dropped > 0 || st.Lost > 0 {
+			b.Errorf("journal: %+v: entries not written are work not counted", st)
+		}
+	})
+	webhookDirectWith(b, breaker.NewShared(store, breaker.SharedOptions{Logger: zerolog.Nop()}), j)
+}
+
 // discardJournal takes entries and keeps none.
 type discardJournal struct{}
 

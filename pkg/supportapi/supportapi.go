@@ -37,6 +37,7 @@ const (
 	KindDelivery    = "delivery"
 	KindBreakerOpen = "breaker-open"
 	KindPoison      = "poison"
+	KindReread      = "reread" // the row could not be read from the Dataverse Web API
 )
 
 // Failure is one kept failure: a failed (event, consumer) delivery, or a poison message

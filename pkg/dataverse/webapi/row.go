@@ -280,3 +280,21 @@ func validID(s string) bool {
 	}
 	return true
 }
+
+// ReadRow reads columns of the event's row from the environment the event comes from (by its
+// organization id, unique name or host).
+func (c *Client) ReadRow(ctx context.Context, ev *dataverse.Event, columns []string) (dataverse.Row, error) {
+	env := c.Environment(ev.OrganizationID, ev.OrganizationName, ev.OrganizationHost)
+	if env == nil {
+		return nil, fmt.Errorf("no Dataverse environment is configured for organization %s (%s%s): add it to DVROUTER_DATAVERSE_ENVIRONMENTS",
+			ev.OrganizationID, ev.OrganizationName, hostNote(ev.OrganizationHost))
+	}
+	return env.GetRow(ctx, ev.Table, ev.RecordID, columns)
+}
+
+func hostNote(h string) string {
+	if h == "" {
+		return ""
+	}
+	return ", " + h
+}

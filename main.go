@@ -314,6 +314,9 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("route file: %w", err)
 	}
+	for _, w := range routes.Warnings() {
+		log.Warn().Str("file", s.RoutesPath).Msg(w.String())
+	}
 
 	var store *failures.Store
 	var recorder deliver.Recorder = noStore{}

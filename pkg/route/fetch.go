@@ -1,9 +1,11 @@
 package route
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 )
 
@@ -166,3 +168,35 @@ func (s *Set) absent(r *Route, ev *dataverse.Event, filter bool, n int) []string
 
 // Fetches reports whether the route reads columns from the Web API (fetch: missing or a list).
 func (r *Route) Fetches() bool { return r.Config.FetchMissing || len(r.Config.Fetch) > 0 }
+
+// alwaysInTarget are the columns an update's Target always holds (Dataverse stamps them).
+var alwaysInTarget = []string{"modifiedon", "modifiedby", "modifiedonbehalfby"}
+
+// imageWarnings warns of a route that, on Update, reads columns the event is unlikely to
+// carry and has no fetch: an update's Target holds only the columns that changed, so a
+// condition pasted from a flow (which saw the whole row) reads null there unless the step's
+// post-image holds the column.
+func (s *Set) imageWarnings(file string, r *Route) {
+	if r.Fetches() || len(r.messages) > 0 && !hasFold(r.messages, "Update") {
+		return
+	}
+	var cols []string
+	for _, c := range s.exprColumns(r) {
+		c = columnName(c)
+		if c == "" || slices.Contains(cols, c) || slices.Contains(alwaysInTarget, c) ||
+			r.table != "" && c == strings.ToLower(r.table)+"id" {
+			continue
+		}
+		cols = append(cols, c)
+	}
+	if len(cols) == 0 {
+		return
+	}
+	s.warnings = append(s.warnings, config.Problem{File: file, Pos: r.Config.Pos, Msg: fmt.Sprintf(
+		"warning: route %q reads [%s] on Update, whose Target holds only the columns that changed: unless the step's post-image holds them, its filter and conditions see null where Power Automate sees the row's value; add fetch: missing to read them from the Web API",
+		r.Name, strings.Join(cols, ", "))})
+}
+
+// Warnings are the compiler's warnings about the route file (FILE:LINE:COL: warning: ...), in
+// file order; Compile succeeds with them.
+func (s *Set) Warnings() []config.Problem { return s.warnings }

@@ -81,6 +81,7 @@ type Set struct {
 
 	anyFetch bool            // some route has fetch
 	named    map[string]bool // the tables routes name (lower case), for re-reading size-exceeded events
+	warnings []config.Problem
 }
 
 // scratch is the working memory of deciding one event, pooled so that matching allocates
@@ -197,6 +198,7 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			r.conds = append(r.conds, id)
 		}
 		s.compileFetch(r)
+		s.imageWarnings(f.Path, r)
 		s.routes = append(s.routes, r)
 		s.byName[r.Name] = r
 	}

@@ -39,14 +39,11 @@ func (d *Dispatcher) complete(ctx context.Context, ev *dataverse.Event, reroutin
 	row, rerr := d.Rows.ReadRow(rctx, ev, cols)
 	cancel()
 	if rerr == nil {
-		if ev.Row == nil {
-			ev.Row = make(dataverse.Row, len(row))
+		// The read row is new and sized for its columns: the event's own go into it.
+		for k, v := range ev.Row {
+			row[k] = v
 		}
-		for k, v := range row {
-			if _, ok := ev.Row[k]; !ok {
-				ev.Row[k] = v
-			}
-		}
+		ev.Row = row
 		ev.Reread = true
 		EventLog(d.Log.Debug(), ev).Strs("columns", cols).Bool("sizeExceeded", reread).
 			Dur("took", time.Since(start)).Msg("row read from the Web API")

@@ -34,20 +34,33 @@ func columnName(c string) string {
 
 // present reports whether the row carries column c (a logical name) in either spelling: a
 // column the event holds with a null value is present (it was cleared, or is null in an image).
-func present(row dataverse.Row, c string) bool {
-	if _, ok := row[c]; ok {
+func present(row dataverse.Row, c column) bool {
+	if _, ok := row[c.name]; ok {
 		return true
 	}
-	_, ok := row["_"+c+"_value"]
+	_, ok := row[c.lookup]
 	return ok
+}
+
+// hasColumn is present for a column name built on the spot (Explain, not the hot path).
+func hasColumn(row dataverse.Row, c string) bool { return present(row, newColumn(c)) }
+
+// columnsOf turns logical names into columns with their lookup spelling built once.
+func columnsOf(names []string) []column {
+	out := make([]column, len(names))
+	for i, n := range names {
+		out[i] = newColumn(n)
+	}
+	return out
 }
 
 // compileFetch fills the route's fetch columns once, at compile time: for `fetch: missing` the
 // columns its filter and conditions read, for `fetch: [...]` the ones listed.
 func (s *Set) compileFetch(r *Route) {
+	var names []string
 	add := func(c string) {
-		if c = columnName(c); c != "" && !slices.Contains(r.fetch, c) {
-			r.fetch = append(r.fetch, c)
+		if c = columnName(c); c != "" && !slices.Contains(names, c) {
+			names = append(names, c)
 		}
 	}
 	for _, c := range r.Config.Fetch {
@@ -58,11 +71,26 @@ func (s *Set) compileFetch(r *Route) {
 			add(c)
 		}
 	}
+	r.fetch = columnsOf(names)
 	if len(r.fetch) > 0 {
 		s.anyFetch = true
 	}
 	if r.table != "" {
-		s.named[strings.ToLower(r.table)] = true
+		s.named[strings.ToLower(r.table)] = nil
+	}
+}
+
+// compileReads lists, once all routes are compiled, the columns a size-exceeded event of each
+// named table is read with.
+func (s *Set) compileReads() {
+	for t := range s.named {
+		var cols []string
+		for _, c := range s.Columns(t) {
+			if c = columnName(c); c != "" && !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+		s.named[t] = columnsOf(cols)
 	}
 }
 
@@ -89,11 +117,11 @@ func (s *Set) Reads(ev *dataverse.Event) (columns []string, reread bool) {
 	if ev.Message == "Delete" || ev.RecordID == "" {
 		return nil, false
 	}
-	if ev.SizeExceeded && s.named[strings.ToLower(ev.Table)] {
-		var out []string
-		for _, c := range s.Columns(ev.Table) {
-			if c = columnName(c); c != "" && !slices.Contains(out, c) && !present(ev.Row, c) {
-				out = append(out, c)
+	if cols, named := s.named[ev.Table]; ev.SizeExceeded && (named || s.namedFold(ev.Table, &cols)) {
+		out := make([]string, 0, len(cols))
+		for _, c := range cols {
+			if !present(ev.Row, c) {
+				out = append(out, c.name)
 			}
 		}
 		return out, true
@@ -107,8 +135,8 @@ func (s *Set) Reads(ev *dataverse.Event) (columns []string, reread bool) {
 			continue
 		}
 		for _, c := range r.fetch {
-			if !present(ev.Row, c) && !slices.Contains(out, c) {
-				out = append(out, c)
+			if !present(ev.Row, c) && !slices.Contains(out, c.name) {
+				out = append(out, c.name)
 			}
 		}
 	}
@@ -147,7 +175,7 @@ func (s *Set) absent(r *Route, ev *dataverse.Event, filter bool, n int) []string
 	var out []string
 	add := func(cols []string) {
 		for _, c := range cols {
-			if c = columnName(c); c != "" && !present(ev.Row, c) && !slices.Contains(out, c) {
+			if c = columnName(c); c != "" && !hasColumn(ev.Row, c) && !slices.Contains(out, c) {
 				out = append(out, c)
 			}
 		}
@@ -200,3 +228,14 @@ func (s *Set) imageWarnings(file string, r *Route) {
 // Warnings are the compiler's warnings about the route file (FILE:LINE:COL: warning: ...), in
 // file order; Compile succeeds with them.
 func (s *Set) Warnings() []config.Problem { return s.warnings }
+
+// namedFold finds a named table whose name differs from table in case only.
+func (s *Set) namedFold(table string, cols *[]column) bool {
+	for t, c := range s.named {
+		if strings.EqualFold(t, table) {
+			*cols = c
+			return true
+		}
+	}
+	return false
+}

@@ -47,7 +47,7 @@ type Route struct {
 	changed   []column
 	filter    int      // index into Set.filters; -1 for none
 	conds     []int    // indexes into Set.conds
-	fetch     []string // columns to read from the Web API when the event lacks them
+	fetch     []column // columns to read from the Web API when the event lacks them
 }
 
 // column is a column named in filteringAttributes or changed. A lookup appears in the Target
@@ -79,8 +79,8 @@ type Set struct {
 	conds   []*wdl.Expr
 	scratch sync.Pool // of *scratch
 
-	anyFetch bool            // some route has fetch
-	named    map[string]bool // the tables routes name (lower case), for re-reading size-exceeded events
+	anyFetch bool                // some route has fetch
+	named    map[string][]column // the tables routes name (lower case) and the columns to re-read a size-exceeded event of each with
 	warnings []config.Problem
 }
 
@@ -112,7 +112,7 @@ func (s *Set) putScratch(sc *scratch) {
 // Compile compiles every route of f. Expression errors are reported together, as a
 // *config.ValidationError whose positions point into the expression. A nil f gives an empty set.
 func Compile(f *config.RouteFile, opts Options) (*Set, error) {
-	s := &Set{byName: map[string]*Route{}, log: opts.Logger, now: opts.Now, named: map[string]bool{}}
+	s := &Set{byName: map[string]*Route{}, log: opts.Logger, now: opts.Now, named: map[string][]column{}}
 	filterIDs, condIDs := map[string]int{}, map[string]int{}
 	if s.now == nil {
 		s.now = time.Now
@@ -205,6 +205,7 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 	if len(problems) > 0 {
 		return nil, &config.ValidationError{Problems: problems}
 	}
+	s.compileReads()
 	return s, nil
 }
 

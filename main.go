@@ -26,6 +26,7 @@ import (
 	"github.com/dvrouter/dvrouter/handlers"
 	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
@@ -248,6 +249,39 @@ var (
 	vaultRefresh time.Duration
 )
 
+// webAPICredential reaches the Dataverse Web API; tests point it at a stand-in's.
+var webAPICredential = func(clientID string) (azcore.TokenCredential, error) {
+	if clientID != "" {
+		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
+	}
+	return azidentity.NewDefaultAzureCredential(nil)
+}
+
+// openWebAPI makes the Web API client that completes size-exceeded events and serves the
+// routes' fetch; nil when no environment is configured, which is said when routes need one.
+func openWebAPI(dv config.Dataverse, routes *route.Set, log zerolog.Logger) (*webapi.Client, error) {
+	if !dv.Configured() {
+		for _, r := range routes.Routes() {
+			if r.Fetches() {
+				log.Warn().Str("route", r.Name).Msg("route has fetch but no Dataverse environment is configured (set " + config.EnvDataverseEnvs + "): it is matched on what the event carries")
+			}
+		}
+		return nil, nil
+	}
+	cred, err := webAPICredential(dv.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("dataverse web api: credential: %w", err)
+	}
+	c, err := webapi.New(dv.Environments, webapi.Options{Credential: cred, Concurrency: dv.Concurrency})
+	if err != nil {
+		return nil, fmt.Errorf("setting %s: %w", config.EnvDataverseEnvs, err)
+	}
+	for _, e := range c.Environments() {
+		log.Info().Str("environment", e.URL()).Msg("dataverse web api: size-exceeded events and fetch routes are read from this environment")
+	}
+	return c, nil
+}
+
 func openVault(v config.Vault) (*config.VaultReader, error) {
 	if vaultRefresh > 0 {
 		v.Refresh = vaultRefresh
@@ -283,6 +317,9 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	routes, err := route.Compile(file, route.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("route file: %w", err)
+	}
+	for _, w := range routes.Warnings() {
+		log.Warn().Str("file", s.RoutesPath).Msg(w.String())
 	}
 
 	var store *failures.Store
@@ -333,6 +370,13 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	d := &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log}
 	if store != nil {
 		d.Recorder = store
+	}
+	rows, err := openWebAPI(s.Dataverse, routes, log)
+	if err != nil {
+		return nil, err
+	}
+	if rows != nil {
+		d.Rows = rows
 	}
 	jnl, err := openJournal(s, log)
 	if err != nil {

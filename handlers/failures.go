@@ -217,10 +217,10 @@ func (f filter) query(anyStatus bool) (failures.Query, error) {
 		return q, fmt.Errorf("status: %q must be pending, replaying, replayed or discarded", f.Status)
 	}
 	switch k := failures.Kind(f.Kind); k {
-	case "", failures.KindDelivery, failures.KindBreakerOpen, failures.KindPoison, failures.KindPaused:
+	case "", failures.KindDelivery, failures.KindBreakerOpen, failures.KindPoison, failures.KindPaused, failures.KindReread:
 		q.Kind = string(k)
 	default:
-		return q, fmt.Errorf("kind: %q must be delivery, breaker-open, paused or poison", f.Kind)
+		return q, fmt.Errorf("kind: %q must be delivery, breaker-open, paused, poison or reread", f.Kind)
 	}
 	var err error
 	if q.From, err = parseTime("from", f.From, false); err != nil {

@@ -86,6 +86,9 @@ var (
 	ErrPaused = errors.New("consumer paused")
 	// ErrCannotReplay: this process has no delivery (or no routing, for poison) configured.
 	ErrCannotReplay = errors.New("cannot replay")
+	// ErrRead: rerouting an event needed its row from the Dataverse Web API, and the read
+	// failed; nothing was matched or delivered. Router.Reroute returns it (wrapped).
+	ErrRead = errors.New("reading the row from the Dataverse Web API failed")
 	// ErrNotSaved: the replay was carried out but its outcome could not be saved.
 	ErrNotSaved = errors.New("replay outcome not saved")
 )
@@ -167,7 +170,7 @@ func (r *Replayer) Replay(ctx context.Context, id string, by Actor) (ReplayOutco
 	if err != nil {
 		return ReplayOutcome{}, err
 	}
-	if f.Kind != KindPoison {
+	if !f.Kind.Rerouted() {
 		if p := r.Sender.Paused(f.Consumer); p != "" {
 			return ReplayOutcome{}, pausedError(f, p)
 		}
@@ -231,7 +234,7 @@ func (r *Replayer) replayable(f Failure) (Shape, error) {
 	if r.Router == nil {
 		return Shape{}, fmt.Errorf("%w: no routes are configured", ErrCannotReplay)
 	}
-	if f.Kind == KindPoison {
+	if f.Kind.Rerouted() {
 		return Shape{}, nil
 	}
 	if r.Sender == nil {
@@ -257,11 +260,14 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 	switch {
 	case err != nil:
 		out.Result, out.Error = ResultFailed, fmt.Sprintf("payload does not decode: %v", err)
-	case f.Kind == KindPoison:
-		// It decodes now: route it like any new event. Its deliveries that fail are recorded
-		// as failures of their own, so the poison entry itself is done once that is durable.
+	case f.Kind.Rerouted():
+		// It decodes now (poison), or its row can be read now (reread): route it like any new
+		// event. Its deliveries that fail are recorded as failures of their own, so this entry
+		// is done once that is durable. A read that fails again fails this replay instead.
 		routed, err := r.Router.Reroute(ctx, ev)
-		if err != nil {
+		if errors.Is(err, ErrRead) {
+			out.Result, out.Error = ResultFailed, err.Error()
+		} else if err != nil {
 			out.Result, out.Error = ResultFailed, fmt.Sprintf("routed, but an outcome could not be recorded: %v", err)
 		} else {
 			out.Result, out.Routed = ResultDelivered, &routed
@@ -293,7 +299,7 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("result", out.Result).Str("error", out.Error).
 		AnErr("saveError", saveErr).Msg("failure replayed")
-	if saveErr == nil && f.Kind != KindPoison {
+	if saveErr == nil && !f.Kind.Rerouted() {
 		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error, Paused: out.paused})
 	}
 	if saveErr != nil {
@@ -449,7 +455,7 @@ func (b *bulkRun) replayItem(reqCtx context.Context, listed Failure) {
 	if b.stopped() {
 		return
 	}
-	if listed.Kind != KindPoison && r.Sender != nil {
+	if !listed.Kind.Rerouted() && r.Sender != nil {
 		// A paused consumer's failures stay as they are; the others' go on.
 		if p := r.Sender.Paused(listed.Consumer); p != "" {
 			b.count(listed.ID, ResultSkipped, pausedError(listed, p).Error())
@@ -521,7 +527,7 @@ func (r *Replayer) Discard(ctx context.Context, id string, by Actor, reason stri
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("reason", reason).Msg("failure discarded")
-	if f.Kind != KindPoison {
+	if !f.Kind.Rerouted() {
 		r.observe(Observed{Failure: f, Result: "discarded", At: time.Now(), Error: reason})
 	}
 	f.Payload = nil

@@ -38,6 +38,7 @@ const (
 	KindBreakerOpen = "breaker-open"
 	KindPoison      = "poison"
 	KindPaused      = "paused"
+	KindReread      = "reread" // the row could not be read from the Dataverse Web API
 )
 
 // Failure is one kept failure: a failed (event, consumer) delivery, or a poison message

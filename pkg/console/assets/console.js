@@ -19,7 +19,7 @@ const defaultReplayMax = 1000;
 const maxReplayMax = 100000; // the API's limit
 const pageSizes = [25, 50, 100, 200];
 const statuses = ['pending', 'replaying', 'replayed', 'discarded'];
-const kinds = ['delivery', 'breaker-open', 'paused', 'poison'];
+const kinds = ['delivery', 'breaker-open', 'paused', 'poison', 'reread'];
 // The list filters, in the order the form shows them; each is a parameter of GET /api/failures.
 const filterNames = ['consumer', 'table', 'status', 'kind', 'from', 'to'];
 

@@ -38,7 +38,7 @@ func consumersServer(t *testing.T, settings *config.Settings) (*httptest.Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
-	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Breakers: d, Log: zerolog.Nop()}))
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Consumers: d, Log: zerolog.Nop()}))
 	t.Cleanup(srv.Close)
 	return srv, d
 }

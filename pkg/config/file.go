@@ -89,6 +89,11 @@ type Route struct {
 	ConditionPos        []Pos
 	Select              []string
 	Exclude             []string
-	Consumers           []string
-	Pos                 Pos
+	// FetchMissing (`fetch: missing`) reads from the Dataverse Web API the columns the route's
+	// expressions read that the event lacks; Fetch (`fetch: [a, b]`) names the columns to read
+	// when the event lacks them. Either way, one read per event serves every route.
+	FetchMissing bool
+	Fetch        []string
+	Consumers    []string
+	Pos          Pos
 }

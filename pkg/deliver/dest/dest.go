@@ -46,6 +46,9 @@ type Message struct {
 	// CloudEvent is set for a cloudevent consumer: the event's context attributes, for a
 	// destination that also carries them outside the body (HTTP binary mode, AMQP properties).
 	CloudEvent *CloudEvent
+	// Test marks a test event an operator asked for (deliver.SendTest), which the destination
+	// also says outside the body (a header, a property).
+	Test bool
 }
 
 // CloudEvent is the context of one CloudEvents 1.0 event (specversion 1.0).

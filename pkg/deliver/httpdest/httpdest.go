@@ -28,6 +28,8 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderRoute          = "X-Dvrouter-Route"
 	HeaderAttempt        = "X-Dvrouter-Attempt"
+	// HeaderTest is "true" on a test event (and absent on every other request).
+	HeaderTest = "X-Dvrouter-Test"
 
 	// Standard Webhooks (https://www.standardwebhooks.com).
 	HeaderWebhookID        = "webhook-id"
@@ -145,6 +147,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	p.setHeaders(h, m)
 	if ce := m.CloudEvent; ce != nil && ce.Binary {
 		setCloudEventHeaders(h, ce)
+	}
+	if m.Test {
+		h[HeaderTest] = []string{"true"}
 	}
 	if len(p.keys) > 0 {
 		// Signed per attempt: the timestamp is the time of sending, so a receiver's replay window

@@ -25,6 +25,8 @@ const (
 	PropRoute         = "route"
 	PropCorrelationID = "correlationId"
 	PropRecordID      = "recordId"
+	// PropTest is true on a test event (and absent on every other message).
+	PropTest = "dvrouterTest"
 )
 
 // Publisher sends to one queue or topic.
@@ -103,6 +105,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	}
 	if ce := m.CloudEvent; ce != nil {
 		setCloudEventProperties(msg.ApplicationProperties, ce)
+	}
+	if m.Test {
+		msg.ApplicationProperties[PropTest] = true
 	}
 	if p.sessionByRecord {
 		msg.SessionID = &ev.RecordID

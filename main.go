@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -338,8 +339,16 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
+	// dataverse consumers write with the identity DVROUTER_DATAVERSE_CLIENT_ID names, as reads do.
+	var dataverseCred azcore.TokenCredential
+	if slices.ContainsFunc(file.Consumers, func(c config.Consumer) bool { return c.Type == "dataverse" }) {
+		if dataverseCred, err = webAPICredential(s.Dataverse.ClientID); err != nil {
+			return nil, fmt.Errorf("dataverse consumers: credential: %w", err)
+		}
+	}
 	deliverer, err := deliver.New(file.Consumers, recorder, deliver.Options{
 		Budget: s.DeliveryBudget, Logger: log, Breakers: shared, MetricsInterval: s.MetricsInterval,
+		DataverseCredential: dataverseCred,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumers: %w", err)

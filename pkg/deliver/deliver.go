@@ -80,6 +80,9 @@ type Options struct {
 	Budget     time.Duration // all of one event's deliveries; 0 means DefaultBudget
 	Logger     zerolog.Logger
 	Credential azcore.TokenCredential // for servicebus `namespace:` and dataverse consumers; nil: azidentity's default chain, built on first need
+	// DataverseCredential, when set, is what dataverse consumers write with instead (the
+	// identity DVROUTER_DATAVERSE_CLIENT_ID names, as the Web API reads use).
+	DataverseCredential azcore.TokenCredential
 	// Breakers shares the consumers' breakers with the other instances; nil: each breaker is
 	// this instance's own. The caller starts and closes it.
 	Breakers *breaker.Shared
@@ -178,6 +181,9 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 			return azidentity.NewDefaultAzureCredential(nil)
 		}),
 		Shared: (&sharedValues{}).get,
+	}
+	if opts.DataverseCredential != nil {
+		shared.DataverseCredential = func() (azcore.TokenCredential, error) { return opts.DataverseCredential, nil }
 	}
 	for _, c := range consumers {
 		if _, dup := d.consumers[c.Name]; dup {

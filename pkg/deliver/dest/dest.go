@@ -30,6 +30,8 @@ type Deps struct {
 	// Credential is the token credential for consumers reached with managed identity, built on
 	// first need so that a deployment without such consumers never builds one.
 	Credential func() (azcore.TokenCredential, error)
+	// DataverseCredential, when set, replaces Credential for the Dataverse Web API.
+	DataverseCredential func() (azcore.TokenCredential, error)
 	// Shared returns the value made by build under key, building it on the first call (and
 	// again after a failed build): one client per environment for every consumer of it.
 	Shared func(key string, build func() (any, error)) (any, error)

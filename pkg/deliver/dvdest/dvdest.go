@@ -41,7 +41,11 @@ func New(c config.Consumer, d dest.Deps) (dest.Publisher, error) {
 		return nil, fmt.Errorf("consumer %s: a dataverse consumer needs environment, table and key", c.Name)
 	}
 	shared, err := d.Shared("dataverse "+s.Environment, func() (any, error) {
-		cred, err := d.Credential()
+		credential := d.Credential
+		if d.DataverseCredential != nil {
+			credential = d.DataverseCredential
+		}
+		cred, err := credential()
 		if err != nil {
 			return nil, fmt.Errorf("credential: %w", err)
 		}

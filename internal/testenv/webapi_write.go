@@ -92,6 +92,9 @@ type writeResult struct {
 	message string
 	id      string // the row's id, for OData-EntityId
 	set     string
+	// gone is set for a delete that found no row: done, for dvrouter, when it is a request of
+	// its own (in a change set it fails the set, which is rolled back).
+	gone *undo
 }
 
 // undo restores what one write changed.
@@ -115,6 +118,9 @@ func (w *WebAPI) servePatch(rw http.ResponseWriter, r *http.Request) {
 func (w *WebAPI) serveDelete(rw http.ResponseWriter, r *http.Request) {
 	w.mu.Lock()
 	res, _ := w.applyWrite(r.Method, r.URL.Path, r.Header, nil)
+	if res.gone != nil {
+		w.countWrite(res.gone.t, res.gone.key, 1)
+	}
 	w.mu.Unlock()
 	w.writeResult(rw, res)
 }
@@ -181,8 +187,8 @@ func (w *WebAPI) applyWrite(method, path string, h http.Header, body []byte) (wr
 	id := findByKey(t, key)
 	if method == http.MethodDelete {
 		if id == "" {
-			w.countWrite(t, key, 1)
-			return writeResult{status: 404, code: "0x80040217", message: fmt.Sprintf("%s with key %s Does Not Exist", t.LogicalName, rel[open:])}, nil
+			return writeResult{status: 404, code: "0x80040217", message: fmt.Sprintf("%s with key %s Does Not Exist", t.LogicalName, rel[open:]),
+				gone: &undo{t: t, key: key}}, nil
 		}
 		u := &undo{t: t, id: id, row: t.Rows[id], key: key}
 		delete(t.Rows, id)
@@ -425,6 +431,9 @@ func (w *WebAPI) serveBatch(rw http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		w.mu.Lock()
 		res, _ := w.applyWrite(req.Method, req.URL.Path, req.Header, body)
+		if res.gone != nil {
+			w.countWrite(res.gone.t, res.gone.key, 1)
+		}
 		w.mu.Unlock()
 		w.writePart(resp, "", res)
 		if res.status/100 != 2 {

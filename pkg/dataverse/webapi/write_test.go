@@ -166,3 +166,22 @@ func TestKey_SegmentQuotesAndEscapes(t *testing.T) {
 		t.Error("a null key value was accepted")
 	}
 }
+
+// The stand-in's Written count, which the fault suite's accounting rests on: writes carried
+// out, a delete of a missing row alone, never a write of a rolled-back change set.
+func TestStandIn_WrittenCountsWhatWasCarriedOut(t *testing.T) {
+	w, env := writable(t)
+	key := map[string]any{"emailaddress1": "A@example.com"}
+	_ = env.Apply(t.Context(), webapi.Write{Table: "contact", Key: byEmail("a@example.com"), Delete: true})
+	if n := w.Written("contact", key); n != 1 {
+		t.Errorf("after a delete of a missing row: %d, want 1 (done, compared ignoring case)", n)
+	}
+	_ = env.Apply(t.Context(), upsert("taken@example.com", `{}`, webapi.CreateOrUpdate))
+	_ = env.Batch(t.Context(), []webapi.Write{
+		upsert("b@example.com", `{}`, webapi.CreateOrUpdate),
+		{Table: "contact", Key: byEmail("missing@example.com"), Delete: true},
+	})
+	if n, m := w.Written("contact", map[string]any{"emailaddress1": "b@example.com"}), w.Written("contact", map[string]any{"emailaddress1": "missing@example.com"}); n != 0 || m != 0 {
+		t.Errorf("rolled-back change set counted: %d, %d", n, m)
+	}
+}

@@ -100,14 +100,36 @@ func (e *Environment) send(ctx context.Context, req *http.Request) (*http.Respon
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{e.client.opts.UserAgent}
 	}
-	resp, err := e.client.opts.HTTPClient.Do(r)
+	// The transport is called directly: the Web API does not redirect, and http.Client would
+	// copy every header for its redirect rules on each request. Its Timeout still holds, when
+	// the context does not end sooner.
+	cancel := context.CancelFunc(func() {})
+	if t := e.client.opts.HTTPClient.Timeout; t > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
+			var tctx context.Context
+			tctx, cancel = context.WithTimeout(ctx, t)
+			r = r.WithContext(tctx)
+		}
+	}
+	resp, err := e.transport().RoundTrip(r)
 	if err != nil {
+		cancel()
 		<-e.slots
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
 		return nil, fmt.Errorf("dataverse %s: %s %s: %w", e.url, req.Method, req.URL.Path, err)
 	}
 	// The slot is held until the body is read or closed: the answer is still being sent.
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { <-e.slots }}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { cancel(); <-e.slots }}
 	return resp, nil
+}
+
+func (e *Environment) transport() http.RoundTripper {
+	if t := e.client.opts.HTTPClient.Transport; t != nil {
+		return t
+	}
+	return http.DefaultTransport
 }
 
 type releaseBody struct {

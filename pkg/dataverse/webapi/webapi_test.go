@@ -139,7 +139,6 @@ func TestGetRow_ErrorsNameEnvironmentTableIDAndCode(t *testing.T) {
 		code            string
 	}{
 		{"row missing", "account", missing, []string{"name"}, 404, "0x80040217"},
-		{"unknown column", "account", accountID, []string{"nosuchcolumn"}, 400, "0x0"},
 		{"unknown table", "nosuchtable", accountID, []string{"name"}, 404, ""},
 	}
 	for _, tc := range cases {
@@ -161,6 +160,28 @@ func TestGetRow_ErrorsNameEnvironmentTableIDAndCode(t *testing.T) {
 				t.Errorf("%q does not name the id and code", err)
 			}
 		})
+	}
+}
+
+func TestGetRow_AColumnTheTableLacksIsNotAskedFor(t *testing.T) {
+	w := standIn(t)
+	_, env := client(t, w, webapi.Options{})
+	// A route for any table reads lastname; accounts have none: asking would fail the read.
+	row, err := env.GetRow(context.Background(), "account", accountID, []string{"name", "lastname"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := row["lastname"]; ok || row["name"] != "Fourth Coffee" {
+		t.Fatalf("row = %v", row)
+	}
+	for _, r := range w.Requests() {
+		if strings.HasPrefix(r.Path, "/api/data/v9.2/accounts(") && r.Query.Get("$select") != "name" {
+			t.Errorf("$select = %q", r.Query.Get("$select"))
+		}
+	}
+	reads := w.RowReads()
+	if row, err := env.GetRow(context.Background(), "account", accountID, []string{"lastname"}); err != nil || len(row) != 0 || w.RowReads() != reads {
+		t.Errorf("only columns the table lacks: row %v, err %v, reads %d (want none)", row, err, w.RowReads()-reads)
 	}
 }
 

@@ -24,19 +24,24 @@ import (
 //   - nothing waits past the context's deadline: when the wait asked for would end after it,
 //     Do returns at once with the 429 as an *Error (its RetryAfter says how long).
 //
-// The request's body must be replayable (NewRequest's is); Do sets its Authorization header,
-// so a request is for one Do. A response other than 2xx is returned
+// A request whose body cannot be replayed (no GetBody; NewRequest's can) is sent once. Do sets
+// its Authorization header, so a request is for one Do. Close the response's body: it holds one
+// of the environment's request slots until then. A response other than 2xx is returned
 // as it is, with a nil error, once the retries are spent: ResponseError reads it into an *Error.
 func (e *Environment) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
 	opts := e.client.opts
+	maxAttempts := opts.MaxAttempts
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		maxAttempts = 1 // its body would be gone the second time
+	}
 	for attempt := 1; ; attempt++ {
 		if err := e.waitThrottle(ctx); err != nil {
 			return nil, err
 		}
 		resp, err := e.send(ctx, req)
-		last := attempt >= opts.MaxAttempts
+		last := attempt >= maxAttempts
 		switch {
 		case err != nil:
 			if !idempotent || last || ctx.Err() != nil {

@@ -13,6 +13,7 @@ param enablePurgeProtection = false
 param enablePrivateNetworking = false
 param alertEmail = readEnvironmentVariable('DVROUTER_ALERT_EMAIL')
 param allowedOrganizationIds = readEnvironmentVariable('DVROUTER_ALLOWED_ORGS', '')
+param dataverseEnvironments = readEnvironmentVariable('DVROUTER_DATAVERSE_ENVIRONMENTS', '')
 param deployerPrincipalId = readEnvironmentVariable('DVROUTER_DEPLOYER_PRINCIPAL_ID', '')
 // ServicePrincipal for a pipeline; a person deploying by hand sets User (see README.md).
 param deployerPrincipalType = readEnvironmentVariable('DVROUTER_DEPLOYER_PRINCIPAL_TYPE', 'ServicePrincipal')

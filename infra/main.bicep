@@ -78,6 +78,9 @@ param storageSku string = 'Standard_LRS'
 @description('Dataverse organization ids (GUIDs), comma-separated; empty accepts every organization.')
 param allowedOrganizationIds string = ''
 
+@description('Dataverse environments dvrouter reads rows from (size-exceeded events, routes with fetch): <organization id or host>=https://<org>.crm.dynamics.com;... Empty: none. The identity needs an application user in each environment (docs/webapi.md).')
+param dataverseEnvironments string = ''
+
 @description('App settings the routes file names as %SETTING% (e.g. ERP_API_KEY); each reads the vault secret of the same name with _ as - (ERP-API-KEY).')
 param consumerSecrets array = []
 
@@ -296,6 +299,7 @@ module functionApp 'modules/functionapp.bicep' = {
     keyVaultUri: keyVault.outputs.uri
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     allowedOrganizationIds: allowedOrganizationIds
+    dataverseEnvironments: dataverseEnvironments
     consumerSecrets: consumerSecrets
     requireWebhookHeaderKey: requireWebhookHeaderKey
     logLevel: logLevel

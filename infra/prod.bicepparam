@@ -18,6 +18,7 @@ param functionErrorThreshold = 5
 param alertEmail = readEnvironmentVariable('DVROUTER_ALERT_EMAIL')
 // Production accepts only the organizations named here: the variable must be set.
 param allowedOrganizationIds = readEnvironmentVariable('DVROUTER_ALLOWED_ORGS')
+param dataverseEnvironments = readEnvironmentVariable('DVROUTER_DATAVERSE_ENVIRONMENTS', '')
 param deployerPrincipalId = readEnvironmentVariable('DVROUTER_DEPLOYER_PRINCIPAL_ID', '')
 // ServicePrincipal for a pipeline; a person deploying by hand sets User (see README.md).
 param deployerPrincipalType = readEnvironmentVariable('DVROUTER_DEPLOYER_PRINCIPAL_TYPE', 'ServicePrincipal')

@@ -41,7 +41,7 @@ bench() {
 }
 
 : >"$OUT/all.txt"
-bench ./pkg/dataverse 'Decode$|DecodeStdlibMap$|DecodeBinary$|BinaryVsJSON'
+bench ./pkg/dataverse 'Decode$|DecodeStdlibMap$|DecodeBinary$|BinaryVsJSON|Enrichment'
 bench ./pkg/route 'Match50Routes$'
 bench ./handlers 'WebhookDirect$|BareForward$'
 bench ./pkg/deliver 'DeliverHTTP$|BarePost$'

@@ -82,6 +82,9 @@ param appInsightsConnectionString string
 @description('Dataverse organization ids (GUIDs), comma-separated; empty accepts every organization.')
 param allowedOrganizationIds string = ''
 
+@description('Dataverse environments dvrouter reads rows from (size-exceeded events, routes with fetch): <organization id or host>=https://<org>.crm.dynamics.com;... Empty: none. The identity needs an application user in each environment (docs/webapi.md).')
+param dataverseEnvironments string = ''
+
 @description('App settings the routes file names as %SETTING%; each becomes a Key Vault reference to the secret of the same name with _ as - (ERP_API_KEY -> ERP-API-KEY).')
 param consumerSecrets array = []
 
@@ -161,6 +164,10 @@ var appSettings = {
   DVROUTER_WEBHOOK_KEYS: requireWebhookHeaderKey && !secretsReadByApp ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${webhookKeysSecret})' : ''
   DVROUTER_ADMIN_KEYS: secretsReadByApp ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${adminKeysSecret})'
   DVROUTER_ALLOWED_ORGS: allowedOrganizationIds
+  // The Dataverse Web API, read as the app's identity (an application user in each environment).
+  DVROUTER_DATAVERSE_ENVIRONMENTS: dataverseEnvironments
+  DVROUTER_DATAVERSE_CLIENT_ID: identityClientId
+  DVROUTER_DATAVERSE_CONCURRENCY: '8'
   DVROUTER_MAX_BODY: '1048576'
   DVROUTER_DELIVERY_BUDGET: '20s'
   DVROUTER_LOG_LEVEL: logLevel

@@ -24,7 +24,7 @@ import (
 // after N requests, answer 5xx, answer slowly.
 //
 //	GET  /api/data/v9.2/EntityDefinitions?$filter=LogicalName eq 'x'&$select=...
-//	GET  /api/data/v9.2/EntityDefinitions(LogicalName='x')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName
+//	GET  /api/data/v9.2/EntityDefinitions(LogicalName='x')/Attributes?$select=LogicalName,AttributeType,AttributeOf
 //	GET  /api/data/v9.2/<entityset>(<id>)?$select=a,b   (Prefer: odata.include-annotations="*")
 //
 // Other helpers add operations (PATCH, DELETE, $batch) with Handle; they get the same token
@@ -300,9 +300,9 @@ func (w *WebAPI) serveGet(rw http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "EntityDefinitions":
 		w.entityDefinitions(rw, r)
-	case strings.HasPrefix(path, "EntityDefinitions(LogicalName='") && strings.HasSuffix(path, "')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata"):
-		name := strings.TrimSuffix(strings.TrimPrefix(path, "EntityDefinitions(LogicalName='"), "')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata")
-		w.lookupAttributes(rw, name)
+	case strings.HasPrefix(path, "EntityDefinitions(LogicalName='") && strings.HasSuffix(path, "')/Attributes"):
+		name := strings.TrimSuffix(strings.TrimPrefix(path, "EntityDefinitions(LogicalName='"), "')/Attributes")
+		w.attributes(rw, r, name)
 	default:
 		w.retrieve(rw, r, path)
 	}
@@ -337,10 +337,12 @@ func (w *WebAPI) entityDefinitions(rw http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// lookupAttributes answers the LookupAttributeMetadata cast of a table's Attributes ("Retrieve
-// attributes", same page): each lookup column's LogicalName and MetadataId. A table that does
-// not exist is 404 with 0x80040217, as a retrieve by key of a missing definition is.
-func (w *WebAPI) lookupAttributes(rw http.ResponseWriter, name string) {
+// attributes answers a table's Attributes collection ("Retrieve attributes" on the same page):
+// each column's LogicalName, AttributeType (Lookup for a column spelled _x_value here, String
+// for the others, Uniqueidentifier for the primary key), AttributeOf (null) and MetadataId. A
+// table that does not exist is 404 with 0x80040217, as a retrieve by key of a missing
+// definition is.
+func (w *WebAPI) attributes(rw http.ResponseWriter, r *http.Request, name string) {
 	w.mu.Lock()
 	t := w.tables[name]
 	w.mu.Unlock()
@@ -348,14 +350,18 @@ func (w *WebAPI) lookupAttributes(rw http.ResponseWriter, name string) {
 		WebAPIError(rw, http.StatusNotFound, "0x80040217", fmt.Sprintf("Could not find entity with name %s.", name))
 		return
 	}
-	value := []any{}
+	value := []any{map[string]any{"LogicalName": t.PrimaryID, "AttributeType": "Uniqueidentifier", "AttributeOf": nil,
+		"MetadataId": metadataID(name + "." + t.PrimaryID)}}
 	for _, c := range t.Columns {
+		typ := "String"
 		if l, ok := lookupName(c); ok {
-			value = append(value, map[string]any{"LogicalName": l, "MetadataId": metadataID(name + "." + l)})
+			c, typ = l, "Lookup"
 		}
+		value = append(value, map[string]any{"LogicalName": c, "AttributeType": typ, "AttributeOf": nil,
+			"MetadataId": metadataID(name + "." + c)})
 	}
 	w.writeJSON(rw, map[string]any{
-		"@odata.context": w.URL + "/api/data/v9.2/$metadata#EntityDefinitions('" + name + "')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata(LogicalName)",
+		"@odata.context": w.URL + "/api/data/v9.2/$metadata#EntityDefinitions('" + name + "')/Attributes(" + r.URL.Query().Get("$select") + ")",
 		"value":          value,
 	})
 }

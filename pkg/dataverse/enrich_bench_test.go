@@ -46,7 +46,7 @@ func (c canned) RoundTrip(r *http.Request) (*http.Response, error) {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/EntityDefinitions"):
 		body = c.defs
-	case strings.Contains(r.URL.Path, "LookupAttributeMetadata"):
+	case strings.HasSuffix(r.URL.Path, "/Attributes"):
 		body = c.lookups
 	}
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
@@ -130,7 +130,7 @@ func enrichmentSetup(b *testing.B) (*testenv.WebAPI, *dataverse.Event, *route.Se
 	readCols, _ := routes.Reads(ev)
 	c := canned{
 		defs:    get("EntityDefinitions?$filter=LogicalName%20eq%20'"+full.Table+"'&$select=EntitySetName,PrimaryIdAttribute", false),
-		lookups: get("EntityDefinitions(LogicalName='"+full.Table+"')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName", false),
+		lookups: get("EntityDefinitions(LogicalName='"+full.Table+"')/Attributes?$select=LogicalName,AttributeType,AttributeOf", false),
 	}
 	tbl := webapiSelect(readCols, c.lookups)
 	c.row = get(full.Table+"s("+full.RecordID+")?$select="+tbl, true)
@@ -140,14 +140,14 @@ func enrichmentSetup(b *testing.B) (*testenv.WebAPI, *dataverse.Event, *route.Se
 // webapiSelect spells the columns as the client selects them (lookups as _x_value).
 func webapiSelect(cols []string, lookups []byte) string {
 	var l struct {
-		Value []struct{ LogicalName string } `json:"value"`
+		Value []struct{ LogicalName, AttributeType string } `json:"value"`
 	}
 	_ = json.Unmarshal(lookups, &l)
 	out := make([]string, len(cols))
 	for i, c := range cols {
 		out[i] = c
 		for _, v := range l.Value {
-			if v.LogicalName == c {
+			if v.LogicalName == c && v.AttributeType == "Lookup" {
 				out[i] = "_" + c + "_value"
 			}
 		}

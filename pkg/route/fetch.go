@@ -19,7 +19,7 @@ var pseudoColumns = []string{"sdkmessage", "iteminternalid", "runassystemuserid"
 
 // columnName is the logical name of a column as an expression names it: lower case, the
 // annotation (x@OData.Community.Display.V1.FormattedValue) and the lookup spelling
-// (_x_value) taken off. It is "" for the row's pseudo-columns.
+// (_x_value) taken off. It is "" for the row's pseudo-columns and for what is no logical name.
 func columnName(c string) string {
 	c = strings.ToLower(c)
 	if i := strings.IndexByte(c, '@'); i >= 0 {
@@ -28,6 +28,12 @@ func columnName(c string) string {
 	c = newColumn(c).name
 	if c == "" || slices.Contains(pseudoColumns, c) {
 		return ""
+	}
+	for i := 0; i < len(c); i++ {
+		// Not a logical name (a condition can read any key, 'body/a b'): no table has it.
+		if b := c[i]; !('a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '_') {
+			return ""
+		}
 	}
 	return c
 }

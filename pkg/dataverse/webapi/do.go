@@ -24,19 +24,24 @@ import (
 //   - nothing waits past the context's deadline: when the wait asked for would end after it,
 //     Do returns at once with the 429 as an *Error (its RetryAfter says how long).
 //
-// The request's body must be replayable (NewRequest's is); Do sets its Authorization header,
-// so a request is for one Do. A response other than 2xx is returned
+// A request whose body cannot be replayed (no GetBody; NewRequest's can) is sent once. Do sets
+// its Authorization header, so a request is for one Do. Close the response's body: it holds one
+// of the environment's request slots until then. A response other than 2xx is returned
 // as it is, with a nil error, once the retries are spent: ResponseError reads it into an *Error.
 func (e *Environment) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
 	opts := e.client.opts
+	maxAttempts := opts.MaxAttempts
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		maxAttempts = 1 // its body would be gone the second time
+	}
 	for attempt := 1; ; attempt++ {
 		if err := e.waitThrottle(ctx); err != nil {
 			return nil, err
 		}
 		resp, err := e.send(ctx, req)
-		last := attempt >= opts.MaxAttempts
+		last := attempt >= maxAttempts
 		switch {
 		case err != nil:
 			if !idempotent || last || ctx.Err() != nil {
@@ -100,14 +105,36 @@ func (e *Environment) send(ctx context.Context, req *http.Request) (*http.Respon
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{e.client.opts.UserAgent}
 	}
-	resp, err := e.client.opts.HTTPClient.Do(r)
+	// The transport is called directly: the Web API does not redirect, and http.Client would
+	// copy every header for its redirect rules on each request. Its Timeout still holds, when
+	// the context does not end sooner.
+	cancel := context.CancelFunc(func() {})
+	if t := e.client.opts.HTTPClient.Timeout; t > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
+			var tctx context.Context
+			tctx, cancel = context.WithTimeout(ctx, t)
+			r = r.WithContext(tctx)
+		}
+	}
+	resp, err := e.transport().RoundTrip(r)
 	if err != nil {
+		cancel()
 		<-e.slots
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
 		return nil, fmt.Errorf("dataverse %s: %s %s: %w", e.url, req.Method, req.URL.Path, err)
 	}
 	// The slot is held until the body is read or closed: the answer is still being sent.
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { <-e.slots }}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { cancel(); <-e.slots }}
 	return resp, nil
+}
+
+func (e *Environment) transport() http.RoundTripper {
+	if t := e.client.opts.HTTPClient.Transport; t != nil {
+		return t
+	}
+	return http.DefaultTransport
 }
 
 type releaseBody struct {

@@ -20,6 +20,9 @@ type tableInfo struct {
 	entitySet string          // accounts
 	primaryID string          // accountid
 	lookups   map[string]bool // lookup columns by logical name (Lookup, Customer, Owner)
+	// columns are the columns a $select may name, by logical name: a column the table does not
+	// have (a route for any table reads it, a condition misspells it) would fail the whole read.
+	columns map[string]bool
 }
 
 // tableCall lets concurrent first reads of one table share one metadata request.
@@ -94,9 +97,10 @@ func (e *Environment) table(ctx context.Context, logicalName string) (*tableInfo
 	return call.info, call.err
 }
 
-// readTable reads the table's entity set name and primary key, then its lookup columns (the
-// LookupAttributeMetadata cast of its Attributes, which holds Lookup, Customer and Owner
-// columns): a lookup is selected as _x_value, not by its logical name.
+// readTable reads the table's entity set name and primary key, then its columns with their
+// types: a lookup (Lookup, Customer, Owner) is selected as _x_value, not by its logical name,
+// and a column that is part of another (AttributeOf: the name of a lookup, a yomi name) or a
+// party list is no property of the entity and cannot be selected.
 func (e *Environment) readTable(ctx context.Context, logicalName string) (*tableInfo, error) {
 	if !validName(logicalName) {
 		return nil, &Error{Env: e.url, Table: logicalName, Message: "not a table logical name"}
@@ -115,18 +119,29 @@ func (e *Environment) readTable(ctx context.Context, logicalName string) (*table
 		return nil, &Error{Env: e.url, Method: http.MethodGet, Table: logicalName, Status: http.StatusNotFound,
 			Message: "no such table in EntityDefinitions"}
 	}
-	info := &tableInfo{entitySet: defs.Value[0].EntitySetName, primaryID: defs.Value[0].PrimaryIDAttribute, lookups: map[string]bool{}}
+	info := &tableInfo{entitySet: defs.Value[0].EntitySetName, primaryID: defs.Value[0].PrimaryIDAttribute,
+		lookups: map[string]bool{}, columns: map[string]bool{}}
 	var attrs struct {
 		Value []struct {
-			LogicalName string `json:"LogicalName"`
+			LogicalName   string  `json:"LogicalName"`
+			AttributeType string  `json:"AttributeType"`
+			AttributeOf   *string `json:"AttributeOf"`
 		} `json:"value"`
 	}
-	q = "EntityDefinitions(LogicalName='" + logicalName + "')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName"
+	q = "EntityDefinitions(LogicalName='" + logicalName + "')/Attributes?$select=LogicalName,AttributeType,AttributeOf"
 	if err := e.getJSON(ctx, q, logicalName, "", &attrs); err != nil {
 		return nil, err
 	}
 	for _, a := range attrs.Value {
-		info.lookups[strings.ToLower(a.LogicalName)] = true
+		name := strings.ToLower(a.LogicalName)
+		if (a.AttributeOf != nil && *a.AttributeOf != "") || a.AttributeType == "PartyList" {
+			continue
+		}
+		info.columns[name] = true
+		switch a.AttributeType {
+		case "Lookup", "Customer", "Owner":
+			info.lookups[name] = true
+		}
 	}
 	return info, nil
 }
@@ -166,7 +181,8 @@ func nameRequest(err error, table, id string) error {
 }
 
 // GetRow reads the columns of one row (logical names; lookups by their logical name or as
-// _x_value) in the Web API shape the event's row has: lookups as _x_value with their
+// _x_value; names the table has no column for are left out) in the Web API shape the event's
+// row has: lookups as _x_value with their
 // lookuplogicalname, associatednavigationproperty and formatted value annotations, choices as
 // numbers, formatted values as x@OData.Community.Display.V1.FormattedValue, numbers as
 // json.Number. The OData bookkeeping (@odata.context, @odata.etag) is left out. A column the
@@ -188,6 +204,9 @@ func (e *Environment) GetRow(ctx context.Context, table, id string, columns []st
 		if !validName(c) {
 			return nil, &Error{Env: e.url, Method: http.MethodGet, Table: table, ID: id, Message: fmt.Sprintf("%q is not a column logical name", c)}
 		}
+		if !info.columns[c] {
+			continue // not a column of this table: the row has no value for it, as Dataverse's has none
+		}
 		if info.lookups[c] {
 			c = "_" + c + "_value"
 		}
@@ -195,10 +214,11 @@ func (e *Environment) GetRow(ctx context.Context, table, id string, columns []st
 			sel = append(sel, c)
 		}
 	}
-	path := info.entitySet + "(" + id + ")"
-	if len(sel) > 0 {
-		path += "?$select=" + strings.Join(sel, ",")
+	if len(sel) == 0 {
+		// Nothing the table has was asked for (without $select the whole row would come back).
+		return dataverse.Row{}, nil
 	}
+	path := info.entitySet + "(" + id + ")?$select=" + strings.Join(sel, ",")
 	req, err := e.NewRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,21 @@ async function signIn(k) {
 
 const erpRow = '#consumers tbody tr[data-consumer="erp"]';
 
+// noticeSays waits until the notice above the list matches re: the notice of the previous action
+// is still there while the next one runs, so waiting for the element alone is not enough.
+async function noticeSays(page, re) {
+  try {
+    await page.waitForFunction(
+      ([src, flags]) => new RegExp(src, flags).test(document.querySelector('#consumer-notice')?.textContent ?? ''),
+      [re.source, re.flags],
+      { timeout: 15_000 },
+    );
+  } catch (err) {
+    const text = await page.textContent('#consumer-notice').catch(() => '(no notice)');
+    assert.fail(`notice ${JSON.stringify(text)} never matched ${re}: ${err.message}`);
+  }
+}
+
 try {
   step('an operator sees erp, not paused, with its actions');
   const page = await signIn(key);
@@ -57,7 +72,7 @@ try {
   await page.fill(`${erpRow} .pause-reason`, 'ERP upgrade tonight');
   await page.click(`${erpRow} button.pause`);
   await page.waitForSelector(`${erpRow}[data-paused="true"]`);
-  assert.match(await page.textContent('#consumer-notice'), /erp paused/);
+  await noticeSays(page, /erp paused/);
   const pausedCell = await page.textContent(`${erpRow} .paused-cell`);
   assert.match(pausedCell, new RegExp(`by ${actor}`));
   assert.match(pausedCell, /ERP upgrade tonight/);
@@ -71,8 +86,7 @@ try {
 
   step('send a test event: it still goes to a paused consumer, and the result is shown');
   await page.click(`${erpRow} button.test`);
-  await page.waitForSelector('#consumer-notice.ok');
-  assert.match(await page.textContent('#consumer-notice'), /Test event [0-9a-f-]+ delivered to erp in \d+ ms/);
+  await noticeSays(page, /Test event [0-9a-f-]+ delivered to erp in \d+ ms/);
   await page.screenshot({ path: path.join(shots, 'consumers-test-1280x800.png') });
 
   step('the paused failure is listed under kind paused');
@@ -85,12 +99,11 @@ try {
   await page.waitForSelector(`${erpRow}[data-paused="true"]`);
   await page.click(`${erpRow} button.resume`);
   await page.waitForSelector(`${erpRow}[data-paused="false"]`);
-  assert.match(await page.textContent('#consumer-notice'), /erp resumed/);
+  await noticeSays(page, /erp resumed/);
 
   step('reset the breaker: closed, said so');
   await page.click(`${erpRow} button.reset`);
-  await page.waitForSelector('#consumer-notice');
-  assert.match(await page.textContent('#consumer-notice'), /breaker was already closed/);
+  await noticeSays(page, /breaker was already closed/);
   await page.close();
 
   step('a reader sees the consumers but no actions');

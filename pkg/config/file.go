@@ -99,5 +99,11 @@ type Route struct {
 	Select              []string
 	Exclude             []string
 	Consumers           []string
-	Pos                 Pos
+	// Source says which events the route takes: SourcePlugin (the default: the plugin step's
+	// webhook or queue), SourceChanges (the change-tracking reader) or SourceBoth.
+	Source string
+	// Reconcile (with SourceBoth): a change already delivered by the plugin step is not sent
+	// again by change tracking.
+	Reconcile bool
+	Pos       Pos
 }

@@ -54,6 +54,8 @@ type Settings struct {
 	// JournalRetention is how long journal entries are kept; 0 keeps forever
 	// (DVROUTER_JOURNAL_RETENTION, default 30 days). The retention timer purges them.
 	JournalRetention time.Duration
+	// Changes are change tracking's settings (settings_changes.go).
+	Changes Changes
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -350,6 +352,7 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 	if strings.EqualFold(s.Tables.ConnectionString, "UseDevelopmentStorage=true") {
 		s.Tables.ConnectionString = DevelopmentStorage
 	}
+	s.Changes = loadChanges(getenv, s, bad)
 	if s.ServiceBus.ConnectionString != "" && s.ServiceBus.Namespace != "" {
 		bad(EnvServiceBus, "set either %s or %s, not both", EnvServiceBus, EnvServiceBusNS)
 	}

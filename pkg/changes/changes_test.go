@@ -37,7 +37,7 @@ type rig struct {
 	az       *testenv.Azurite
 }
 
-func newRig(t *testing.T, rows int) *rig {
+func newRig(t testing.TB, rows int) *rig {
 	t.Helper()
 	api := testenv.StartWebAPI(t)
 	api.AddTable(testenv.WebAPITable{LogicalName: "account", EntitySetName: "accounts", PrimaryID: "accountid",

@@ -102,8 +102,8 @@ type Route struct {
 	// Source says which events the route takes: SourcePlugin (the default: the plugin step's
 	// webhook or queue), SourceChanges (the change-tracking reader) or SourceBoth.
 	Source string
-	// Reconcile (with SourceBoth): a change already delivered by the plugin step is not sent
-	// again by change tracking.
+	// Reconcile (with SourceBoth) would skip a change the plugin step already delivered; the
+	// loader refuses it for now (routes_changes.go says why).
 	Reconcile bool
 	Pos       Pos
 }

@@ -61,8 +61,14 @@ func (l *loader) routeSource(f field, r *Route) {
 // it reads rows as they are now, with no pre-image, no list of changed columns, no user or
 // stage, and without telling a create from an update.
 func (l *loader) checkSource(r *Route, have map[string]*yaml.Node, consumers map[string]*Consumer) {
-	if r.Reconcile && r.Source != SourceBoth {
+	switch {
+	case r.Reconcile && r.Source != SourceBoth:
 		l.errorf(have["reconcile"], "reconcile: applies to a route with source: both (the plugin step and change tracking)")
+	case r.Reconcile:
+		// The journal does not yet keep the version (or the operation time) of what the plugin
+		// step delivered, so a change cannot be matched to it safely: refuse rather than skip
+		// a change Dataverse never sent.
+		l.errorf(have["reconcile"], "reconcile: not available yet: with source: both every change also comes by change tracking, with an id of its own (see docs/changes.md)")
 	}
 	if !r.TakesChanges() {
 		return

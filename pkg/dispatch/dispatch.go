@@ -136,7 +136,7 @@ func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start tim
 		d.Journal.Add(journal.Entry{At: now, EventID: ev.ID, CorrelationID: ev.CorrelationID,
 			Table: ev.Table, RecordID: ev.RecordID, Message: ev.Message, Route: r.Route,
 			Consumer: r.Consumer, Outcome: o, AttemptCount: r.Attempts, StatusCode: r.StatusCode,
-			Duration: now.Sub(start), Error: r.Error})
+			Duration: now.Sub(start), Error: r.Error, Source: ev.Source, Version: ev.Version})
 	}
 	for _, r := range out.Delivered {
 		add(r, journal.Delivered)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/dvrouter/dvrouter/handlers"
 	"github.com/dvrouter/dvrouter/pkg/breaker"
+	"github.com/dvrouter/dvrouter/pkg/changes"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
@@ -370,7 +371,11 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	}
 	var changeRunner handlers.Changes // a nil interface when off
 	if s.Changes.Configured() {
-		cr, err := openChanges(s, file, routes, d, log)
+		var hist changes.History // a nil interface without a journal
+		if jnl != nil {
+			hist = jnl
+		}
+		cr, err := openChanges(s, file, routes, d, hist, log)
 		if err != nil {
 			return nil, err
 		}

@@ -13,13 +13,15 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/changes"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
+	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/route"
 	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // openChanges wires change tracking: the environment's Web API client, the token and lease
-// store in the failure store's account, and a reader that dispatches through d.
-func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, d changes.Dispatcher, log zerolog.Logger) (*changes.Runner, error) {
+// store in the failure store's account, and a reader that dispatches through d's routes,
+// delivery, failure store and journal, with reconciliation against hist (nil: no journal).
+func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, d *dispatch.Dispatcher, hist changes.History, log zerolog.Logger) (*changes.Runner, error) {
 	var cred azcore.TokenCredential
 	var err error
 	if s.Changes.ClientID != "" {
@@ -39,9 +41,11 @@ func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, 
 	if err != nil {
 		return nil, err
 	}
+	cd := *d
+	cd.Deliver = &changes.Reconciling{Next: d.Deliver, History: hist, Routes: routes, Log: log}
 	host, _ := os.Hostname()
 	r := &changes.Runner{
-		Reader: &changes.Reader{Env: client.Environments()[0], Store: store, Dispatcher: d,
+		Reader: &changes.Reader{Env: client.Environments()[0], Store: store, Dispatcher: &cd,
 			Owner: fmt.Sprintf("%s/%d", host, os.Getpid()), PageSize: s.Changes.PageSize, Parallel: s.Changes.Parallel, Log: log},
 		Tables:     changes.TablesFor(file, routes),
 		StaleAfter: s.Changes.StaleAfter,

@@ -37,7 +37,12 @@ type rig struct {
 	az       *testenv.Azurite
 }
 
-func newRig(t testing.TB, rows int) *rig {
+const changesRoute = `{name: accounts, table: account, source: changes, messages: [Create, Update, Delete], select: [name, telephone1], consumers: [erp]}`
+
+func newRig(t testing.TB, rows int) *rig { return newRigWith(t, rows, changesRoute, nil) }
+
+// newRigWith is newRig with another route and, when jnl is set, the delivery journal.
+func newRigWith(t testing.TB, rows int, routeYAML string, jnl dispatch.Journal) *rig {
 	t.Helper()
 	api := testenv.StartWebAPI(t)
 	api.AddTable(testenv.WebAPITable{LogicalName: "account", EntitySetName: "accounts", PrimaryID: "accountid",
@@ -65,7 +70,7 @@ func newRig(t testing.TB, rows int) *rig {
 consumers:
   - {name: erp, type: http, url: "`+consumer.URL+`", retry: {attempts: 1}}
 routes:
-  - {name: accounts, table: account, source: changes, messages: [Create, Update, Delete], select: [name, telephone1], consumers: [erp]}
+  - `+routeYAML+`
 `), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +85,7 @@ routes:
 	}
 	t.Cleanup(func() { d.Close(context.Background()) })
 	return &rig{api: api, env: client.Environments()[0], store: store, consumer: consumer, routes: f, az: az,
-		disp: &dispatch.Dispatcher{Routes: set, Deliver: d, Recorder: fstore, Log: zerolog.Nop()}}
+		disp: &dispatch.Dispatcher{Routes: set, Deliver: d, Recorder: fstore, Journal: jnl, Log: zerolog.Nop()}}
 }
 
 func (r *rig) reader(owner string, d changes.Dispatcher) *changes.Reader {

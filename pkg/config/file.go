@@ -102,8 +102,8 @@ type Route struct {
 	// Source says which events the route takes: SourcePlugin (the default: the plugin step's
 	// webhook or queue), SourceChanges (the change-tracking reader) or SourceBoth.
 	Source string
-	// Reconcile (with SourceBoth) would skip a change the plugin step already delivered; the
-	// loader refuses it for now (routes_changes.go says why).
+	// Reconcile (with SourceBoth): change tracking does not send a consumer a change the plugin
+	// step already delivered to it, as the delivery journal records (pkg/changes.Reconciling).
 	Reconcile bool
 	Pos       Pos
 }

@@ -65,10 +65,7 @@ func (l *loader) checkSource(r *Route, have map[string]*yaml.Node, consumers map
 	case r.Reconcile && r.Source != SourceBoth:
 		l.errorf(have["reconcile"], "reconcile: applies to a route with source: both (the plugin step and change tracking)")
 	case r.Reconcile:
-		// The journal does not yet keep the version (or the operation time) of what the plugin
-		// step delivered, so a change cannot be matched to it safely: refuse rather than skip
-		// a change Dataverse never sent.
-		l.errorf(have["reconcile"], "reconcile: not available yet: with source: both every change also comes by change tracking, with an id of its own (see docs/changes.md)")
+		l.warnf(have["reconcile"], "reconcile: needs the plugin step's post-image to hold versionnumber; a plugin event without it does not count, and its change is sent again by change tracking")
 	}
 	if !r.TakesChanges() {
 		return

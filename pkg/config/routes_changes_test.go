@@ -9,12 +9,12 @@ import (
 func TestLoadRoutes_SourceAndReconcile(t *testing.T) {
 	rf := mustLoad(t, minimalConsumer+`routes:
   - {name: a, table: account, source: changes, consumers: [erp]}
-  - {name: b, table: contact, source: Both, consumers: [erp]}
+  - {name: b, table: contact, source: Both, reconcile: true, consumers: [erp]}
   - {name: c, table: lead, consumers: [erp]}
 `)
 	got := []string{rf.Routes[0].Source, rf.Routes[1].Source, rf.Routes[2].Source}
-	if !slices.Equal(got, []string{"changes", "both", ""}) {
-		t.Fatalf("sources %q", got)
+	if !slices.Equal(got, []string{"changes", "both", ""}) || !rf.Routes[1].Reconcile {
+		t.Fatalf("sources %q, reconcile %v", got, rf.Routes[1].Reconcile)
 	}
 	if !rf.Routes[0].TakesChanges() || rf.Routes[0].TakesPlugin() || !rf.Routes[1].TakesPlugin() || rf.Routes[2].TakesChanges() {
 		t.Fatal("TakesChanges/TakesPlugin disagree with the sources")
@@ -30,8 +30,6 @@ func TestLoadRoutes_SourceErrors(t *testing.T) {
 			`r.yaml:6:39: source: "poll": want plugin (the default: the Dataverse step's webhook or queue), changes (change tracking) or both`},
 		{"reconcile without both", `{name: a, table: account, source: changes, reconcile: true, consumers: [erp]}`,
 			`r.yaml:6:48: reconcile: applies to a route with source: both (the plugin step and change tracking)`},
-		{"reconcile not available yet", `{name: a, table: account, source: both, reconcile: true, consumers: [erp]}`,
-			`r.yaml:6:45: reconcile: not available yet: with source: both every change also comes by change tracking, with an id of its own (see docs/changes.md)`},
 		{"any table", `{name: a, table: "*", source: changes, consumers: [erp]}`,
 			`r.yaml:6:15: table: "*" cannot be read by change tracking: name the table (source: changes)`},
 	}

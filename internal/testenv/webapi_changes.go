@@ -218,24 +218,22 @@ func (w *WebAPI) serveChanges(rw http.ResponseWriter, r *http.Request) {
 		ctx += "/$delta"
 	}
 	out := map[string]any{"@odata.context": ctx, "value": value}
-	base := url.Values{}
+	// Links spell the system query options with their $, as the page's examples do
+	// (accounts?$select=name,...&$deltatoken=919042%2108%2f22%2f2017%2008%3a10%3a44).
+	link := w.URL + "/api/data/v9.2/" + set + "?"
 	if s := q.Get("$select"); s != "" {
-		base.Set("$select", s)
+		link += "$select=" + s + "&"
 	}
 	if end < len(items) {
-		next := cloneValues(base)
 		last := items[end-1]
 		phase := 0
 		if last.deleted {
 			phase = 1
 		}
-		next.Set("$skiptoken", fmt.Sprintf("%d:%d:%d:%d", cur.since, cur.upto, phase, last.version))
-		out["@odata.nextLink"] = w.URL + "/api/data/v9.2/" + set + "?" + next.Encode()
+		out["@odata.nextLink"] = link + "$skiptoken=" + url.QueryEscape(fmt.Sprintf("%d:%d:%d:%d", cur.since, cur.upto, phase, last.version))
 	} else {
 		// The delta link comes with the last page only.
-		dl := cloneValues(base)
-		dl.Set("$deltatoken", fmt.Sprintf("%d!%s", cur.upto, time.Now().UTC().Format("01/02/2006 15:04:05")))
-		out["@odata.deltaLink"] = w.URL + "/api/data/v9.2/" + set + "?" + dl.Encode()
+		out["@odata.deltaLink"] = link + "$deltatoken=" + url.QueryEscape(fmt.Sprintf("%d!%s", cur.upto, time.Now().UTC().Format("01/02/2006 15:04:05")))
 	}
 	applied := []string{"odata.track-changes"}
 	if _, ok := prefer["odata.maxpagesize"]; ok {
@@ -350,12 +348,4 @@ func parseSkip(s string) (readCursor, bool) {
 		n[i] = v
 	}
 	return readCursor{since: n[0], upto: n[1], phase: int(n[2]), after: n[3]}, true
-}
-
-func cloneValues(v url.Values) url.Values {
-	out := url.Values{}
-	for k, vs := range v {
-		out[k] = slices.Clone(vs)
-	}
-	return out
 }

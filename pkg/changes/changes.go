@@ -48,6 +48,9 @@ const (
 	DefaultPageSize = 1000
 	DefaultLease    = 5 * time.Minute
 	DefaultParallel = 8
+	// PageReserve is the time a page is given: with less left before the run's deadline, the
+	// run stops before reading the next page.
+	PageReserve = time.Minute
 )
 
 // Dispatcher is the part of dispatch the reader uses; *dispatch.Dispatcher is one.
@@ -163,8 +166,10 @@ func (r *Reader) Read(ctx context.Context, t Table) (rep Report, err error) {
 		}
 	}
 	for {
-		if ctx.Err() != nil {
-			return rep, nil // the time limit: what is stored is where the next run starts
+		// The time limit: no page is begun that might not be delivered before it; what is
+		// stored is where the next run starts.
+		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(dl) < PageReserve {
+			return rep, nil
 		}
 		pg, err := r.get(ctx, link, info)
 		rep.Requests++

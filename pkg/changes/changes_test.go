@@ -35,6 +35,7 @@ type rig struct {
 	disp     *dispatch.Dispatcher
 	routes   *config.RouteFile
 	az       *testenv.Azurite
+	failures *failures.Store
 }
 
 const changesRoute = `{name: accounts, table: account, source: changes, messages: [Create, Update, Delete], select: [name, telephone1], consumers: [erp]}`
@@ -84,7 +85,7 @@ routes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close(context.Background()) })
-	return &rig{api: api, env: client.Environments()[0], store: store, consumer: consumer, routes: f, az: az,
+	return &rig{api: api, env: client.Environments()[0], store: store, consumer: consumer, routes: f, az: az, failures: fstore,
 		disp: &dispatch.Dispatcher{Routes: set, Deliver: d, Recorder: fstore, Journal: jnl, Log: zerolog.Nop()}}
 }
 
@@ -228,6 +229,55 @@ func TestRead_KillInTheMiddleOfAPageLosesNothingAndRepeatsKeepTheirIDs(t *testin
 	// The five of page 2 delivered before the kill come again, no more.
 	if repeats != 5 {
 		t.Fatalf("%d repeats, want 5 (the part of page 2 delivered before the kill)", repeats)
+	}
+}
+
+// killing cancels the run's context once n events were handed over, while deliveries are in
+// flight: the process dying in the middle of a page.
+type killing struct {
+	next   changes.Dispatcher
+	n      int64
+	count  atomic.Int64
+	cancel context.CancelFunc
+}
+
+func (k *killing) Dispatch(ctx context.Context, ev *dataverse.Event) (dispatch.Result, error) {
+	if k.count.Add(1) == k.n {
+		k.cancel()
+	}
+	return k.next.Dispatch(ctx, ev)
+}
+
+func TestRead_ContextKilledMidPageLosesNothing(t *testing.T) {
+	r := newRig(t, 35)
+	r.consumer.Otherwise(testenv.ReplyStall(20 * time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	rd := r.reader("a", &killing{next: r.disp, n: 15, cancel: cancel})
+	rd.Parallel = 4
+	rep, _ := rd.Read(ctx, accountTable)
+	if rep.Complete {
+		t.Fatalf("the killed read completed: %+v", rep)
+	}
+	r.consumer.Otherwise(testenv.ReplyStatus(200))
+	if rep, err := r.reader("b", nil).Read(context.Background(), accountTable); err != nil || !rep.Complete {
+		t.Fatalf("resumed read = %+v (err %v)", rep, err)
+	}
+	// Every row reached the consumer, or is kept as a failure to replay.
+	reached := map[string]bool{}
+	for _, ev := range received(t, r.consumer) {
+		reached[ev.RecordID] = true
+	}
+	page, err := r.failures.List(context.Background(), failures.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range page.Items {
+		reached[f.RecordID] = true
+	}
+	for i := range 35 {
+		if !reached[rowID(i)] {
+			t.Errorf("row %s neither delivered nor kept", rowID(i))
+		}
 	}
 }
 

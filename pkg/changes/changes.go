@@ -84,16 +84,16 @@ type Table struct {
 
 // Report is what one read of one table did.
 type Report struct {
-	Table       string `json:"table"`
-	Skipped     string `json:"skipped,omitempty"` // why the table was not read (another instance holds it)
-	Requests    int    `json:"requests"`          // change-tracking GETs answered
-	Pages       int    `json:"pages"`             // pages delivered and stored
-	Changed     int    `json:"changed"`
-	Deleted     int    `json:"deleted"`
-	FullRead    bool   `json:"fullRead"`
-	FullReadWhy string `json:"fullReadWhy,omitempty"`
-	Complete    bool   `json:"complete"` // reached a delta link: everything up to now is read
-	Took        time.Duration
+	Table       string        `json:"table"`
+	Skipped     string        `json:"skipped,omitempty"` // why the table was not read (another instance holds it)
+	Requests    int           `json:"requests"`          // change-tracking GETs answered
+	Pages       int           `json:"pages"`             // pages delivered and stored
+	Changed     int           `json:"changed"`
+	Deleted     int           `json:"deleted"`
+	FullRead    bool          `json:"fullRead"`
+	FullReadWhy string        `json:"fullReadWhy,omitempty"`
+	Complete    bool          `json:"complete"` // reached a delta link: everything up to now is read
+	Took        time.Duration `json:"took"`
 }
 
 // Read reads t from where its last run stopped until its delta link, or until ctx ends (the

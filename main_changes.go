@@ -6,8 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/rs/zerolog"
 
 	"github.com/dvrouter/dvrouter/pkg/changes"
@@ -22,13 +20,7 @@ import (
 // store in the failure store's account, and a reader that dispatches through d's routes,
 // delivery, failure store and journal, with reconciliation against hist (nil: no journal).
 func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, d *dispatch.Dispatcher, hist changes.History, log zerolog.Logger) (*changes.Runner, error) {
-	var cred azcore.TokenCredential
-	var err error
-	if s.Changes.ClientID != "" {
-		cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(s.Changes.ClientID)})
-	} else {
-		cred, err = azidentity.NewDefaultAzureCredential(nil)
-	}
+	cred, err := webAPICredential(s.Changes.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("change tracking: credential: %w", err)
 	}

@@ -16,5 +16,6 @@ func (d *Deliverer) Resend(ctx context.Context, ev *dataverse.Event, route, cons
 		StatusCode:     r.StatusCode,
 		Error:          r.Error,
 		BreakerRefused: !r.Delivered && r.Kind == failures.KindBreakerOpen,
+		Paused:         !r.Delivered && r.Kind == failures.KindPaused,
 	}
 }

@@ -24,7 +24,8 @@ import (
 //   - nothing waits past the context's deadline: when the wait asked for would end after it,
 //     Do returns at once with the 429 as an *Error (its RetryAfter says how long).
 //
-// The request's body must be replayable (NewRequest's is). A response other than 2xx is returned
+// The request's body must be replayable (NewRequest's is); Do sets its Authorization header,
+// so a request is for one Do. A response other than 2xx is returned
 // as it is, with a nil error, once the retries are spent: ResponseError reads it into an *Error.
 func (e *Environment) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
@@ -84,7 +85,9 @@ func (e *Environment) send(ctx context.Context, req *http.Request) (*http.Respon
 	case <-ctx.Done():
 		return nil, fmt.Errorf("dataverse %s: waiting for a free request slot (%d in flight): %w", e.url, cap(e.slots), ctx.Err())
 	}
-	r := req.Clone(ctx)
+	// The request is sent as it is, its body renewed for each attempt (a clone would copy
+	// every header for nothing: the caller does not keep the request).
+	r := req
 	if req.GetBody != nil {
 		body, err := req.GetBody()
 		if err != nil {
@@ -93,9 +96,9 @@ func (e *Environment) send(ctx context.Context, req *http.Request) (*http.Respon
 		}
 		r.Body = body
 	}
-	r.Header.Set("Authorization", "Bearer "+tok)
-	if r.Header.Get("User-Agent") == "" {
-		r.Header.Set("User-Agent", e.client.opts.UserAgent)
+	r.Header["Authorization"] = []string{"Bearer " + tok}
+	if _, ok := r.Header["User-Agent"]; !ok {
+		r.Header["User-Agent"] = []string{e.client.opts.UserAgent}
 	}
 	resp, err := e.client.opts.HTTPClient.Do(r)
 	if err != nil {

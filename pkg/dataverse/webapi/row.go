@@ -214,7 +214,12 @@ func (e *Environment) GetRow(ctx context.Context, table, id string, columns []st
 		return nil, ResponseError(e, http.MethodGet, table, id, resp)
 	}
 	defer resp.Body.Close()
-	row, err := decodeRow(io.LimitReader(resp.Body, 32<<20))
+	body, err := readBody(resp)
+	if err != nil {
+		return nil, &Error{Env: e.url, Method: http.MethodGet, Table: table, ID: id, Status: resp.StatusCode,
+			Message: "cannot read the answer: " + err.Error()}
+	}
+	row, err := decodeRow(body)
 	if err != nil {
 		return nil, &Error{Env: e.url, Method: http.MethodGet, Table: table, ID: id, Status: resp.StatusCode,
 			Message: "cannot read the row: " + err.Error()}
@@ -222,25 +227,6 @@ func (e *Environment) GetRow(ctx context.Context, table, id string, columns []st
 	for _, c := range sel {
 		if _, ok := row[c]; !ok {
 			row[c] = nil
-		}
-	}
-	return row, nil
-}
-
-// decodeRow reads a Web API entity into a Row, numbers kept exact.
-func decodeRow(r io.Reader) (dataverse.Row, error) {
-	dec := json.NewDecoder(r)
-	dec.UseNumber()
-	var row dataverse.Row
-	if err := dec.Decode(&row); err != nil {
-		return nil, err
-	}
-	if row == nil {
-		return nil, errors.New("the answer is not a JSON object")
-	}
-	for k := range row {
-		if strings.HasPrefix(k, "@odata.") {
-			delete(row, k)
 		}
 	}
 	return row, nil
@@ -279,4 +265,33 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+// ReadRow reads columns of the event's row from the environment the event comes from (by its
+// organization id, unique name or host).
+func (c *Client) ReadRow(ctx context.Context, ev *dataverse.Event, columns []string) (dataverse.Row, error) {
+	env := c.Environment(ev.OrganizationID, ev.OrganizationName, ev.OrganizationHost)
+	if env == nil {
+		return nil, fmt.Errorf("no Dataverse environment is configured for organization %s (%s%s): add it to DVROUTER_DATAVERSE_ENVIRONMENTS",
+			ev.OrganizationID, ev.OrganizationName, hostNote(ev.OrganizationHost))
+	}
+	return env.GetRow(ctx, ev.Table, ev.RecordID, columns)
+}
+
+func hostNote(h string) string {
+	if h == "" {
+		return ""
+	}
+	return ", " + h
+}
+
+// readBody reads an answer of at most 32 MiB, in one allocation when its length is known.
+func readBody(resp *http.Response) ([]byte, error) {
+	const limit = 32 << 20
+	if n := resp.ContentLength; n > 0 && n <= limit {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, buf)
+		return buf, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }

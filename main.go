@@ -432,7 +432,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		if jnl != nil {
 			hist = jnl
 		}
-		cr, err := openChanges(s, file, routes, d, hist, log)
+		cr, err := openChanges(s, file, routes, d, hist, rows, log)
 		if err != nil {
 			return nil, err
 		}

@@ -19,14 +19,14 @@ import (
 // openChanges wires change tracking: the environment's Web API client, the token and lease
 // store in the failure store's account, and a reader that dispatches through d's routes,
 // delivery, failure store and journal, with reconciliation against hist (nil: no journal).
-func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, d *dispatch.Dispatcher, hist changes.History, log zerolog.Logger) (*changes.Runner, error) {
-	cred, err := webAPICredential(s.Changes.ClientID)
+//
+// When the Web API client of the reads (DVROUTER_DATAVERSE_ENVIRONMENTS) already holds the
+// environment with the same identity, change tracking uses that Environment, so both share one
+// concurrency limit and one Retry-After, as Dataverse counts them per user.
+func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, d *dispatch.Dispatcher, hist changes.History, reads *webapi.Client, log zerolog.Logger) (*changes.Runner, error) {
+	env, err := changesEnvironment(s, reads)
 	if err != nil {
-		return nil, fmt.Errorf("change tracking: credential: %w", err)
-	}
-	client, err := webapi.New(map[string]string{s.Changes.Environment: s.Changes.Environment}, webapi.Options{Credential: cred})
-	if err != nil {
-		return nil, fmt.Errorf("setting %s: %w", config.EnvChangesEnvironment, err)
+		return nil, err
 	}
 	acct := tables.Account{ConnectionString: s.Tables.ConnectionString, ServiceURI: s.Tables.ServiceURI, ClientID: s.Tables.ClientID}
 	store, err := changes.OpenStore(acct, s.Changes.Table)
@@ -37,7 +37,7 @@ func openChanges(s *config.Settings, file *config.RouteFile, routes *route.Set, 
 	cd.Deliver = &changes.Reconciling{Next: d.Deliver, History: hist, Routes: routes, Log: log}
 	host, _ := os.Hostname()
 	r := &changes.Runner{
-		Reader: &changes.Reader{Env: client.Environments()[0], Store: store, Dispatcher: &cd,
+		Reader: &changes.Reader{Env: env, Store: store, Dispatcher: &cd,
 			Owner: fmt.Sprintf("%s/%d", host, os.Getpid()), PageSize: s.Changes.PageSize, Parallel: s.Changes.Parallel, Log: log},
 		Tables:     changes.TablesFor(file, routes),
 		StaleAfter: s.Changes.StaleAfter,
@@ -63,4 +63,27 @@ func changesLoop(ctx context.Context, r *changes.Runner, every time.Duration, lo
 		}
 		cancel()
 	}
+}
+
+func changesEnvironment(s *config.Settings, reads *webapi.Client) (*webapi.Environment, error) {
+	u, err := webapi.ParseEnvironmentURL(s.Changes.Environment)
+	if err != nil {
+		return nil, fmt.Errorf("setting %s: %w", config.EnvChangesEnvironment, err)
+	}
+	if reads != nil && (s.Changes.ClientID == "" || s.Changes.ClientID == s.Dataverse.ClientID) {
+		for _, e := range reads.Environments() {
+			if e.URL() == u {
+				return e, nil
+			}
+		}
+	}
+	cred, err := webAPICredential(s.Changes.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("change tracking: credential: %w", err)
+	}
+	client, err := webapi.New(map[string]string{u: u}, webapi.Options{Credential: cred})
+	if err != nil {
+		return nil, fmt.Errorf("setting %s: %w", config.EnvChangesEnvironment, err)
+	}
+	return client.Environments()[0], nil
 }

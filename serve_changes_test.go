@@ -14,6 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/dvrouter/dvrouter/internal/testenv"
+	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
 
@@ -84,5 +86,28 @@ routes:
 	st, err := client.ChangesStatus(ctx)
 	if err != nil || st.Environment != w.URL || len(st.Tables) != 1 || st.Tables[0].Changed != 5 || st.Tables[0].TokenAt.IsZero() {
 		t.Fatalf("status %+v (err %v)", st, err)
+	}
+}
+
+// Change tracking shares the reads' Environment (one concurrency limit, one Retry-After) when
+// DVROUTER_DATAVERSE_ENVIRONMENTS holds its environment with the same identity, and has its
+// own otherwise.
+func TestChangesEnvironment_SharedWithTheReadsWhenTheSame(t *testing.T) {
+	w := testenv.StartWebAPI(t)
+	prev := webAPICredential
+	webAPICredential = func(string) (azcore.TokenCredential, error) { return w.Credential(), nil }
+	t.Cleanup(func() { webAPICredential = prev })
+	reads, err := webapi.New(map[string]string{"crm": w.URL}, webapi.Options{Credential: w.Credential()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &config.Settings{Changes: config.Changes{Environment: w.URL}}
+	e, err := changesEnvironment(s, reads)
+	if err != nil || e != reads.Environments()[0] {
+		t.Fatalf("same environment, same identity: %v (err %v), want the reads' Environment", e, err)
+	}
+	s.Changes.ClientID = "another-identity"
+	if e, err = changesEnvironment(s, reads); err != nil || e == reads.Environments()[0] || e.URL() != w.URL {
+		t.Fatalf("another identity: %v (err %v), want an Environment of its own", e, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dvrouter/dvrouter/pkg/journal"
 	"github.com/dvrouter/dvrouter/pkg/supportapi"
 )
 
@@ -103,7 +104,7 @@ func runHistory(args []string, stdout, stderr io.Writer, getenv func(string) str
 		}
 		errText := strings.Join(strings.Fields(safeText(e.Error, false)), " ")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05.000"),
-			e.EventID, dashIfEmpty(e.Table), dashIfEmpty(e.RecordID), dashIfEmpty(e.Message), dashIfEmpty(e.Route),
+			e.EventID, dashIfEmpty(e.Table), dashIfEmpty(e.RecordID), dashIfEmpty(historyMessage(e)), dashIfEmpty(e.Route),
 			e.Consumer, e.Outcome, max(e.AttemptCount, len(e.Attempts)), status, e.Duration.Round(100_000), dashIfEmpty(clip(errText, errorColumn)))
 		for _, a := range e.Attempts {
 			fmt.Fprintf(tw, "  attempt %s\t\t\t\t\t\t\t\t\t%d\t%s\t%s\n", a.At.UTC().Format("15:04:05.000"), a.StatusCode, a.Duration, dashIfEmpty(clip(safeText(a.Error, false), errorColumn)))
@@ -114,4 +115,13 @@ func runHistory(args []string, stdout, stderr io.Writer, getenv func(string) str
 		fmt.Fprintln(stderr, "the answer is cut at --top; narrow with --since/--until or raise --top (at most 1000)")
 	}
 	return 0
+}
+
+// historyMessage is the entry's message, with the source when change tracking delivered it
+// ("Upsert (changes)"), so support staff see which path a delivery took.
+func historyMessage(e journal.Entry) string {
+	if e.Source == "" {
+		return e.Message
+	}
+	return e.Message + " (" + e.Source + ")"
 }

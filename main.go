@@ -1,7 +1,7 @@
 // Command dvrouter routes Microsoft Dataverse plugin events to downstream consumers. It runs as an
 // Azure Functions custom handler (`dvrouter serve`, started by the host) or on its own, and carries
-// the tools that go with it: inspect, validate, match, import-flow, failures, consumers and
-// history.
+// the tools that go with it: inspect, validate, match, import-flow, failures, consumers,
+// history and changes.
 package main
 
 import (
@@ -26,6 +26,7 @@ import (
 
 	"github.com/dvrouter/dvrouter/handlers"
 	"github.com/dvrouter/dvrouter/pkg/breaker"
+	"github.com/dvrouter/dvrouter/pkg/changes"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
@@ -52,6 +53,7 @@ Usage:
   dvrouter consumers [list]|pause|resume|reset|test NAME   the consumers' breakers and pauses (see --help)
   dvrouter history --event ID | --record TABLE/ID | --correlation ID | --consumer NAME --since DATE
                                             every delivery outcome of an event (see --help)
+  dvrouter changes status | reset --table NAME   change tracking's tables and tokens (see --help)
   dvrouter version
 `
 
@@ -82,6 +84,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return runImportFlow(args[1:], stdout, stderr)
 	case "history":
 		return runHistory(args[1:], stdout, stderr, getenv)
+	case "changes":
+		return runChanges(args[1:], stdout, stderr, getenv)
 	case "failures":
 		return runFailures(args[1:], stdout, stderr, getenv)
 	case "consumers":
@@ -422,8 +426,26 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 			closers = append(closers, func(context.Context) { stop() })
 		}
 	}
+	var changeRunner handlers.Changes // a nil interface when off
+	if s.Changes.Configured() {
+		var hist changes.History // a nil interface without a journal
+		if jnl != nil {
+			hist = jnl
+		}
+		cr, err := openChanges(s, file, routes, d, hist, rows, log)
+		if err != nil {
+			return nil, err
+		}
+		changeRunner = cr
+		if !s.UnderFunctionsHost {
+			loopCtx, stop := context.WithCancel(context.Background())
+			go changesLoop(loopCtx, cr, max(s.Changes.StaleAfter/3, time.Minute), log)
+			closers = append(closers, func(context.Context) { stop() })
+		}
+	}
 	h := handlers.New(handlers.Deps{
 		Settings:   s,
+		Changes:    changeRunner,
 		Purger:     purger,
 		Dispatcher: d,
 		Queue:      enqueuer,

@@ -21,6 +21,7 @@ type Deps struct {
 	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
 	Consumers  Consumers    // for /api/consumers: breakers, pause, reset, test; nil: no consumers
 	History    History      // the delivery journal, for GET /api/history; nil answers 503
+	Changes    Changes      // change tracking (ChangeTracking timer, /api/changes); nil: off
 	Health     Health
 	// Lookups are the route file's lookup hints, for decoding what the webhook and the queue
 	// receive (dataverse.DecodeOptions.Lookups).
@@ -41,6 +42,8 @@ type Deps struct {
 //	     /api/consumers...       Consumers: each consumer's breaker and pause, and the operator's
 //	                             pause, resume, reset and test of one (failures API auth)
 //	GET  /api/history            History: the delivery journal's lookups (failures API auth)
+//	POST /ChangeTracking         ChangeTracking (timer invocation envelope): read changed rows
+//	     /api/changes...         Changes: change tracking's status and reset (failures API auth)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", ping)
@@ -64,6 +67,10 @@ func New(d Deps) http.Handler {
 	mux.Handle("/api/consumers", consumers)
 	mux.Handle("/api/consumers/", consumers)
 	mux.Handle(supportapi.HistoryPath, historyAPI(d.Settings, d.History))
+	mux.Handle("/ChangeTracking", &changesInvocation{settings: d.Settings, changes: d.Changes, log: d.Log})
+	changesHandler := changesAPI(d.Settings, d.Changes)
+	mux.Handle(supportapi.ChangesPath, changesHandler)
+	mux.Handle(supportapi.ChangesPath+"/", changesHandler)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")
 	})

@@ -162,6 +162,16 @@ param failureRetention string = '30d'
 @description('How long replayed and discarded failures are kept after they were resolved (DVROUTER_RESOLVED_RETENTION); at most failureRetention.')
 param resolvedRetention string = '30d'
 
+@description('The Dataverse environment change tracking reads (DVROUTER_CHANGES_ENVIRONMENT, https://contoso.crm4.dynamics.com); empty turns it off.')
+param changesEnvironment string = ''
+
+@description('NCRONTAB schedule of the ChangeTracking timer (DVROUTER_CHANGES_SCHEDULE), six fields, seconds first.')
+param changesSchedule string = '0 */5 * * * *'
+
+@description('Minutes a table may go without a complete change-tracking read before it is stale (DVROUTER_CHANGES_STALE_AFTER and the alert); three schedule periods by default.')
+@minValue(1)
+param changesStaleAfterMinutes int = 15
+
 @description('Tags on every resource.')
 param tags object = {}
 
@@ -306,6 +316,9 @@ module functionApp 'modules/functionapp.bicep' = {
     appServiceAuth: !empty(entraClientId)
     failureRetention: failureRetention
     resolvedRetention: resolvedRetention
+    changesEnvironment: changesEnvironment
+    changesSchedule: changesSchedule
+    changesStaleAfter: '${changesStaleAfterMinutes}m'
     integrationSubnetId: enablePrivateNetworking ? network.outputs.integrationSubnetId : ''
     tags: allTags
   }
@@ -336,6 +349,7 @@ module alerts 'modules/alerts.bicep' = {
     queueName: serviceBus.outputs.queueName
     alertEmail: alertEmail
     functionErrorThreshold: functionErrorThreshold
+    changesStaleAfterMinutes: changesStaleAfterMinutes
     tags: allTags
   }
 }

@@ -5,7 +5,10 @@
 //   - function invocations failed (Application Insights requests and exceptions);
 //   - failed deliveries could not be kept (the "consumer metrics" lines dvrouter writes once a
 //     minute per consumer, field notKept: the failure store refused them, so the events go back
-//     to Dataverse or Service Bus and come again).
+//     to Dataverse or Service Bus and come again);
+//   - a table read by change tracking has had no complete read for longer than its schedule
+//     allows (the "change tracking read" line each run writes per table), or Dataverse refused
+//     a stored change token, which starts a full read (metric "changes.tokenRefused").
 // dvrouter writes one JSON object per line to stdout; the Functions host forwards each line to
 // Application Insights as a trace whose message is that line, so the log alerts match on the
 // message text and read fields with parse_json when the line is JSON.
@@ -31,6 +34,10 @@ param alertEmail string
 @description('Failed invocations in 15 minutes above which the function-errors alert fires.')
 @minValue(0)
 param functionErrorThreshold int = 5
+
+@description('Minutes a change-tracking table may go without a complete read before the stale-table alert fires (DVROUTER_CHANGES_STALE_AFTER).')
+@minValue(1)
+param changesStaleAfterMinutes int = 15
 
 param tags object = {}
 
@@ -322,3 +329,120 @@ resource deadLettered 'Microsoft.Insights/metricAlerts@2018-03-01' = {
 }
 
 output actionGroupId string = actionGroup.id
+
+// A table read by change tracking whose last complete read (a run that reached the delta link
+// without an error) is older than changesStaleAfterMinutes, among the tables read in the last
+// day. A table that was never read, or not for a day, shows in `dvrouter changes status`.
+resource changesStale 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-changes-stale'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dvrouter: change tracking table not read in time'
+    description: 'A table read by change tracking has not been read to its end for longer than its schedule allows: changes are waiting in Dataverse. Check dvrouter changes status and the change tracking read lines.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'P1D'
+    criteria: {
+      allOf: [
+        {
+          // A multi-line string takes no interpolation: the threshold goes in with replace.
+          query: replace('''
+traces
+| where message has "change tracking read"
+| extend entry = parse_json(message)
+| extend table = tostring(entry.table), complete = tobool(entry.complete) and isempty(tostring(entry.error))
+| summarize lastRead = maxif(timestamp, complete), lastTry = max(timestamp) by table
+| extend minutesSince = datetime_diff('minute', now(), iff(isnull(lastRead), lastTry - 1d, lastRead))
+| where minutesSince > STALE_MINUTES
+| summarize stale = count() by table
+''', 'STALE_MINUTES', string(changesStaleAfterMinutes))
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'stale'
+          dimensions: [
+            {
+              name: 'table'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Dataverse refused a stored change token (expired: older than the organization's
+// ExpireChangeTrackingInDays): dvrouter reads the whole table again and consumers get every row.
+resource changesTokenRefused 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-changes-token-refused'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dvrouter: change token refused, full read started'
+    description: 'Dataverse refused the stored change-tracking token of a table (most often: not read for longer than ExpireChangeTrackingInDays). dvrouter started a full read; consumers receive every row of the table again.'
+    severity: 3
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+traces
+| where message has "changes.tokenRefused"
+| extend entry = parse_json(message)
+| extend table = tostring(entry.table)
+| summarize refused = count() by table
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'refused'
+          dimensions: [
+            {
+              name: 'table'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}

@@ -25,6 +25,7 @@ param excludedPaths array = [
   '/api/health'
   '/DataverseQueue'
   '/Retention'
+  '/ChangeTracking'
 ]
 
 @description('How long a sign-in lasts (hh:mm:ss) before the user signs in again.')

@@ -109,6 +109,15 @@ param failureRetention string = '30d'
 @description('DVROUTER_RESOLVED_RETENTION: how long replayed and discarded failures are kept after they were resolved.')
 param resolvedRetention string = '30d'
 
+@description('The Dataverse environment change tracking reads (DVROUTER_CHANGES_ENVIRONMENT, https://contoso.crm4.dynamics.com); empty turns it off.')
+param changesEnvironment string = ''
+
+@description('NCRONTAB schedule of the ChangeTracking timer (DVROUTER_CHANGES_SCHEDULE).')
+param changesSchedule string = '0 */5 * * * *'
+
+@description('How long a table may go without a read before it counts as stale (DVROUTER_CHANGES_STALE_AFTER).')
+param changesStaleAfter string = '15m'
+
 @description('Subnet the app integrates with; empty for no virtual network integration.')
 param integrationSubnetId string = ''
 
@@ -174,6 +183,14 @@ var appSettings = {
   DVROUTER_APPSERVICE_AUTH: appServiceAuth ? 'true' : 'false'
   DVROUTER_FAILURE_RETENTION: failureRetention
   DVROUTER_RESOLVED_RETENTION: resolvedRetention
+  // Change tracking, the second source (docs/changes.md): off while the environment is empty.
+  // The ChangeTracking timer names the schedule as %DVROUTER_CHANGES_SCHEDULE%, so it is always set.
+  DVROUTER_CHANGES_ENVIRONMENT: changesEnvironment
+  DVROUTER_CHANGES_CLIENT_ID: identityClientId
+  DVROUTER_CHANGES_SCHEDULE: changesSchedule
+  DVROUTER_CHANGES_STALE_AFTER: changesStaleAfter
+  DVROUTER_CHANGES_TABLE: 'ChangeTracking'
+  DVROUTER_CHANGES_PAGE_SIZE: '1000'
 }
 
 // Elastic Premium only. Flex Consumption takes the runtime from functionAppConfig and refuses

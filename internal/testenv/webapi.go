@@ -47,6 +47,8 @@ type WebAPI struct {
 	stall       time.Duration
 	inFlight    int
 	maxInFlight int
+
+	changes *webapiChanges // change tracking (webapi_changes.go); nil until TrackChanges
 }
 
 // WebAPITable is one table of the stand-in: its definition and its rows.

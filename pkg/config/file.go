@@ -95,5 +95,11 @@ type Route struct {
 	FetchMissing bool
 	Fetch        []string
 	Consumers    []string
-	Pos          Pos
+	// Source says which events the route takes: SourcePlugin (the default: the plugin step's
+	// webhook or queue), SourceChanges (the change-tracking reader) or SourceBoth.
+	Source string
+	// Reconcile (with SourceBoth): change tracking does not send a consumer a change the plugin
+	// step already delivered to it, as the delivery journal records (pkg/changes.Reconciling).
+	Reconcile bool
+	Pos       Pos
 }

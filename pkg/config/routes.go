@@ -386,7 +386,7 @@ func (l *loader) nameNode(n *yaml.Node) *yaml.Node {
 // ---- routes ----
 
 var routeKeys = []string{"name", "table", "messages", "stage", "mode", "filteringAttributes", "changed",
-	"filter", "conditions", "select", "exclude", "fetch", "consumers"}
+	"filter", "conditions", "select", "exclude", "fetch", "consumers", "source", "reconcile"}
 
 // KnownMessages are the Dataverse messages whose names the loader corrects to their canonical
 // case. Other messages are accepted too: a name with an underscore is a custom action or custom
@@ -484,6 +484,8 @@ func (l *loader) route(n *yaml.Node, i int, consumers map[string]*Consumer, used
 				r.Conditions = append(r.Conditions, s)
 				r.ConditionPos = append(r.ConditionPos, l.exprPos(nodes[j]))
 			}
+		case "source", "reconcile":
+			l.routeSource(f, &r) // routes_changes.go
 		case "consumers":
 			ss, nodes, ok := l.strs(f)
 			if ok && len(ss) == 0 {
@@ -557,6 +559,7 @@ func (l *loader) route(n *yaml.Node, i int, consumers map[string]*Consumer, used
 	if r.Mode == "async" && (r.Stage == 10 || r.Stage == 20) {
 		l.warnf(have["mode"], "mode: async never matches at stage %d: Dataverse runs asynchronous steps only at postoperation (40)", r.Stage)
 	}
+	l.checkSource(&r, have, consumers) // routes_changes.go
 	return r, r.Name != ""
 }
 

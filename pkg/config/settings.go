@@ -58,6 +58,8 @@ type Settings struct {
 	// Dataverse is how dvrouter reads rows back from the Dataverse Web API (size-exceeded events,
 	// routes with fetch); unset means it does not.
 	Dataverse Dataverse
+	// Changes are change tracking's settings (settings_changes.go).
+	Changes Changes
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -376,6 +378,7 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 	if strings.EqualFold(s.Tables.ConnectionString, "UseDevelopmentStorage=true") {
 		s.Tables.ConnectionString = DevelopmentStorage
 	}
+	s.Changes = loadChanges(getenv, s, bad)
 	if s.ServiceBus.ConnectionString != "" && s.ServiceBus.Namespace != "" {
 		bad(EnvServiceBus, "set either %s or %s, not both", EnvServiceBus, EnvServiceBusNS)
 	}

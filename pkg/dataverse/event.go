@@ -20,6 +20,9 @@ type RecordRef struct {
 	ID    string `json:"id"`
 }
 
+// SourceChanges is Event.Source for an event read by change tracking.
+const SourceChanges = "changes"
+
 // Event is the normalized event. Its JSON field names are part of dvrouter's contract: the `row`
 // payload format sends it, `dvrouter inspect` prints it.
 type Event struct {
@@ -50,6 +53,10 @@ type Event struct {
 	Row            Row         `json:"row"`
 	PreImage       Row         `json:"preImage"`
 	PostImage      Row         `json:"postImage"`
+	// Source is "changes" for an event read by change tracking (pkg/changes); empty for a
+	// plugin step's event (webhook or queue). Version is the row's version number then.
+	Source  string `json:"source,omitempty"`
+	Version string `json:"version,omitempty"`
 
 	// OperationCreatedAt is OperationCreatedOn to the millisecond the context carries (the JSON
 	// field keeps the Web API's whole seconds); zero when the context has no time.

@@ -101,6 +101,14 @@ func appendEvent(b []byte, ev *dataverse.Event) ([]byte, error) {
 	if b, err = appendRow(b, ev.PostImage); err != nil {
 		return nil, err
 	}
+	if ev.Source != "" {
+		b = append(b, `,"source":`...)
+		b = appendString(b, ev.Source)
+	}
+	if ev.Version != "" {
+		b = append(b, `,"version":`...)
+		b = appendString(b, ev.Version)
+	}
 	return append(b, '}'), nil
 }
 

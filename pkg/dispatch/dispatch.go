@@ -151,7 +151,7 @@ func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start tim
 		d.Journal.Add(journal.Entry{At: now, EventID: ev.ID, CorrelationID: ev.CorrelationID,
 			Table: ev.Table, RecordID: ev.RecordID, Message: ev.Message, Route: r.Route,
 			Consumer: r.Consumer, Outcome: o, AttemptCount: r.Attempts, StatusCode: r.StatusCode,
-			Duration: now.Sub(start), Error: r.Error})
+			Duration: now.Sub(start), Error: r.Error, Source: ev.Source, Version: RowVersion(ev)})
 	}
 	for _, r := range out.Delivered {
 		add(r, journal.Delivered)
@@ -166,6 +166,24 @@ func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start tim
 			add(r, journal.Failed)
 		}
 	}
+}
+
+// RowVersion is the row version an event carries: a change-tracking event's own, else the
+// versionnumber of a plugin event's post-image or row (there when the step's image holds it);
+// "" when it has none. Change tracking's reconciliation compares them.
+func RowVersion(ev *dataverse.Event) string {
+	if ev.Version != "" {
+		return ev.Version
+	}
+	for _, row := range []dataverse.Row{ev.PostImage, ev.Row} {
+		switch v := row["versionnumber"].(type) {
+		case json.Number:
+			return v.String()
+		case string:
+			return v
+		}
+	}
+	return ""
 }
 
 // EventLog adds the fields that identify an event to a log line. Building them per line, not

@@ -91,6 +91,10 @@ type Entry struct {
 	Duration   time.Duration `json:"duration"` // the whole outcome, all attempts
 	Error      string        `json:"error,omitempty"`
 	FailureID  string        `json:"failureId,omitempty"` // the kept failure, when there is one
+	// Source is "changes" for an event read by change tracking, empty for the plugin step's;
+	// Version is the row version the event carried, when it carried one.
+	Source  string `json:"source,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 // entity is an Entry as stored. Attempts are one JSON property: a lookup always wants them all.
@@ -112,6 +116,8 @@ type entity struct {
 	DurationMs    float64
 	Error         string `json:",omitempty"`
 	FailureID     string `json:",omitempty"`
+	Source        string `json:",omitempty"`
+	Version       string `json:",omitempty"`
 }
 
 // maxErrorLen bounds an error message kept in the journal; a consumer's error body can be long
@@ -135,7 +141,7 @@ func entities(e Entry) ([]entity, error) {
 		Table: e.Table, RecordID: e.RecordID, Message: e.Message, Route: e.Route,
 		Consumer: e.Consumer, Outcome: string(e.Outcome), AttemptCount: e.AttemptCount, StatusCode: e.StatusCode,
 		DurationMs: float64(e.Duration) / float64(time.Millisecond), Error: truncate(e.Error),
-		FailureID: e.FailureID,
+		FailureID: e.FailureID, Source: e.Source, Version: e.Version,
 	}
 	if len(e.Attempts) > 0 {
 		as := make([]Attempt, len(e.Attempts))
@@ -175,7 +181,7 @@ func (x entity) entry() Entry {
 	e := Entry{EventID: x.EventID, CorrelationID: x.CorrelationID, Table: x.Table,
 		RecordID: x.RecordID, Message: x.Message, Route: x.Route, Consumer: x.Consumer,
 		Outcome: Outcome(x.Outcome), AttemptCount: x.AttemptCount, StatusCode: x.StatusCode, Error: x.Error, FailureID: x.FailureID,
-		Duration: time.Duration(x.DurationMs * float64(time.Millisecond))}
+		Duration: time.Duration(x.DurationMs * float64(time.Millisecond)), Source: x.Source, Version: x.Version}
 	e.At, _ = time.Parse(time.RFC3339Nano, x.At)
 	if x.Attempts != "" {
 		_ = json.Unmarshal([]byte(x.Attempts), &e.Attempts) // a damaged list shows as none

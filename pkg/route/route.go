@@ -48,6 +48,8 @@ type Route struct {
 	filter    int      // index into Set.filters; -1 for none
 	conds     []int    // indexes into Set.conds
 	fetch     []column // columns to read from the Web API when the event lacks them
+	plugin    bool     // takes the plugin step's events (webhook, queue)
+	changes   bool     // takes change-tracking events
 }
 
 // column is a column named in filteringAttributes or changed. A lookup appears in the Target
@@ -144,6 +146,8 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			stage:     cr.Stage,
 			mode:      cr.Mode,
 			filter:    -1,
+			plugin:    cr.TakesPlugin(),
+			changes:   cr.TakesChanges(),
 		}
 		if cr.Table != "*" {
 			r.table = cr.Table
@@ -311,6 +315,7 @@ const (
 	failChanged
 	failFilter
 	failCondition
+	failSource
 )
 
 // outcome is the result of evaluating one route, kept small so Match allocates nothing.
@@ -380,13 +385,18 @@ func (r *Route) eval(ev *dataverse.Event, sc *scratch, m *memo) outcome {
 	if r.table != "" && r.table != ev.Table && !strings.EqualFold(r.table, ev.Table) {
 		return outcome{test: failTable}
 	}
-	if len(r.messages) > 0 && !hasFold(r.messages, ev.Message) {
+	changes := ev.Source == dataverse.SourceChanges
+	if changes && !r.changes || !changes && !r.plugin {
+		return outcome{test: failSource}
+	}
+	if len(r.messages) > 0 && !hasFold(r.messages, ev.Message) && !(changes && upsertMatches(r.messages, ev.Message)) {
 		return outcome{test: failMessage}
 	}
-	if r.stage != 0 && ev.Stage != r.stage {
+	// A change-tracking event has no stage or mode (it was read, not sent by a step).
+	if r.stage != 0 && ev.Stage != r.stage && !changes {
 		return outcome{test: failStage}
 	}
-	if r.mode != "" && ev.Mode != r.mode {
+	if r.mode != "" && ev.Mode != r.mode && !changes {
 		return outcome{test: failMode}
 	}
 	// Filtering attributes and changed columns restrict updates only, as the Dataverse step's
@@ -430,6 +440,11 @@ func (r *Route) reason(ev *dataverse.Event, o outcome) string {
 		return fmt.Sprintf("filteringAttributes: none of [%s] in Target", names(r.filtering))
 	case failChanged:
 		return fmt.Sprintf("changed: none of [%s] differs from the pre-image", names(r.changed))
+	case failSource:
+		if ev.Source == dataverse.SourceChanges {
+			return "source: a change-tracking event, and the route takes plugin events only"
+		}
+		return "source: a plugin event, and the route takes change-tracking events only"
 	case failFilter:
 		return "filter: false"
 	case failCondition:
@@ -439,6 +454,12 @@ func (r *Route) reason(ev *dataverse.Event, o outcome) string {
 		return fmt.Sprintf("conditions[%d]: false", o.index)
 	}
 	return "unknown"
+}
+
+// upsertMatches reports whether a change-tracking Upsert (a row created or updated, which change
+// tracking does not tell apart) matches a route's messages: Create and Update both take it.
+func upsertMatches(messages []string, msg string) bool {
+	return msg == "Upsert" && (hasFold(messages, "Create") || hasFold(messages, "Update"))
 }
 
 func names(cs []column) string {

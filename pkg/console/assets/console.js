@@ -1,9 +1,9 @@
 // The support console: sign in, the failures list with its filters and pages, one failure with
 // its payload, replay one, bulk replay (dry run first, then chunks with a progress bar) and
 // discard, and the delivery history (the journal's outcomes of an event, a record, a correlation
-// id or a consumer's day), and the consumers (breakers and pauses; operators pause, resume,
-// reset a breaker and send a test event). Views are picked by the URL's hash:
-// #/failures?filters, #/failures/<id>, #/history?lookup and #/consumers.
+// id or a consumer's day), the consumers (breakers and pauses; operators pause, resume,
+// reset a breaker and send a test event) and change tracking's tables. Views are picked by the
+// URL's hash: #/failures?filters, #/failures/<id>, #/history?lookup, #/consumers and #/changes.
 import { APIError, call, failurePath, keepKey, storedKey } from './api.js';
 import { fromLocalInput, h, localInput, num, show, text, timeZone, validTime, when } from './dom.js';
 
@@ -183,6 +183,8 @@ function route() {
     showHistory(new URLSearchParams(query));
   } else if (path === '/consumers') {
     showConsumers();
+  } else if (path === '/changes') {
+    showChanges();
   } else {
     location.hash = '#/failures';
   }
@@ -703,7 +705,9 @@ function outcomeTable(items) {
     h('th', { scope: 'col' }, 'Attempts'));
   const rows = items.map((e) => {
     const failure = text(e.failureId);
-    const event = [text(e.message), text(e.table), text(e.recordId)].filter(Boolean).join(' · ');
+    // Which path delivered it: change tracking says so (source "changes"), the plugin step not.
+    const message = text(e.source) ? `${text(e.message)} (${text(e.source)})` : text(e.message);
+    const event = [message, text(e.table), text(e.recordId)].filter(Boolean).join(' · ');
     return h('tr', { 'data-event': text(e.eventId), 'data-consumer': text(e.consumer) },
       h('td', { 'data-label': 'Time' }, timeCell(e.at) || '—'),
       h('td', { 'data-label': 'Outcome' }, outcomeBadge(e.outcome),
@@ -1005,6 +1009,67 @@ function openBulk(filters) {
     h('div', { class: 'dialog-buttons' }, dry, close),
     result);
   bulkDialog.showModal();
+}
+
+// ---- change tracking
+
+// showChanges lists the tables read by change tracking (GET /api/changes): the last token, the
+// last stored page, a read between two pages, full reads; an operator may reset a table, which
+// makes its next read a full read.
+async function showChanges() {
+  const results = h('div', { class: 'results', id: 'changes-results' });
+  show(main,
+    h('h1', null, 'Change tracking'),
+    h('p', { class: 'muted' }, 'The tables dvrouter reads by Dataverse change tracking (routes with source: changes or both).'),
+    results);
+  const mine = ++ticket;
+  show(results, h('p', { class: 'loading' }, 'Loading…'));
+  let answer;
+  try {
+    answer = await call('GET', 'changes');
+  } catch (err) {
+    if (mine !== ticket || refused(err)) return;
+    show(results, h('p', { class: 'error', role: 'alert', id: 'changes-error' }, problem(err)));
+    return;
+  }
+  if (mine !== ticket) return;
+  const tables = (Array.isArray(answer.tables) ? answer.tables : []).filter((t) => t && typeof t === 'object');
+  const about = h('p', { class: 'page-info' }, `Environment ${text(answer.environment) || '—'}, schedule ${text(answer.schedule) || '—'}, stale after ${text(answer.staleAfter) || '—'}`);
+  if (tables.length === 0) {
+    show(results, about, h('p', { class: 'empty', id: 'changes-empty' }, 'No table is read by change tracking.'));
+    return;
+  }
+  const head = h('tr', null,
+    ['Table', 'Last token', 'Last page', 'Pending pages', 'Changed', 'Deleted', 'Full reads', 'State', ''].map((c) => h('th', { scope: 'col' }, c)));
+  const rows = tables.map((t) => {
+    const state = !t.configured ? 'no route reads it' : t.stale ? 'stale' : 'ok';
+    const reset = session.operator && t.configured ? h('button', {
+      type: 'button', class: 'secondary', 'data-table': text(t.table),
+      onclick: async (ev) => {
+        ev.target.disabled = true;
+        try {
+          await call('POST', 'changes/reset', { body: { table: text(t.table) } });
+          showChanges();
+        } catch (err) {
+          if (refused(err)) return;
+          ev.target.disabled = false;
+          show(results, h('p', { class: 'error', role: 'alert', id: 'changes-error' }, err.status === 403 ? notAllowed(err) : problem(err)));
+        }
+      },
+    }, 'Reset: read it all again') : null;
+    return h('tr', { 'data-table': text(t.table) },
+      h('td', { 'data-label': 'Table' }, text(t.table)),
+      h('td', { 'data-label': 'Last token' }, timeCell(t.tokenAt) || '—'),
+      h('td', { 'data-label': 'Last page' }, timeCell(t.lastRunAt) || '—'),
+      h('td', { 'data-label': 'Pending pages' }, t.pending ? `yes, ${num(t.pagesRead)} read` : '—'),
+      h('td', { 'data-label': 'Changed', class: 'num' }, num(t.changed)),
+      h('td', { 'data-label': 'Deleted', class: 'num' }, num(t.deleted)),
+      h('td', { 'data-label': 'Full reads', class: 'num' }, num(t.fullReads), text(t.fullReadWhy) ? h('small', null, text(t.fullReadWhy)) : null),
+      h('td', { 'data-label': 'State' }, h('span', { class: `status ${state === 'ok' ? 'status-replayed' : 'status-pending'}` }, state),
+        text(t.readingBy) ? h('small', null, `reading: ${text(t.readingBy)}`) : null),
+      h('td', null, reset));
+  });
+  show(results, about, h('table', { class: 'failures', id: 'changes' }, h('thead', null, head), h('tbody', null, rows)));
 }
 
 // ---- start

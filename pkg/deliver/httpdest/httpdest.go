@@ -64,6 +64,7 @@ type Publisher struct {
 	method  string
 	url     string
 	u       *url.URL // url, parsed once for every request
+	errURL  string   // url as client.Do's errors name it, without a password
 	headers http.Header
 	keys    [][]byte // Standard Webhooks signing keys, one signature each; none means unsigned
 	now     func() time.Time
@@ -90,6 +91,10 @@ func New(c config.Consumer, client *http.Client) (*Publisher, error) {
 	if client.Jar == nil && client.Timeout == 0 && client.CheckRedirect != nil &&
 		reflect.ValueOf(client.CheckRedirect).Pointer() == reflect.ValueOf(noRedirect).Pointer() {
 		p.rt = client.Transport
+		p.errURL = u.String()
+		if _, ok := u.User.Password(); ok {
+			p.errURL = strings.Replace(p.errURL, u.User.String()+"@", u.User.Username()+":***@", 1)
+		}
 		if p.rt == nil {
 			p.rt = http.DefaultTransport
 		}
@@ -226,7 +231,7 @@ func (p *Publisher) roundTrip(req *http.Request) (*http.Response, error) {
 		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
 			err = http.ErrSchemeMismatch
 		}
-		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: p.u.Redacted(), Err: err}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: p.errURL, Err: err}
 	}
 	return resp, nil
 }

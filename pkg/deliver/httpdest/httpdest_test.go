@@ -149,4 +149,14 @@ func TestPublish_WithoutClientDoSameAsDo(t *testing.T) {
 	if errs[0] != errs[1] || !strings.HasPrefix(errs[0], "request failed: ") {
 		t.Fatalf("errors %q", errs)
 	}
+	// And the *url.Error itself, the password left out alike.
+	closed := strings.Replace(srv.URL, "http://", "http://user:secret@", 1) + "/events"
+	p, _ := New(config.Consumer{Name: "erp", URL: closed}, client)
+	req, _ := p.request(context.Background(), m.Body)
+	_, direct := p.roundTrip(req)
+	req, _ = http.NewRequest(http.MethodPost, closed, strings.NewReader("{}"))
+	_, viaDoErr := viaDo.Do(req)
+	if direct == nil || viaDoErr == nil || direct.Error() != viaDoErr.Error() || strings.Contains(direct.Error(), "secret") {
+		t.Fatalf("roundTrip error %v, Do's %v", direct, viaDoErr)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -37,6 +36,25 @@ type consoleFiles struct {
 	files map[string]consoleFile
 }
 
+// consoleTypes are the content types of the console's files, as Go's built-in table
+// (mime.TypeByExtension) has them. Not mime.TypeByExtension itself: its first call loads the
+// machine's MIME database (/usr/share/mime/globs2 and the like) into the heap for the life of
+// the process, about 450 KB of small maps that every garbage collection then marks, which made
+// each webhook request pay for it (docs/performance.md).
+var consoleTypes = map[string]string{
+	".css":  "text/css; charset=utf-8",
+	".html": "text/html; charset=utf-8",
+	".ico":  "image/vnd.microsoft.icon",
+	".js":   "text/javascript; charset=utf-8",
+	".json": "application/json",
+	".mjs":  "text/javascript; charset=utf-8",
+	".png":  "image/png",
+	".svg":  "image/svg+xml",
+	".txt":  "text/plain; charset=utf-8",
+	".wasm": "application/wasm",
+	".webp": "image/webp",
+}
+
 // newConsole reads every file of files once. Those are embedded in the binary (pkg/console),
 // so reading them cannot fail; a file that could not be read is simply not served.
 func newConsole(files fs.FS) http.Handler {
@@ -49,7 +67,7 @@ func newConsole(files fs.FS) http.Handler {
 		if err != nil {
 			return nil
 		}
-		ct := mime.TypeByExtension(path.Ext(name))
+		ct := consoleTypes[path.Ext(name)]
 		if ct == "" {
 			ct = "application/octet-stream"
 		}

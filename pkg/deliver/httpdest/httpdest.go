@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -53,9 +55,16 @@ const writeBufferSize = 32 << 10
 
 // Publisher sends to one HTTP consumer.
 type Publisher struct {
-	client  *http.Client
+	client *http.Client
+	// rt is client's transport when a request can skip client.Do (a client of NewClient's:
+	// no cookie jar, no overall timeout, redirects not followed), so that each attempt skips
+	// what Do spends on following redirects: a copy of the request's headers, kept for a
+	// redirect that is never followed, and its closures (see roundTrip). Nil: client.Do.
+	rt      http.RoundTripper
 	method  string
 	url     string
+	u       *url.URL // url, parsed once for every request
+	errURL  string   // url as client.Do's errors name it, without a password
 	headers http.Header
 	keys    [][]byte // Standard Webhooks signing keys, one signature each; none means unsigned
 	now     func() time.Time
@@ -79,9 +88,25 @@ func New(c config.Consumer, client *http.Client) (*Publisher, error) {
 	if method == "" {
 		method = http.MethodPost
 	}
-	p := &Publisher{client: client, method: method, url: s.URL, headers: make(http.Header, len(s.Headers)), now: time.Now}
+	p := &Publisher{client: client, method: method, url: s.URL, u: u, headers: make(http.Header, len(s.Headers)+1), now: time.Now}
 	for k, v := range s.Headers {
 		p.headers.Set(k, v)
+	}
+	if client.Jar == nil && client.Timeout == 0 && client.CheckRedirect != nil &&
+		reflect.ValueOf(client.CheckRedirect).Pointer() == reflect.ValueOf(noRedirect).Pointer() {
+		p.rt = client.Transport
+		p.errURL = u.String()
+		if _, ok := u.User.Password(); ok {
+			p.errURL = strings.Replace(p.errURL, u.User.String()+"@", u.User.Username()+":***@", 1)
+		}
+		if p.rt == nil {
+			p.rt = http.DefaultTransport
+		}
+		// What client.Do adds for credentials in the url, unless a configured header says otherwise.
+		if u.User != nil && p.headers.Get("Authorization") == "" {
+			password, _ := u.User.Password()
+			p.headers.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+password)))
+		}
 	}
 	if s.SigningSecret != "" {
 		if p.keys, err = config.SigningKeys(s.SigningSecret); err != nil {
@@ -109,9 +134,12 @@ func NewClient(idlePerHost int) *http.Client {
 	t.WriteBufferSize = writeBufferSize
 	return &http.Client{
 		Transport:     t,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: noRedirect,
 	}
 }
+
+// noRedirect is NewClient's CheckRedirect: the redirect is the answer.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Sign is the value of webhook-signature for body: for each key, "v1," followed by the base64 of
 // HMAC-SHA256(key, id + "." + timestamp + "." + body), space-separated, as the Standard
@@ -139,7 +167,7 @@ func Sign(keys [][]byte, id string, timestamp int64, body []byte) string {
 // (retryable for 408, 429 and 5xx, with the Retry-After the consumer sent); the transport's error
 // (retryable) when no answer came.
 func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
-	req, err := http.NewRequestWithContext(ctx, p.method, p.url, bytes.NewReader(m.Body))
+	req, err := p.request(ctx, m.Body)
 	if err != nil {
 		return dest.Permanent(fmt.Errorf("build request: %w", err))
 	}
@@ -160,7 +188,12 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 		h[HeaderWebhookSignature] = []string{Sign(p.keys, m.Event.ID, ts, m.Body)}
 	}
 
-	resp, err := p.client.Do(req)
+	var resp *http.Response
+	if p.rt != nil {
+		resp, err = p.roundTrip(req)
+	} else {
+		resp, err = p.client.Do(req)
+	}
 	if err != nil {
 		return describeTransportError(err)
 	}
@@ -174,6 +207,45 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 		return nil
 	}
 	return p.answerError(resp)
+}
+
+// request is one attempt's request, to the url parsed at New: http.NewRequestWithContext with
+// the url would parse it again on every attempt.
+func (p *Publisher) request(ctx context.Context, body []byte) (*http.Request, error) {
+	if p.rt == nil {
+		return http.NewRequestWithContext(ctx, p.method, p.url, bytes.NewReader(body))
+	}
+	// An empty url parses to nothing, at no cost; the parsed one replaces it. The request only
+	// reads it, so every request shares it.
+	req, err := http.NewRequestWithContext(ctx, p.method, "", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.URL, req.Host = p.u, p.u.Host
+	return req, nil
+}
+
+// roundTrip is client.Do for a client of NewClient's, without its redirect machinery: one
+// RoundTrip, its error reported as Do reports it (a *url.Error, a TLS answer from a plain HTTP
+// server as http.ErrSchemeMismatch), and a redirect returned as the answer, as noRedirect has Do
+// return it. Credentials in the url are in p.headers (see New), where Do would have put them.
+func (p *Publisher) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := p.rt.RoundTrip(req)
+	if err != nil {
+		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: p.errURL, Err: err}
+	}
+	return resp, nil
+}
+
+// urlErrorOp is the Op of client.Do's *url.Error for method: "Post" for POST.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }
 
 // setHeaders puts one request's headers into h (empty): the consumer's configured ones, then

@@ -1,8 +1,12 @@
 package httpdest
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +97,67 @@ func TestCEHeaderValue(t *testing.T) {
 		if got := ceHeaderValue(in); got != want {
 			t.Errorf("ceHeaderValue(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A publisher on NewClient's client sends without client.Do (see Publisher.rt): what the consumer
+// gets and what the publisher reports must be what Do gives. The same request through Do (a
+// client with the same transport that Publisher does not recognize) is the reference.
+func TestPublish_WithoutClientDoSameAsDo(t *testing.T) {
+	var got []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set("X-Test-Uri", r.RequestURI)
+		h.Set("X-Test-Host", r.Host)
+		got = append(got, h)
+		if r.URL.Query().Get("redirect") != "" {
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	client := NewClient(2)
+	viaDo := &http.Client{Transport: client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	u := strings.Replace(srv.URL, "http://", "http://user:p%40ss@", 1) + "/events?x=1"
+	m := dest.Message{Event: &dataverse.Event{ID: "evt-1"}, Route: "contacts", Attempt: 1, ContentType: "application/json", Body: []byte(`{}`)}
+	for _, url := range []string{u, u + "&redirect=1"} {
+		got = nil
+		var errs []string
+		for _, cl := range []*http.Client{client, viaDo} {
+			p, err := New(config.Consumer{Name: "erp", Spec: Spec{URL: url}}, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (p.rt != nil) != (cl == client) {
+				t.Fatalf("rt = %v for client %p", p.rt, cl)
+			}
+			err = p.Publish(context.Background(), m)
+			errs = append(errs, fmt.Sprint(err))
+		}
+		if len(got) != 2 || !reflect.DeepEqual(got[0], got[1]) {
+			t.Fatalf("%s: requests differ:\n%v\n%v", url, got[0], got[1])
+		}
+		if got[0].Get("Authorization") == "" || errs[0] != errs[1] {
+			t.Fatalf("%s: authorization %q, errors %q", url, got[0].Get("Authorization"), errs)
+		}
+	}
+	// No answer at all: the same error text.
+	srv.Close()
+	var errs []string
+	for _, cl := range []*http.Client{client, viaDo} {
+		p, _ := New(config.Consumer{Name: "erp", Spec: Spec{URL: srv.URL}}, cl)
+		errs = append(errs, fmt.Sprint(p.Publish(context.Background(), m)))
+	}
+	if errs[0] != errs[1] || !strings.HasPrefix(errs[0], "request failed: ") {
+		t.Fatalf("errors %q", errs)
+	}
+	// And the *url.Error itself, the password left out alike.
+	closed := strings.Replace(srv.URL, "http://", "http://user:secret@", 1) + "/events"
+	p, _ := New(config.Consumer{Name: "erp", Spec: Spec{URL: closed}}, client)
+	req, _ := p.request(context.Background(), m.Body)
+	_, direct := p.roundTrip(req)
+	req, _ = http.NewRequest(http.MethodPost, closed, strings.NewReader("{}"))
+	_, viaDoErr := viaDo.Do(req)
+	if direct == nil || viaDoErr == nil || direct.Error() != viaDoErr.Error() || strings.Contains(direct.Error(), "secret") {
+		t.Fatalf("roundTrip error %v, Do's %v", direct, viaDoErr)
 	}
 }

@@ -42,6 +42,7 @@ type Attempt struct {
 	Attempts   int // attempts that reached the consumer
 	StatusCode int // the last HTTP status, when there was one
 	Error      string
+	Tries      []Try // every attempt, oldest first
 	// BreakerRefused says the consumer's breaker refused the delivery; with Attempts 0 nothing
 	// was sent at all.
 	BreakerRefused bool
@@ -124,6 +125,7 @@ type Observed struct {
 	Duration   time.Duration
 	StatusCode int
 	Error      string // the delivery's error, or the discard's reason
+	Tries      []Try  // the replay's attempts at the consumer
 }
 
 func (r *Replayer) observe(o Observed) {
@@ -221,6 +223,7 @@ func (r *Replayer) replayable(f Failure) (Shape, error) {
 func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape, by Actor) (ReplayOutcome, error) {
 	out := ReplayOutcome{ID: f.ID}
 	var statusCode int
+	var tries []Try
 	start := time.Now()
 	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
 	// or binary XML form (as versions before those formats were read did) decodes now.
@@ -239,7 +242,7 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 		}
 	default:
 		a := r.Sender.Resend(ctx, ev, f.Route, f.Consumer, shape)
-		statusCode = a.StatusCode
+		statusCode, tries = a.StatusCode, a.Tries
 		if a.Delivered {
 			out.Result = ResultDelivered
 		} else {
@@ -256,15 +259,15 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 		out.Result = ResultSkipped
 		saveErr = r.Store.Release(ctx, f.ID, etag, by.Name)
 	case out.Result == ResultDelivered:
-		saveErr = r.Store.MarkReplayed(ctx, f.ID, etag, by.Name)
+		saveErr = r.Store.MarkReplayed(ctx, f.ID, etag, tries, by.Name)
 	default:
-		saveErr = r.Store.RecordAttempt(ctx, f.ID, etag, out.Error, statusCode, by.Name)
+		saveErr = r.Store.RecordAttempt(ctx, f.ID, etag, out.Error, statusCode, tries, by.Name)
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("result", out.Result).Str("error", out.Error).
 		AnErr("saveError", saveErr).Msg("failure replayed")
 	if saveErr == nil && f.Kind != KindPoison {
-		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error})
+		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error, Tries: tries})
 	}
 	if saveErr != nil {
 		return out, fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",

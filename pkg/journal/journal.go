@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
@@ -57,13 +58,11 @@ const (
 	Discarded   Outcome = "discarded"
 )
 
-// Attempt is one try at reaching the consumer.
-type Attempt struct {
-	At         time.Time     `json:"at"`
-	StatusCode int           `json:"statusCode,omitempty"`
-	Duration   time.Duration `json:"duration"`
-	Error      string        `json:"error,omitempty"`
-}
+// Attempt is one try at reaching the consumer, as delivery and the failure store note it.
+type Attempt = failures.Try
+
+// maxAttempts is how many attempts an entry keeps, the newest: one JSON property of a few KiB.
+const maxAttempts = 10
 
 // Entry is one outcome of one (event, consumer) pair.
 type Entry struct {
@@ -76,11 +75,10 @@ type Entry struct {
 	Route         string    `json:"route,omitempty"`
 	Consumer      string    `json:"consumer"`
 	Outcome       Outcome   `json:"outcome"`
-	// Attempts is every try this outcome took, oldest first; empty for a breaker skip or a
-	// discard, which reach no consumer.
+	// Attempts is every try this outcome took, oldest first (the newest 10 are kept); empty for
+	// a breaker skip or a discard, which reach no consumer. A successful try has no status.
 	Attempts []Attempt `json:"attempts,omitempty"`
-	// AttemptCount is how many tries reached the consumer, when Attempts holds fewer (delivery
-	// reports a count and the last try only).
+	// AttemptCount is how many tries reached the consumer, which Attempts may hold fewer of.
 	AttemptCount int `json:"attemptCount,omitempty"`
 	// StatusCode is the last HTTP status, when there was one.
 	StatusCode int           `json:"statusCode,omitempty"`
@@ -134,9 +132,10 @@ func entities(e Entry) ([]entity, error) {
 		FailureID: e.FailureID,
 	}
 	if len(e.Attempts) > 0 {
-		as := make([]Attempt, len(e.Attempts))
-		for i, a := range e.Attempts {
-			a.Error = truncate(a.Error)
+		kept := e.Attempts[max(0, len(e.Attempts)-maxAttempts):]
+		as := make([]Attempt, len(kept))
+		for i, a := range kept {
+			a.Error = failures.CutError(a.Error)
 			as[i] = a
 		}
 		b, err := json.Marshal(as)

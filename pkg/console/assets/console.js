@@ -438,7 +438,7 @@ function tries(f) {
 // a success or a try that got no answer), how long it took, and its error.
 function attemptTable(list, id) {
   return h('table', { class: 'history attempts', id },
-    h('thead', null, h('tr', null, ['#', 'When', 'HTTP status', 'Duration', 'Error'].map((k) => h('th', { scope: 'col' }, k)))),
+    h('thead', null, h('tr', null, ['#', 'When', 'Status', 'Took', 'Error'].map((k) => h('th', { scope: 'col' }, k)))),
     h('tbody', null, list.map((a, i) => h('tr', null,
       h('td', { 'data-label': '#', class: 'num' }, String(i + 1)),
       h('td', { 'data-label': 'When' }, timeCell(a.at) || '—'),

@@ -29,7 +29,7 @@ const failuresUsage = `Usage:
                            [--kind K] [--table T] [--max N] [--dry-run]
   dvrouter failures discard ID --reason TEXT
 
-  status: pending, replaying, replayed, discarded    kind: delivery, breaker-open, poison
+  status: pending, replaying, replayed, discarded    kind: delivery, breaker-open, paused, poison, reread
   TIME is RFC 3339, e.g. 2024-05-01T09:30:00Z, or a date in UTC, e.g. 2024-05-01 (from
   inclusive, to exclusive, on the event's time; a date as --to takes in that whole day)
 

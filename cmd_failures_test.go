@@ -21,6 +21,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/route"
@@ -36,6 +37,7 @@ type cliFixture struct {
 	store *failures.Store
 	erp   *testenv.Consumer
 	url   string
+	d     *deliver.Deliverer
 }
 
 var cliTableSeq atomic.Int64
@@ -58,7 +60,7 @@ func newCLIFixture(t *testing.T, az *testenv.Azurite, breaker config.Breaker) *c
 		Consumers: []config.Consumer{{
 			Name: "erp", Type: "http", Format: "row", Timeout: 3 * time.Second, MaxConcurrency: 16,
 			Retry:   config.Retry{Attempts: 1, InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
-			Breaker: breaker, URL: fx.erp.URL, Method: http.MethodPost,
+			Breaker: breaker, Spec: httpdest.Spec{URL: fx.erp.URL, Method: http.MethodPost},
 		}},
 		Routes: []config.Route{{Name: "contacts-to-erp", Table: "contact", Consumers: []string{"erp"}, Exclude: []string{"emailaddress1"}}},
 	}
@@ -76,18 +78,17 @@ func newCLIFixture(t *testing.T, az *testenv.Azurite, breaker config.Breaker) *c
 	disp := &dispatch.Dispatcher{Routes: routes, Deliver: d, Recorder: store, Log: log}
 	api := handlers.NewFailuresAPI(handlers.FailuresDeps{Settings: settings, Log: log,
 		Replayer: &failures.Replayer{Store: store, Sender: d, Router: disp, Budget: settings.DeliveryBudget, Log: log}})
-	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Dispatcher: disp, Failures: api, Log: log}))
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Dispatcher: disp, Failures: api, Consumers: d, Log: log}))
 	t.Cleanup(srv.Close)
-	fx.url = srv.URL
+	fx.url, fx.d = srv.URL, d
 	return fx
 }
 
-// keep records a delivery failure of the i-th test contact event for consumer erp.
-func (fx *cliFixture) keep(i int, lastError string) failures.Failure {
-	fx.t.Helper()
-	at := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute)
+// cliContact is the i-th test contact event, a Create i minutes after a fixed time.
+func cliContact(i int) (raw []byte, at time.Time) {
+	at = time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute)
 	id := fmt.Sprintf("%08x-2c3d-4e5f-8a70-%012x", i, i)
-	raw := fmt.Appendf(nil, `{"BusinessUnitId":"7e2d4c19-3a1b-ef11-8409-000d3a1b2c3d","CorrelationId":"%[1]s","Depth":1,
+	raw = fmt.Appendf(nil, `{"BusinessUnitId":"7e2d4c19-3a1b-ef11-8409-000d3a1b2c3d","CorrelationId":"%[1]s","Depth":1,
 "InitiatingUserId":"9b3f1e77-3a1b-ef11-8409-000d3a1b2c3d","InputParameters":[{"key":"Target","value":{
 "__type":"Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts","Attributes":[{"key":"contactid","value":"%[1]s"},
 {"key":"firstname","value":"Ada%[2]d"},{"key":"emailaddress1","value":"ada%[2]d@example.com"}],"EntityState":null,"FormattedValues":[],"Id":"%[1]s","KeyAttributes":[],
@@ -98,6 +99,13 @@ func (fx *cliFixture) keep(i int, lastError string) failures.Failure {
 "LogicalName":"sdkmessageprocessingstep","Name":null,"RowVersion":null},"ParentContext":null,"PostEntityImages":[],
 "PreEntityImages":[],"PrimaryEntityId":"%[1]s","PrimaryEntityName":"contact","RequestId":null,
 "SecondaryEntityName":"none","SharedVariables":[],"Stage":40,"UserId":"9b3f1e77-3a1b-ef11-8409-000d3a1b2c3d"}`, id, i, at.UnixMilli())
+	return raw, at
+}
+
+// keep records a delivery failure of the i-th test contact event for consumer erp.
+func (fx *cliFixture) keep(i int, lastError string) failures.Failure {
+	fx.t.Helper()
+	raw, at := cliContact(i)
 	ev, err := dataverse.Decode(raw)
 	if err != nil {
 		fx.t.Fatalf("decode test event: %v", err)

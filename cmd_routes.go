@@ -131,6 +131,9 @@ func runValidate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	for _, w := range rf.Warnings {
 		fmt.Fprintln(stderr, w)
 	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintln(stderr, w.String())
+	}
 	fmt.Fprintf(stdout, "%s: valid: %d %s, %d %s\n", *path, len(rf.Consumers), plural(len(rf.Consumers), "consumer", "consumers"),
 		set.Len(), plural(set.Len(), "route", "routes"))
 	return 0

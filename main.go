@@ -1,6 +1,7 @@
 // Command dvrouter routes Microsoft Dataverse plugin events to downstream consumers. It runs as an
 // Azure Functions custom handler (`dvrouter serve`, started by the host) or on its own, and carries
-// the tools that go with it: inspect, validate, match, import-flow, failures and history.
+// the tools that go with it: inspect, validate, match, import-flow, failures, consumers and
+// history.
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,7 @@ import (
 	"github.com/dvrouter/dvrouter/handlers"
 	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
+	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
@@ -46,6 +49,7 @@ Usage:
   dvrouter match --routes FILE EVENT|-      show which routes an event matches, and why
   dvrouter import-flow --consumer NAME FLOW.json   turn a Power Automate flow's trigger into a route
   dvrouter failures list|show|replay|discard   work with kept failures (see --help)
+  dvrouter consumers [list]|pause|resume|reset|test NAME   the consumers' breakers and pauses (see --help)
   dvrouter history --event ID | --record TABLE/ID | --correlation ID | --consumer NAME --since DATE
                                             every delivery outcome of an event (see --help)
   dvrouter version
@@ -80,6 +84,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return runHistory(args[1:], stdout, stderr, getenv)
 	case "failures":
 		return runFailures(args[1:], stdout, stderr, getenv)
+	case "consumers":
+		return runConsumers(args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return 0
@@ -244,6 +250,39 @@ var (
 	vaultRefresh time.Duration
 )
 
+// webAPICredential reaches the Dataverse Web API; tests point it at a stand-in's.
+var webAPICredential = func(clientID string) (azcore.TokenCredential, error) {
+	if clientID != "" {
+		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)})
+	}
+	return azidentity.NewDefaultAzureCredential(nil)
+}
+
+// openWebAPI makes the Web API client that completes size-exceeded events and serves the
+// routes' fetch; nil when no environment is configured, which is said when routes need one.
+func openWebAPI(dv config.Dataverse, routes *route.Set, log zerolog.Logger) (*webapi.Client, error) {
+	if !dv.Configured() {
+		for _, r := range routes.Routes() {
+			if r.Fetches() {
+				log.Warn().Str("route", r.Name).Msg("route has fetch but no Dataverse environment is configured (set " + config.EnvDataverseEnvs + "): it is matched on what the event carries")
+			}
+		}
+		return nil, nil
+	}
+	cred, err := webAPICredential(dv.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("dataverse web api: credential: %w", err)
+	}
+	c, err := webapi.New(dv.Environments, webapi.Options{Credential: cred, Concurrency: dv.Concurrency})
+	if err != nil {
+		return nil, fmt.Errorf("setting %s: %w", config.EnvDataverseEnvs, err)
+	}
+	for _, e := range c.Environments() {
+		log.Info().Str("environment", e.URL()).Msg("dataverse web api: size-exceeded events and fetch routes are read from this environment")
+	}
+	return c, nil
+}
+
 func openVault(v config.Vault) (*config.VaultReader, error) {
 	if vaultRefresh > 0 {
 		v.Refresh = vaultRefresh
@@ -280,6 +319,9 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("route file: %w", err)
 	}
+	for _, w := range routes.Warnings() {
+		log.Warn().Str("file", s.RoutesPath).Msg(w.String())
+	}
 
 	var store *failures.Store
 	var recorder deliver.Recorder = noStore{}
@@ -297,8 +339,16 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
+	// dataverse consumers write with the identity DVROUTER_DATAVERSE_CLIENT_ID names, as reads do.
+	var dataverseCred azcore.TokenCredential
+	if slices.ContainsFunc(file.Consumers, func(c config.Consumer) bool { return c.Type == "dataverse" }) {
+		if dataverseCred, err = webAPICredential(s.Dataverse.ClientID); err != nil {
+			return nil, fmt.Errorf("dataverse consumers: credential: %w", err)
+		}
+	}
 	deliverer, err := deliver.New(file.Consumers, recorder, deliver.Options{
 		Budget: s.DeliveryBudget, Logger: log, Breakers: shared, MetricsInterval: s.MetricsInterval,
+		DataverseCredential: dataverseCred,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumers: %w", err)
@@ -329,6 +379,13 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	d := &dispatch.Dispatcher{Routes: routes, Deliver: deliverer, Log: log}
 	if store != nil {
 		d.Recorder = store
+	}
+	rows, err := openWebAPI(s.Dataverse, routes, log)
+	if err != nil {
+		return nil, err
+	}
+	if rows != nil {
+		d.Rows = rows
 	}
 	jnl, err := openJournal(s, log)
 	if err != nil {
@@ -371,7 +428,7 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 		Dispatcher: d,
 		Queue:      enqueuer,
 		Failures:   failuresAPI,
-		Breakers:   deliverer,
+		Consumers:  &dispatch.Consumers{Deliverer: deliverer, Journal: d.Journal},
 		History:    history(jnl),
 		Health:     handlers.Health{Version: version, Mode: s.Mode(), Queue: queueName(s), Routes: routes.Len(), Store: store != nil},
 		Lookups:    file.Lookups,

@@ -16,6 +16,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
@@ -28,7 +29,7 @@ func consumersServer(t *testing.T, settings *config.Settings) (*httptest.Server,
 	erp := testenv.StartConsumer(t)
 	erp.Otherwise(testenv.ReplyStatus(http.StatusInternalServerError))
 	c := config.Consumer{
-		Name: "erp", Type: "http", Format: "row", Timeout: 3 * time.Second, MaxConcurrency: 4, URL: erp.URL, Method: http.MethodPost,
+		Name: "erp", Type: "http", Format: "row", Timeout: 3 * time.Second, MaxConcurrency: 4, Spec: httpdest.Spec{URL: erp.URL, Method: http.MethodPost},
 		Retry:   config.Retry{Attempts: 1},
 		Breaker: config.Breaker{FailureRatio: 0.5, MinRequests: 2, OpenFor: time.Minute, HalfOpenRequests: 1},
 	}
@@ -37,7 +38,7 @@ func consumersServer(t *testing.T, settings *config.Settings) (*httptest.Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
-	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Breakers: d, Log: zerolog.Nop()}))
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Settings: settings, Consumers: d, Log: zerolog.Nop()}))
 	t.Cleanup(srv.Close)
 	return srv, d
 }

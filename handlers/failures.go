@@ -217,10 +217,10 @@ func (f filter) query(anyStatus bool) (failures.Query, error) {
 		return q, fmt.Errorf("status: %q must be pending, replaying, replayed or discarded", f.Status)
 	}
 	switch k := failures.Kind(f.Kind); k {
-	case "", failures.KindDelivery, failures.KindBreakerOpen, failures.KindPoison:
+	case "", failures.KindDelivery, failures.KindBreakerOpen, failures.KindPoison, failures.KindPaused, failures.KindReread:
 		q.Kind = string(k)
 	default:
-		return q, fmt.Errorf("kind: %q must be delivery, breaker-open or poison", f.Kind)
+		return q, fmt.Errorf("kind: %q must be delivery, breaker-open, paused, poison or reread", f.Kind)
 	}
 	var err error
 	if q.From, err = parseTime("from", f.From, false); err != nil {
@@ -417,6 +417,8 @@ func (a *failuresAPI) storeError(w http.ResponseWriter, id string, err error) {
 		writeError(w, http.StatusBadRequest, title, err.Error())
 	case errors.Is(err, failures.ErrRouteGone):
 		writeError(w, http.StatusUnprocessableEntity, "route no longer exists", err.Error())
+	case errors.Is(err, failures.ErrPaused):
+		writeError(w, http.StatusConflict, "consumer paused", err.Error())
 	case errors.Is(err, failures.ErrBreakerOpen):
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "consumer unavailable", err.Error())

@@ -27,6 +27,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/route"
@@ -118,7 +119,7 @@ func httpConsumer(name, url string, b config.Breaker) config.Consumer {
 	return config.Consumer{
 		Name: name, Type: "http", Format: "row", Timeout: 3 * time.Second, MaxConcurrency: 16,
 		Retry:   config.Retry{Attempts: 1, InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
-		Breaker: b, URL: url, Method: http.MethodPost,
+		Breaker: b, Spec: httpdest.Spec{URL: url, Method: http.MethodPost},
 	}
 }
 

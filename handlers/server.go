@@ -19,7 +19,7 @@ type Deps struct {
 	Queue      Enqueuer     // nil in direct mode
 	Failures   http.Handler // the support API (/api/failures..., /api/me); nil answers 503
 	Purger     Purger       // the failure store, for the Retention timer; nil when none is configured
-	Breakers   Breakers     // for GET /api/consumers; nil: no consumers
+	Consumers  Consumers    // for /api/consumers: breakers, pause, reset, test; nil: no consumers
 	History    History      // the delivery journal, for GET /api/history; nil answers 503
 	Health     Health
 	// Lookups are the route file's lookup hints, for decoding what the webhook and the queue
@@ -38,7 +38,8 @@ type Deps struct {
 //	POST /Retention              Retention (timer invocation envelope)
 //	     /api/failures...        Failures (the support API)
 //	GET  /api/me                 Me (the support API: who is signed in)
-//	GET  /api/consumers          Consumers: each consumer's circuit breaker (failures API auth)
+//	     /api/consumers...       Consumers: each consumer's breaker and pause, and the operator's
+//	                             pause, resume, reset and test of one (failures API auth)
 //	GET  /api/history            History: the delivery journal's lookups (failures API auth)
 func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
@@ -59,7 +60,9 @@ func New(d Deps) http.Handler {
 	mux.Handle("/api/failures", failures)
 	mux.Handle("/api/failures/", failures)
 	mux.Handle("/api/me", failures)
-	mux.Handle("/api/consumers", consumersAPI(d.Settings, d.Breakers))
+	consumers := consumersAPI(d.Settings, d.Consumers, d.Log)
+	mux.Handle("/api/consumers", consumers)
+	mux.Handle("/api/consumers/", consumers)
 	mux.Handle(supportapi.HistoryPath, historyAPI(d.Settings, d.History))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", r.Method+" "+r.URL.Path+" is not an endpoint of dvrouter")

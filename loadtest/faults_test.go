@@ -44,7 +44,7 @@ import (
 // no route: its events must reach nobody.
 // Delta (randomFailer) fails 30% of its requests at random for the whole run.
 var faultRoutes = map[string][]string{
-	"account":     {"alpha", "bravo", randomFailer},
+	"account":     {"alpha", "bravo", randomFailer, webAPIConsumer},
 	"contact":     {"bravo", "charlie"},
 	"opportunity": {"alpha", "charlie", randomFailer},
 	"lead":        {"alpha", randomFailer},
@@ -52,6 +52,14 @@ var faultRoutes = map[string][]string{
 }
 
 var faultConsumers = []string{"alpha", "bravo", "charlie", randomFailer}
+
+// webAPIConsumer is a dataverse consumer: it upserts each account event's row, keyed by the
+// record id, into new_ledger of the Web API stand-in, which throttles and goes down meanwhile.
+// A pair counts as delivered when the stand-in carried out a write of that row.
+const webAPIConsumer = "ledger"
+
+// listedConsumers are every consumer whose failures are kept and replayed.
+var listedConsumers = append(slices.Clone(faultConsumers), webAPIConsumer)
 
 const (
 	consumerTimeout = 300 * time.Millisecond
@@ -129,6 +137,8 @@ type faultSuite struct {
 	router    *loadtest.Router
 	adminKey  string
 	consumers map[string]*loadtest.Consumer
+	webapi    *testenv.WebAPI   // the ledger consumer's environment
+	records   map[string]string // event id -> record id, for the ledger's rows
 	api       *http.Client
 }
 
@@ -152,6 +162,11 @@ func newFaultSuite(t *testing.T, cfg suiteConfig, bin string, templates []*loadt
 		s.consumers[name] = c
 	}
 	s.consumers[randomFailer].SetFault(randomFailures)
+	s.records = map[string]string{}
+	s.webapi = testenv.StartWebAPI(t).EnableWrites()
+	s.webapi.AddTable(testenv.WebAPITable{LogicalName: "new_ledger", EntitySetName: "new_ledgers", PrimaryID: "new_ledgerid",
+		Columns: []string{"new_sourceid", "new_name"}})
+	identity := s.webapi.StartIdentityEndpoint(t)
 	routes := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte(s.routesFile()), 0o644); err != nil {
 		t.Fatal(err)
@@ -168,6 +183,9 @@ func newFaultSuite(t *testing.T, cfg suiteConfig, bin string, templates []*loadt
 		"DVROUTER_DELIVERY_BUDGET=5s",
 		"DVROUTER_LOG_LEVEL=warn",
 		"GOMAXPROCS=2",
+		// The ledger's token, from the managed identity endpoint as in Azure.
+		"IDENTITY_ENDPOINT=" + identity.Endpoint,
+		"IDENTITY_HEADER=" + identity.Header,
 	}
 	if queued {
 		// Duplicate detection on, as infra/modules/servicebus.bicep creates the queue: an event
@@ -206,6 +224,8 @@ func (s *faultSuite) routesFile() string {
 	for _, name := range faultConsumers {
 		fmt.Fprintf(&b, "  - <<: *policy\n    name: %s\n    type: http\n    format: row\n    url: %s\n", name, s.consumers[name].URL)
 	}
+	fmt.Fprintf(&b, "  - <<: *policy\n    name: %s\n    type: dataverse\n    environment: %q\n    table: new_ledger\n    key: [new_sourceid]\n", webAPIConsumer, s.webapi.URL)
+	b.WriteString("    columns: {new_sourceid: accountid, new_name: name}\n")
 	b.WriteString("routes:\n")
 	for _, table := range slices.Sorted(maps.Keys(faultRoutes)) {
 		fmt.Fprintf(&b, "  - name: %s-changes\n    table: %s\n    consumers: [%s]\n", table, table, strings.Join(faultRoutes[table], ", "))
@@ -236,15 +256,21 @@ func (s *faultSuite) outage() time.Duration {
 func (s *faultSuite) directTimeline() []fault {
 	stall := &loadtest.Fault{Stall: 3 * consumerTimeout}
 	return []fault{
-		{0.08, "alpha answers 500", s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError})},
+		{0.08, "alpha answers 500; ledger throttles (429, Retry-After: 1) its next 15 requests", func() {
+			s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError})()
+			s.webapi.ThrottleAfter(0, 15, "1")
+		}},
 		{0.20, "alpha healthy; bravo answers 429 with Retry-After: 1", func() {
 			s.healthy("alpha")()
 			s.set("bravo", &loadtest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})()
 		}},
-		{0.32, "bravo healthy; charlie stalls past its timeout", func() {
+		{0.32, "bravo healthy; charlie stalls past its timeout; ledger down (503)", func() {
 			s.healthy("bravo")()
 			s.set("charlie", stall)()
+			s.webapi.Heal()
+			s.webAPIDown()
 		}},
+		{0.40, "ledger back", s.webapi.Heal},
 		{0.44, "charlie healthy; alpha resets connections", func() {
 			s.healthy("charlie")()
 			s.set("alpha", &loadtest.Fault{Reset: true})()
@@ -273,8 +299,16 @@ func (s *faultSuite) directTimeline() []fault {
 // until the store is back.
 func (s *faultSuite) queuedTimeline() []fault {
 	return []fault{
-		{0.08, "alpha answers 500 to 30% of requests", s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError, Ratio: 0.3})},
-		{0.25, "charlie stalls past its timeout", s.set("charlie", &loadtest.Fault{Stall: 3 * consumerTimeout})},
+		{0.08, "alpha answers 500 to 30% of requests; ledger throttles (429, Retry-After: 1) its next 15 requests", func() {
+			s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError, Ratio: 0.3})()
+			s.webapi.ThrottleAfter(0, 15, "1")
+		}},
+		{0.25, "charlie stalls past its timeout; ledger down (503)", func() {
+			s.set("charlie", &loadtest.Fault{Stall: 3 * consumerTimeout})()
+			s.webapi.Heal()
+			s.webAPIDown()
+		}},
+		{0.35, "ledger back", s.webapi.Heal},
 		{0.40, "charlie resets connections", s.set("charlie", &loadtest.Fault{Reset: true})},
 		{0.50, "dvrouter killed with SIGKILL mid-run, started again after 2s", func() {
 			if err := s.router.Kill(); err != nil {
@@ -328,6 +362,7 @@ func (s *faultSuite) run(timeline []fault) {
 			t.Fatalf("events %d and %d have the same id %s: the generator must vary them", j, i, decoded.ID)
 		}
 		seen[decoded.ID] = i
+		s.records[decoded.ID] = decoded.RecordID
 		events[i] = sent{id: decoded.ID, table: ev.Template.Table, delivery: loadtest.Delivery{Event: ev}}
 	}
 
@@ -367,6 +402,7 @@ func (s *faultSuite) run(timeline []fault) {
 	for _, name := range faultConsumers {
 		s.consumers[name].SetFault(nil)
 	}
+	s.webapi.Heal()
 	<-generated
 	t.Logf("  t=%5.1fs  every event sent", time.Since(start).Seconds())
 	if s.queued {
@@ -383,7 +419,7 @@ func (s *faultSuite) run(timeline []fault) {
 		}
 	}
 	for pair := range r.expected {
-		if s.consumers[pair.consumer].Delivered(pair.event) == 0 && !kept[pair] {
+		if s.delivered(pair) == 0 && !kept[pair] {
 			r.lostBefore = append(r.lostBefore, pair.String())
 		}
 	}
@@ -392,7 +428,7 @@ func (s *faultSuite) run(timeline []fault) {
 	r.replay = s.replayAll(3 * time.Minute)
 	r.pendingAfter = len(s.listFailures("pending"))
 	for pair := range r.expected {
-		n := s.consumers[pair.consumer].Delivered(pair.event)
+		n := s.delivered(pair)
 		if n == 0 {
 			r.lost = append(r.lost, pair.String())
 		}
@@ -410,6 +446,7 @@ func (s *faultSuite) run(timeline []fault) {
 	}
 	r.took = time.Since(start)
 	s.report(r)
+	s.reportWebAPI(r.expected, kept)
 	s.checkNeverOpened(randomFailer)
 }
 
@@ -484,10 +521,47 @@ func (s *faultSuite) account(events []sent) *faultReport {
 	return r
 }
 
+// delivered is how often the pair's event reached its consumer: for the ledger, the writes of
+// the event's row.
+func (s *faultSuite) delivered(pair pairKey) int {
+	if pair.consumer == webAPIConsumer {
+		return s.webapi.Written("new_ledger", map[string]any{"new_sourceid": s.records[pair.event]})
+	}
+	return s.consumers[pair.consumer].Delivered(pair.event)
+}
+
+// reportWebAPI logs what the ledger's environment went through.
+func (s *faultSuite) reportWebAPI(expected, kept map[pairKey]bool) {
+	pairs, keptPairs := 0, 0
+	for pair := range expected {
+		if pair.consumer == webAPIConsumer {
+			pairs++
+			if kept[pair] {
+				keptPairs++
+			}
+		}
+	}
+	statuses := map[int]int{}
+	for _, r := range s.webapi.Requests() {
+		statuses[r.Status]++
+	}
+	s.t.Logf("  %s (dataverse consumer, Web API stand-in): %d pairs, %d kept before replay; requests answered 2xx %d, 429 %d, 503 %d; %d rows",
+		webAPIConsumer, pairs, keptPairs, statuses[200]+statuses[204], statuses[429], statuses[503], s.webapi.RowCount("new_ledger"))
+}
+
+// webAPIDown makes the ledger's environment answer 503 to everything until Heal.
+func (s *faultSuite) webAPIDown() {
+	statuses := make([]int, 100000)
+	for i := range statuses {
+		statuses[i] = http.StatusServiceUnavailable
+	}
+	s.webapi.FailNext(statuses...)
+}
+
 func (s *faultSuite) deliveredPairs(expected map[pairKey]bool) int {
 	n := 0
 	for pair := range expected {
-		if s.consumers[pair.consumer].Delivered(pair.event) > 0 {
+		if s.delivered(pair) > 0 {
 			n++
 		}
 	}
@@ -519,7 +593,7 @@ func (s *faultSuite) drainQueue(timeout time.Duration) {
 // failures API.
 func (s *faultSuite) listFailures(status string) map[pairKey]bool {
 	out := map[pairKey]bool{}
-	for _, consumer := range faultConsumers {
+	for _, consumer := range listedConsumers {
 		cont := ""
 		for {
 			q := url.Values{"consumer": {consumer}, "top": {"1000"}}
@@ -557,7 +631,7 @@ type replayTotals struct {
 func (s *faultSuite) replayAll(timeout time.Duration) replayTotals {
 	var tot replayTotals
 	deadline := time.Now().Add(timeout)
-	for _, consumer := range faultConsumers {
+	for _, consumer := range listedConsumers {
 		for time.Now().Before(deadline) {
 			var res struct {
 				Matched      int  `json:"matched"`

@@ -3,7 +3,9 @@
 // and opens when enough of them failed. With a Shared store its state lives in Table Storage and
 // every instance of dvrouter obeys the same breaker: one that opens is open for all, and one
 // instance at a time runs the half-open trials. When the store cannot be reached, each instance
-// falls back to its own gobreaker breaker until it answers again.
+// falls back to its own gobreaker breaker until it answers again. The same row of the table
+// holds an operator's pause of the consumer (pause.go), which every instance reads at the same
+// sync.
 //
 // gobreaker's DistributedCircuitBreaker was not used: it takes the store's lock, reads and writes
 // the state around every request and holds the lock while the request runs, which would put four
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -57,8 +60,12 @@ type Breaker struct {
 	policy   config.Breaker
 	period   time.Duration // one bucket of the window
 	onChange Change
-	local    *gobreaker.TwoStepCircuitBreaker[struct{}]
-	sh       *Shared // nil: the local breaker only
+	// local is the fallback breaker (the only one when sh is nil); Reset swaps in a new one.
+	local atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
+	sh    *Shared // nil: the local breaker only
+	// paused is the operator's pause in force, nil when none (pause.go). An atomic, so the
+	// delivery hot path reads it without a lock.
+	paused atomic.Pointer[Pause]
 
 	// done funcs bound once, so that Allow allocates nothing.
 	doneShared, doneTrial, doneLocalSuccess func(Outcome)
@@ -94,8 +101,20 @@ func New(name string, p config.Breaker, sh *Shared, onChange Change) *Breaker {
 	p.HalfOpenRequests = max(p.HalfOpenRequests, 1)
 	p.MinRequests = max(p.MinRequests, 1)
 	b := &Breaker{name: name, policy: p, period: max(p.Window/buckets, time.Millisecond), onChange: onChange, sh: sh}
-	b.local = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:         name,
+	b.local.Store(b.newLocal())
+	b.doneShared, b.doneTrial = b.countShared, b.settleTrial
+	if sh != nil {
+		sh.add(b)
+	}
+	return b
+}
+
+// newLocal makes the breaker this instance uses on its own: when no store is shared, or the
+// store has not answered lately.
+func (b *Breaker) newLocal() *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	p := b.policy
+	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:         b.name,
 		MaxRequests:  p.HalfOpenRequests,
 		Interval:     p.Window,
 		BucketPeriod: b.period,
@@ -114,11 +133,6 @@ func New(name string, p config.Breaker, sh *Shared, onChange Change) *Breaker {
 			b.changed(from, to)
 		},
 	})
-	b.doneShared, b.doneTrial = b.countShared, b.settleTrial
-	if sh != nil {
-		sh.add(b)
-	}
-	return b
 }
 
 // trips is the rule that opens a closed breaker: at least MinRequests deliveries finished in the
@@ -189,7 +203,7 @@ func (b *Breaker) Allow() (done func(Outcome), err error) {
 }
 
 func (b *Breaker) allowLocal() (func(Outcome), error) {
-	done, err := b.local.Allow()
+	done, err := b.local.Load().Allow()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOpen, err)
 	}
@@ -209,7 +223,7 @@ func (b *Breaker) allowLocal() (func(Outcome), error) {
 // half-open with another instance running the trials. Retries stop when it turns true.
 func (b *Breaker) Refusing() bool {
 	if b.sh == nil {
-		return b.local.State() == gobreaker.StateOpen
+		return b.local.Load().State() == gobreaker.StateOpen
 	}
 	now := time.Now()
 	b.mu.Lock()
@@ -221,7 +235,7 @@ func (b *Breaker) Refusing() bool {
 		if v.State == gobreaker.StateOpen && now.Before(v.OpenUntil) {
 			return true
 		}
-		return b.local.State() == gobreaker.StateOpen
+		return b.local.Load().State() == gobreaker.StateOpen
 	}
 	return state == gobreaker.StateOpen || (state == gobreaker.StateHalfOpen && prober != "" && prober != b.sh.instance)
 }
@@ -292,15 +306,19 @@ type Status struct {
 	ChangedAt  *time.Time `json:"changedAt,omitempty"`
 	ChangedBy  string     `json:"changedBy,omitempty"` // the instance that made the last change
 	SyncedAt   *time.Time `json:"syncedAt,omitempty"`  // when the table last confirmed this state
+	// Paused is the operator's pause in force, if any: nothing is sent to the consumer, its
+	// deliveries are kept as failures of kind paused.
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // Status reports the breaker's state as this instance sees it.
 func (b *Breaker) Status() Status {
 	now := time.Now()
-	st := Status{Consumer: b.name, Window: b.policy.Window.String()}
+	st := Status{Consumer: b.name, Window: b.policy.Window.String(), Paused: b.paused.Load()}
 	// Read before taking b.mu: reading the local breaker may change its state, and its change
 	// callback takes b.mu.
-	state, c := b.local.State(), b.local.Counts()
+	local := b.local.Load()
+	state, c := local.State(), local.Counts()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sh != nil && b.freshLocked(now) {
@@ -415,6 +433,7 @@ func (b *Breaker) settle(to gobreaker.State) {
 func (b *Breaker) adopt(rec record) {
 	b.mu.Lock()
 	b.view, b.seen = rec, time.Now()
+	b.paused.Store(rec.Pause)
 	b.mu.Unlock()
 }
 

@@ -16,6 +16,7 @@ type record struct {
 	Opened     int64     // times it opened
 	ChangedAt  time.Time
 	ChangedBy  string
+	Pause      *Pause // the operator's pause, nil when none; never modified once set
 	etag       string // "" when not stored yet
 }
 

@@ -263,7 +263,9 @@ func TestShared_FailedTrialReopensForAll(t *testing.T) {
 }
 
 func TestShared_ProberThatVanishesIsReplaced(t *testing.T) {
-	const openFor, lease = 100 * time.Millisecond, 300 * time.Millisecond
+	// The lease is long beside the sync interval so that b, on a loaded machine, still syncs
+	// while a's claim holds.
+	const openFor, lease = 100 * time.Millisecond, 1500 * time.Millisecond
 	store := openStore(t, testenv.StartAzurite(t))
 	a := startInstance(t, store, policy(openFor), lease)
 	b := startInstance(t, store, policy(openFor), lease)
@@ -274,12 +276,12 @@ func TestShared_ProberThatVanishesIsReplaced(t *testing.T) {
 	if _, err := a.cb.Allow(); err != nil { // a claims the trial and never reports back
 		t.Fatalf("a's trial refused: %v", err)
 	}
-	waitFor(t, "b sees a probing", 2*time.Second, b.cb.Refusing)
+	waitFor(t, "b sees a probing", lease, b.cb.Refusing)
 	if err := b.deliver(breaker.Success); !errors.Is(err, breaker.ErrOpen) {
 		t.Fatalf("b.Allow while a probes = %v, want ErrOpen", err)
 	}
 
-	waitFor(t, "b takes the trial over once a's claim lapsed", 2*time.Second, func() bool { return !b.cb.Refusing() })
+	waitFor(t, "b takes the trial over once a's claim lapsed", 2*lease, func() bool { return !b.cb.Refusing() })
 	if err := b.deliver(breaker.Success); err != nil {
 		t.Fatalf("b's trial refused: %v", err)
 	}

@@ -26,7 +26,8 @@ type StoreConfig struct {
 }
 
 // Store keeps one entity per consumer (PartitionKey the consumer's name, RowKey "state"), so
-// that consumers never contend for a partition.
+// that consumers never contend for a partition. The entity holds the breaker's state and the
+// operator's pause (Paused, PausedBy, PausedAt, PauseReason), read by the same sync.
 type Store struct {
 	client *aztables.Client
 	table  string
@@ -184,6 +185,12 @@ func toEntity(consumer string, r record) aztables.EDMEntity {
 	}
 	buf, _ := json.Marshal(triples) // integers only: cannot fail
 	p["Buckets"] = string(buf)
+	if r.Pause != nil {
+		p["Paused"] = true
+		p["PausedBy"] = r.Pause.By
+		p["PausedAt"] = aztables.EDMDateTime(r.Pause.At.UTC())
+		p["PauseReason"] = r.Pause.Reason
+	}
 	return aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: consumer, RowKey: rowKey}, Properties: p}
 }
 
@@ -211,6 +218,15 @@ func fromEntity(e aztables.EDMEntity) (record, error) {
 		if v, ok := e.Properties[name].(aztables.EDMDateTime); ok {
 			*t = time.Time(v)
 		}
+	}
+	if paused, _ := e.Properties["Paused"].(bool); paused {
+		p := &Pause{}
+		p.By, _ = e.Properties["PausedBy"].(string)
+		p.Reason, _ = e.Properties["PauseReason"].(string)
+		if v, ok := e.Properties["PausedAt"].(aztables.EDMDateTime); ok {
+			p.At = time.Time(v).UTC()
+		}
+		r.Pause = p
 	}
 	if s, _ := e.Properties["Buckets"].(string); s != "" {
 		var triples [][3]int64

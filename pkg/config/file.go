@@ -24,7 +24,7 @@ type RouteFile struct {
 // Consumer is one downstream consumer and its delivery policy.
 type Consumer struct {
 	Name           string        // unique; letters, digits, '-'
-	Type           string        // "http" or "servicebus"
+	Type           string        // a registered kind: "http", "servicebus", ...
 	Format         string        // "row" (default), "raw" or "cloudevent"
 	Timeout        time.Duration // per attempt; default 10s
 	Retry          Retry
@@ -32,18 +32,9 @@ type Consumer struct {
 	MaxConcurrency int        // default 16
 	CloudEvent     CloudEvent // format cloudevent: how the envelope is written
 
-	// http
-	URL           string
-	Method        string            // default POST
-	Headers       map[string]string // `%SETTING%` values already resolved
-	SigningSecret string            // resolved; empty means unsigned; SigningKeys reads it
-
-	// servicebus
-	Namespace  string // fully qualified namespace, managed identity
-	Connection string // resolved connection string
-	Queue      string
-	Topic      string
-	SessionKey string // "" or "recordId"
+	// Spec is the settings of the consumer's kind, as that kind's Decode read them (an
+	// httpdest.Spec for an http consumer, ...); the kind's publisher reads it back.
+	Spec any
 
 	Pos Pos
 }
@@ -98,6 +89,11 @@ type Route struct {
 	ConditionPos        []Pos
 	Select              []string
 	Exclude             []string
-	Consumers           []string
-	Pos                 Pos
+	// FetchMissing (`fetch: missing`) reads from the Dataverse Web API the columns the route's
+	// expressions read that the event lacks; Fetch (`fetch: [a, b]`) names the columns to read
+	// when the event lacks them. Either way, one read per event serves every route.
+	FetchMissing bool
+	Fetch        []string
+	Consumers    []string
+	Pos          Pos
 }

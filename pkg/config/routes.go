@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -385,7 +386,7 @@ func (l *loader) nameNode(n *yaml.Node) *yaml.Node {
 // ---- routes ----
 
 var routeKeys = []string{"name", "table", "messages", "stage", "mode", "filteringAttributes", "changed",
-	"filter", "conditions", "select", "exclude", "consumers"}
+	"filter", "conditions", "select", "exclude", "fetch", "consumers"}
 
 // KnownMessages are the Dataverse messages whose names the loader corrects to their canonical
 // case. Other messages are accepted too: a name with an underscore is a custom action or custom
@@ -450,6 +451,18 @@ func (l *loader) route(n *yaml.Node, i int, consumers map[string]*Consumer, used
 			}
 		case "exclude":
 			r.Exclude = l.columns(f)
+		case "fetch":
+			if v := deref(f.val); v != nil && v.Kind == yaml.ScalarNode {
+				if v.Value != "missing" {
+					l.errorf(v, "fetch: %q: want missing (the columns the route reads that the event lacks) or a list of columns", v.Value)
+				}
+				r.FetchMissing = true
+				break
+			}
+			r.Fetch = l.columns(f)
+			if r.Fetch != nil && len(r.Fetch) == 0 {
+				l.errorf(deref(f.val), "fetch: empty: leave it out, or say missing")
+			}
 		case "filter":
 			if s, ok := l.str(f); ok {
 				r.Filter = s
@@ -526,6 +539,9 @@ func (l *loader) route(n *yaml.Node, i int, consumers map[string]*Consumer, used
 		if contains(r.Exclude, c) {
 			l.warnf(have["select"], "select: %s is also in exclude; exclude wins", c)
 		}
+	}
+	if (r.FetchMissing || len(r.Fetch) > 0) && len(r.Messages) > 0 && !slices.ContainsFunc(r.Messages, func(m string) bool { return m != "Delete" }) {
+		l.warnf(have["fetch"], "fetch: a deleted row cannot be read, and this route's messages are [%s]", strings.Join(r.Messages, ", "))
 	}
 	update := len(r.Messages) == 0 || contains(r.Messages, "Update")
 	if len(r.FilteringAttributes) > 0 && !update {

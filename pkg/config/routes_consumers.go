@@ -13,14 +13,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var (
-	consumerCommonKeys = []string{"name", "type", "format", "timeout", "retry", "breaker", "maxConcurrency", "cloudevent"}
-	consumerHTTPKeys   = []string{"url", "method", "headers", "signingSecret"}
-	consumerSBKeys     = []string{"namespace", "connection", "queue", "topic", "sessionKey"}
-)
+var consumerCommonKeys = []string{"name", "type", "format", "timeout", "retry", "breaker", "maxConcurrency", "cloudevent"}
 
-// consumer loads the i-th consumer with its defaults filled in. The boolean says whether it has a
-// name, so that routes can refer to it even when other keys are wrong.
+// consumer loads the i-th consumer with its defaults filled in: the shared keys here, the keys
+// of its type by that kind's Decode (see kinds.go). The boolean says whether it has a name, so
+// that routes can refer to it even when other keys are wrong.
 func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 	c := Consumer{
 		Format:         "row",
@@ -29,7 +26,6 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 		Breaker:        Breaker{FailureRatio: 0.5, MinRequests: 20, OpenFor: 30 * time.Second, HalfOpenRequests: 1, Window: 30 * time.Second},
 		MaxConcurrency: 16,
 		CloudEvent:     CloudEvent{Mode: "structured", TypePrefix: DefaultCloudEventTypePrefix},
-		Method:         "POST",
 		Pos:            nodePos(deref(n)),
 	}
 	fs, ok := l.fields(n, fmt.Sprintf("consumers[%d]", i))
@@ -53,34 +49,37 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 		c.Name = s
 	}
 
+	// Without a known type every kind's keys are allowed: the type is the mistake to report.
 	allowed := append([]string{}, consumerCommonKeys...)
 	misplaced := map[string]string{}
+	var kind *Kind
 	if f := get("type"); f == nil {
-		l.errorf(deref(n), "consumers[%d]: type is required: http or servicebus", i)
-		allowed = append(append(allowed, consumerHTTPKeys...), consumerSBKeys...)
+		l.errorf(deref(n), "consumers[%d]: type is required: %s", i, kindNames())
 	} else if s, ok := l.str(*f); ok {
-		switch strings.ToLower(s) {
-		case "http":
-			c.Type = "http"
-			allowed = append(allowed, consumerHTTPKeys...)
-			for _, k := range consumerSBKeys {
-				misplaced[k] = fmt.Sprintf("%s: belongs to a servicebus consumer, not an http one", k)
-			}
-		case "servicebus":
-			c.Type = "servicebus"
-			allowed = append(allowed, consumerSBKeys...)
-			for _, k := range consumerHTTPKeys {
-				misplaced[k] = fmt.Sprintf("%s: belongs to an http consumer, not a servicebus one", k)
-			}
-		default:
-			l.errorf(deref(f.val), "type: %q is not a consumer type: want http or servicebus", s)
-			allowed = append(append(allowed, consumerHTTPKeys...), consumerSBKeys...)
+		if k, known := kindByName(strings.ToLower(s)); known {
+			kind = &k
+			c.Type = k.Name
+		} else {
+			l.errorf(deref(f.val), "type: %q is not a consumer type: want %s", s, kindNames())
+		}
+	}
+	if kind == nil {
+		for _, k := range kinds {
+			allowed = append(allowed, k.Keys...)
 		}
 	} else {
-		allowed = append(append(allowed, consumerHTTPKeys...), consumerSBKeys...)
+		allowed = append(allowed, kind.Keys...)
+		for _, other := range kinds {
+			for _, key := range other.Keys {
+				if other.Name != kind.Name && !contains(kind.Keys, key) && misplaced[key] == "" {
+					misplaced[key] = fmt.Sprintf("%s: belongs to %s %s consumer, not %s %s one", key, other.Article, other.Name, kind.Article, kind.Name)
+				}
+			}
+		}
 	}
 	l.checkKeys(fs, allowed, misplaced)
 
+	var own []Field
 	for _, f := range fs {
 		switch f.key.Value {
 		case "format":
@@ -106,82 +105,17 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 			l.breaker(f, &c.Breaker)
 		case "cloudevent":
 			l.cloudEvent(f, &c.CloudEvent)
-		case "url":
-			l.consumerURL(f, &c)
-		case "method":
-			if s, ok := l.str(f); ok {
-				if !isToken(s) {
-					l.errorf(deref(f.val), "method: %q is not an HTTP method", s)
-				} else if up := strings.ToUpper(s); contains(standardMethods, up) {
-					c.Method = up
-				} else {
-					c.Method = s
-				}
-			}
-		case "headers":
-			l.headers(f, &c)
-		case "signingSecret":
-			if v, ok := l.secretRef(f, "a Standard Webhooks signing secret"); ok {
-				if _, err := SigningKeys(v); err != nil {
-					l.errorf(deref(f.val), "signingSecret: setting %s: %v", refName(deref(f.val).Value), err)
-				} else {
-					c.SigningSecret = v
-				}
-			}
-		case "namespace":
-			l.namespace(f, &c)
-		case "connection":
-			if v, ok := l.secretRef(f, "a Service Bus connection string"); ok {
-				if !strings.Contains(strings.ToLower(v), "endpoint=") {
-					l.errorf(deref(f.val), "connection: setting %s does not hold a Service Bus connection string (Endpoint=sb://...;...)", refName(deref(f.val).Value))
-				} else {
-					c.Connection = v
-				}
-			}
-		case "queue", "topic":
-			if s, ok := l.str(f); ok {
-				if !entityRE.MatchString(s) {
-					l.errorf(deref(f.val), "%s: %q is not a Service Bus entity name (letters, digits, '.', '-', '_', '/', '~')", f.key.Value, s)
-				} else if f.key.Value == "queue" {
-					c.Queue = s
-				} else {
-					c.Topic = s
-				}
-			}
-		case "sessionKey":
-			if s, ok := l.str(f); ok {
-				switch {
-				case s == "":
-				case strings.EqualFold(s, "recordId"):
-					c.SessionKey = "recordId"
-				default:
-					l.errorf(deref(f.val), "sessionKey: %q: want recordId (or leave it out)", s)
-				}
+		case "name", "type":
+		default:
+			if kind != nil && contains(kind.Keys, f.key.Value) {
+				own = append(own, Field{Key: f.key, Value: f.val})
 			}
 		}
+	}
+	if kind != nil && kind.Decode != nil {
+		c.Spec = kind.Decode(&Decoder{l: l, node: n, name: c.Name, fields: own})
 	}
 
-	switch c.Type {
-	case "http":
-		if get("url") == nil {
-			l.errorf(deref(n), "consumer %q: url is required for an http consumer", c.Name)
-		}
-	case "servicebus":
-		ns, conn := get("namespace"), get("connection")
-		switch {
-		case ns == nil && conn == nil:
-			l.errorf(deref(n), "consumer %q: set namespace (managed identity) or connection (a %%SETTING%% with a connection string)", c.Name)
-		case ns != nil && conn != nil:
-			l.errorf(conn.key, "connection: set namespace or connection, not both")
-		}
-		q, t := get("queue"), get("topic")
-		switch {
-		case q == nil && t == nil:
-			l.errorf(deref(n), "consumer %q: set queue or topic", c.Name)
-		case q != nil && t != nil:
-			l.errorf(t.key, "topic: set queue or topic, not both")
-		}
-	}
 	if f := get("cloudevent"); f != nil && c.Format != "cloudevent" {
 		l.errorf(f.key, "cloudevent: applies to format cloudevent only (this consumer's format is %s)", c.Format)
 	}
@@ -190,10 +124,6 @@ func (l *loader) consumer(n *yaml.Node, i int) (Consumer, bool) {
 	}
 	return c, c.Name != ""
 }
-
-var standardMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-
-var entityRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/~-]{0,259}$`)
 
 func (l *loader) retry(f field, r *Retry) {
 	fs, ok := l.fields(f.val, "retry")
@@ -335,14 +265,14 @@ func (l *loader) resolve(f field, s string) (string, bool) {
 }
 
 // secretRef reads a value that must be exactly one `%SETTING%` reference, and resolves it.
-func (l *loader) secretRef(f field, what string) (string, bool) {
+func (l *loader) secretRef(f field, what, example string) (string, bool) {
 	s, ok := l.str(f)
 	if !ok {
 		return "", false
 	}
 	m := settingRef.FindStringIndex(s)
 	if m == nil || m[0] != 0 || m[1] != len(s) {
-		l.errorf(deref(f.val), "%s: must name an app setting holding %s, like %%%s%%; secrets never go in the route file", f.key.Value, what, suggestSetting(f.key.Value))
+		l.errorf(deref(f.val), "%s: must name an app setting holding %s, like %%%s%%; secrets never go in the route file", f.key.Value, what, example)
 		return "", false
 	}
 	if l.noResolve {
@@ -359,130 +289,6 @@ func (l *loader) onlyInSetting(raw string) bool {
 	}
 	m := settingRef.FindStringIndex(raw)
 	return m != nil && m[0] == 0 && m[1] == len(raw)
-}
-
-func suggestSetting(key string) string {
-	switch key {
-	case "signingSecret":
-		return "ERP_SIGNING_SECRET"
-	case "connection":
-		return "ERP_SERVICEBUS_CONNECTION"
-	}
-	return "ERP_API_KEY"
-}
-
-// secretQueryParams are query parameters that carry credentials (an Azure Functions key travels
-// as ?code=...): their values must come from settings.
-var secretQueryParams = []string{"code", "key", "apikey", "api-key", "api_key", "token", "access_token", "sig", "secret", "password"}
-
-func (l *loader) consumerURL(f field, c *Consumer) {
-	raw, ok := l.str(f)
-	if !ok {
-		return
-	}
-	// Credentials may only come from settings, so check the text as written, before resolving.
-	if u, err := url.Parse(raw); err == nil {
-		if u.User != nil && !settingRef.MatchString(u.User.String()) {
-			l.errorf(deref(f.val), "url: holds a literal user name or password; name an app setting instead, like https://%%ERP_CREDENTIALS%%@host/")
-			return
-		}
-		for k, vs := range u.Query() {
-			for _, v := range vs {
-				if contains(secretQueryParams, strings.ToLower(k)) && v != "" && !settingRef.MatchString(v) {
-					l.errorf(deref(f.val), "url: query parameter %s holds a literal value; secrets never go in the route file: use %s=%%%s%%", k, k, "ERP_FUNCTION_KEY")
-					return
-				}
-			}
-		}
-	}
-	s, ok := l.resolve(f, raw)
-	if !ok || l.onlyInSetting(raw) {
-		return
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		if strings.Contains(raw, "%") {
-			l.errorf(deref(f.val), "url: want an absolute http or https URL (after resolving settings)")
-		} else {
-			l.errorf(deref(f.val), "url: %q is not an absolute http or https URL", raw)
-		}
-		return
-	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		l.warnf(deref(f.val), "url: plain http to %s: events carry personal data; use https", u.Hostname())
-	}
-	c.URL = s
-}
-
-func isLoopback(host string) bool {
-	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
-}
-
-// credentialHeaders hold secrets by convention; a literal value there is a secret in the file.
-var credentialHeaders = []string{"authorization", "proxy-authorization", "x-api-key", "api-key", "apikey", "x-functions-key", "ocp-apim-subscription-key", "cookie"}
-
-// reservedHeaders are set by dvrouter itself on every request.
-var reservedHeaders = []string{"host", "content-length", "content-type", "transfer-encoding", "connection",
-	"idempotency-key", "x-dvrouter-route", "x-dvrouter-attempt", "webhook-id", "webhook-timestamp", "webhook-signature",
-	"ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time"}
-
-func (l *loader) headers(f field, c *Consumer) {
-	fs, ok := l.fields(f.val, "headers")
-	if !ok {
-		return
-	}
-	c.Headers = map[string]string{}
-	for _, h := range fs {
-		name := h.key.Value
-		lower := strings.ToLower(name)
-		switch {
-		case !isToken(name):
-			l.errorf(h.key, "headers: %q is not a valid header name", name)
-			continue
-		case contains(reservedHeaders, lower):
-			l.errorf(h.key, "headers: %s is set by dvrouter", name)
-			continue
-		}
-		v, ok := l.str(field{key: &yaml.Node{Value: "headers." + name}, val: h.val})
-		if !ok {
-			continue
-		}
-		if contains(credentialHeaders, lower) && !settingRef.MatchString(v) {
-			l.errorf(deref(h.val), "headers.%s: holds a literal value; secrets never go in the route file: name an app setting, like \"Bearer %%ERP_TOKEN%%\"", name)
-			continue
-		}
-		resolved, ok := l.resolve(field{key: &yaml.Node{Value: "headers." + name}, val: h.val}, v)
-		if !ok {
-			continue
-		}
-		if strings.ContainsAny(resolved, "\r\n\x00") {
-			l.errorf(deref(h.val), "headers.%s: the value holds a line break or NUL (after resolving settings)", name)
-			continue
-		}
-		c.Headers[name] = resolved
-	}
-}
-
-var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
-
-func (l *loader) namespace(f field, c *Consumer) {
-	raw, ok := l.str(f)
-	if !ok {
-		return
-	}
-	s, ok := l.resolve(f, raw)
-	if !ok || l.onlyInSetting(raw) {
-		return
-	}
-	if strings.Contains(s, "://") || strings.Contains(s, "/") {
-		l.errorf(deref(f.val), "namespace: want the fully qualified host name only, like erp.servicebus.windows.net")
-		return
-	}
-	if !hostRE.MatchString(s) {
-		l.errorf(deref(f.val), "namespace: want a fully qualified namespace like erp.servicebus.windows.net")
-		return
-	}
-	c.Namespace = s
 }
 
 // isToken reports whether s is an RFC 9110 token (header names and methods are tokens).

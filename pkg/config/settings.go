@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ type Settings struct {
 	// JournalRetention is how long journal entries are kept; 0 keeps forever
 	// (DVROUTER_JOURNAL_RETENTION, default 30 days). The retention timer purges them.
 	JournalRetention time.Duration
+	// Dataverse is how dvrouter reads rows back from the Dataverse Web API (size-exceeded events,
+	// routes with fetch); unset means it does not.
+	Dataverse Dataverse
 	// UnderFunctionsHost is true when the Functions host started us (it sets
 	// FUNCTIONS_CUSTOMHANDLER_PORT); the host then checks function keys itself.
 	UnderFunctionsHost bool
@@ -77,6 +81,23 @@ type Tables struct {
 	ClientID         string // DVROUTER_TABLES__clientId
 	Table            string // DVROUTER_FAILURES_TABLE, default DeliveryFailures
 }
+
+// Dataverse is the Web API access: which environment each organization's events come from, and
+// the identity that reads them.
+type Dataverse struct {
+	// Environments maps what names an organization in an event (its organization id, its unique
+	// name or its host name, lower case) to its environment URL, https://contoso.crm4.dynamics.com
+	// (DVROUTER_DATAVERSE_ENVIRONMENTS, key=URL pairs separated by ';'; a URL alone is known by
+	// its host).
+	Environments map[string]string
+	ClientID     string // DVROUTER_DATAVERSE_CLIENT_ID: a user-assigned managed identity
+	// Concurrency is the most Web API requests in flight per environment and instance
+	// (DVROUTER_DATAVERSE_CONCURRENCY, default 8).
+	Concurrency int
+}
+
+// Configured reports whether any environment is set.
+func (d Dataverse) Configured() bool { return len(d.Environments) > 0 }
 
 // Configured reports whether a failure store is set.
 func (t Tables) Configured() bool { return t.ConnectionString != "" || t.ServiceURI != "" }
@@ -164,6 +185,9 @@ const (
 	EnvJournal           = "DVROUTER_JOURNAL"
 	EnvJournalTable      = "DVROUTER_JOURNAL_TABLE"
 	EnvJournalRetention  = "DVROUTER_JOURNAL_RETENTION"
+	EnvDataverseEnvs     = "DVROUTER_DATAVERSE_ENVIRONMENTS"
+	EnvDataverseClient   = "DVROUTER_DATAVERSE_CLIENT_ID"
+	EnvDataverseConc     = "DVROUTER_DATAVERSE_CONCURRENCY"
 )
 
 // DefaultFailureRetention is how long failures are kept when DVROUTER_FAILURE_RETENTION is unset.
@@ -347,6 +371,8 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		s.JournalRetention = d
 	}
 
+	s.Dataverse = loadDataverse(getenv, bad)
+
 	if strings.EqualFold(s.Tables.ConnectionString, "UseDevelopmentStorage=true") {
 		s.Tables.ConnectionString = DevelopmentStorage
 	}
@@ -370,6 +396,66 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// loadDataverse reads the Web API settings: DVROUTER_DATAVERSE_ENVIRONMENTS holds
+// key=https://host pairs separated by ';' (or ','), where key is an organization id, an
+// organization's unique name or a host name; a URL without a key is known by its host.
+func loadDataverse(getenv func(string) string, bad func(name, format string, args ...any)) Dataverse {
+	d := Dataverse{Environments: map[string]string{}, ClientID: strings.TrimSpace(getenv(EnvDataverseClient)), Concurrency: 8}
+	for _, part := range strings.FieldsFunc(getenv(EnvDataverseEnvs), func(r rune) bool { return r == ';' || r == ',' }) {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		key, raw, ok := strings.Cut(part, "=")
+		if !ok {
+			key, raw = "", part
+		}
+		key, raw = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(raw)
+		u, err := environmentURL(raw)
+		if err != nil {
+			bad(EnvDataverseEnvs, "%v", err)
+			continue
+		}
+		if key == "" {
+			key = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+		}
+		if prev, dup := d.Environments[key]; dup && prev != u {
+			bad(EnvDataverseEnvs, "%q names two environments (%s and %s)", key, prev, u)
+			continue
+		}
+		d.Environments[key] = u
+	}
+	if v := strings.TrimSpace(getenv(EnvDataverseConc)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 52 {
+			// 52 is Dataverse's own limit of concurrent requests per user.
+			bad(EnvDataverseConc, "%q must be a number from 1 to 52", v)
+		}
+		d.Concurrency = n
+	}
+	if d.ClientID != "" && !isGUID(d.ClientID) {
+		bad(EnvDataverseClient, "%q is not a client id (a GUID)", d.ClientID)
+	}
+	return d
+}
+
+// environmentURL checks one environment URL: https://host and nothing more (http only to
+// loopback, for local stand-ins), returned as scheme://host in lower case.
+func environmentURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%q is not a URL such as https://contoso.crm4.dynamics.com", raw)
+	}
+	host := u.Hostname()
+	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "127.0.0.1" || host == "localhost")) {
+		return "", fmt.Errorf("%q must be an https URL", raw)
+	}
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+		return "", fmt.Errorf("%q must be the environment URL alone, without a path or query", raw)
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host), nil
 }
 
 // ListenAddr is the address to listen on: 127.0.0.1 and the port the Functions host gives

@@ -176,3 +176,44 @@ func TestLoadSettings_Retention(t *testing.T) {
 		t.Errorf("%s=true: %v, %v", EnvAppServiceAuth, s, err)
 	}
 }
+
+func TestLoadSettings_DataverseEnvironments(t *testing.T) {
+	s, err := LoadSettings(getenvOf(map[string]string{
+		EnvDataverseEnvs: " 2D3B6A62-1B8A-4E2C-9F33-0E5C8A7B4D10=https://contoso.crm4.dynamics.com/ ; fabrikam=https://fabrikam.crm.dynamics.com;https://Adventure.crm.dynamics.com",
+		EnvDataverseConc: "4",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"2d3b6a62-1b8a-4e2c-9f33-0e5c8a7b4d10": "https://contoso.crm4.dynamics.com",
+		"fabrikam":                             "https://fabrikam.crm.dynamics.com",
+		"adventure.crm.dynamics.com":           "https://adventure.crm.dynamics.com",
+	}
+	if len(s.Dataverse.Environments) != len(want) || s.Dataverse.Concurrency != 4 || !s.Dataverse.Configured() {
+		t.Fatalf("dataverse = %+v", s.Dataverse)
+	}
+	for k, v := range want {
+		if s.Dataverse.Environments[k] != v {
+			t.Errorf("%s = %q, want %q", k, s.Dataverse.Environments[k], v)
+		}
+	}
+	if d, _ := LoadSettings(getenvOf(nil)); d.Dataverse.Configured() || d.Dataverse.Concurrency != 8 {
+		t.Errorf("default = %+v", d.Dataverse)
+	}
+}
+
+func TestLoadSettings_DataverseEnvironmentsRefused(t *testing.T) {
+	for _, v := range []string{"x=contoso.crm.dynamics.com", "x=http://contoso.crm.dynamics.com", "x=https://contoso.crm.dynamics.com/api/data/v9.2",
+		"x=https://a.crm.dynamics.com;x=https://b.crm.dynamics.com"} {
+		_, err := LoadSettings(getenvOf(map[string]string{EnvDataverseEnvs: v}))
+		if err == nil || !strings.Contains(err.Error(), EnvDataverseEnvs) {
+			t.Errorf("%q: err = %v", v, err)
+		}
+	}
+	for name, v := range map[string]string{EnvDataverseConc: "100", EnvDataverseClient: "not-a-guid"} {
+		if _, err := LoadSettings(getenvOf(map[string]string{name: v})); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: err = %v", name, v, err)
+		}
+	}
+}

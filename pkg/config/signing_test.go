@@ -75,7 +75,7 @@ func TestLoadRoutes_RefusesTheSigningSecretsServeWouldRefuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, err := SigningKeys(rf.Consumers[0].SigningSecret); err != nil || len(keys) != 2 {
+	if keys, err := SigningKeys(specField(rf.Consumers[0], "SigningSecret")); err != nil || len(keys) != 2 {
 		t.Fatalf("two rotating secrets: %d keys, %v", len(keys), err)
 	}
 }

@@ -73,7 +73,7 @@ func decode(raw []byte, opts DecodeOptions) (*Event, error) {
 
 	d := decoders.Get().(*decoder)
 	d.start(s, base)
-	c := context{lookups: opts.Lookups}
+	c := context{lookups: opts.Lookups, box: &d.boxes}
 	err := d.top(&c)
 	if err == nil && d.shape != nil {
 		err = d.shape
@@ -183,6 +183,7 @@ type context struct {
 	pre, post                                  Row
 	preCount, postCount                        int
 	lookups                                    Lookups // DecodeOptions.Lookups
+	box                                        *boxes  // the decoder's, for the event's rows
 }
 
 // inputsKept are the InputParameters the event is built from; the others are skipped unread.
@@ -464,18 +465,18 @@ func (d *decoder) images(field string) (Row, int, error) {
 		}
 		count++
 		if merged == nil {
-			merged = v.row()
+			merged = v.row(&d.boxes)
 			continue
 		}
 		if count == 2 {
 			// The first image's row may not be shared with the merge.
-			m := make(Row, len(merged)+len(v.row()))
+			m := make(Row, len(merged)+len(v.row(&d.boxes)))
 			for k, x := range merged {
 				m[k] = x
 			}
 			merged = m
 		}
-		for k, x := range v.row() {
+		for k, x := range v.row(&d.boxes) {
 			merged[k] = x
 		}
 	}
@@ -529,7 +530,7 @@ func (c *context) event() *Event {
 	if c.relationship.k == kRelationship {
 		ev.Relationship = c.relationship.s
 	} else if c.relationship.k == kObject {
-		ev.Relationship, _ = c.relationship.row()["SchemaName"].(string)
+		ev.Relationship, _ = c.relationship.row(c.box)["SchemaName"].(string)
 	}
 	ev.RelatedRecords = related(&c.related)
 	return ev
@@ -625,35 +626,35 @@ func (c *context) buildRow(ev *Event) {
 				delete(row, formattedKey(webKey(&set.attrs[i])))
 			}
 		}
-		fill(row, set.attrs, set.fmts)
+		fill(c.box, row, set.attrs, set.fmts)
 		clearLookups(row, set.attrs, c.pre, c.lookups[table])
 	}
 	if c.moniker.k == kRef { // SetState, SetStateDynamicEntity
-		setWrapped(row, "statecode", &c.state)
-		setWrapped(row, "statuscode", &c.status)
+		setWrapped(c.box, row, "statecode", &c.state)
+		setWrapped(c.box, row, "statuscode", &c.status)
 	}
 	if c.assignee.k == kRef { // Assign
 		delete(row, formattedKey("_ownerid_value"))
-		place(row, "ownerid", &c.assignee)
+		place(c.box, row, "ownerid", &c.assignee)
 	}
 
 	idCol := idColumn(table, id, row)
 	idv, hasID := row[idCol]
 	if !hasID && id != "" {
-		idv = id // boxed once, for both keys
+		idv = c.box.str(id) // boxed once, for both keys
 		row[idCol] = idv
 	}
-	row["SdkMessage"] = c.message
+	row["SdkMessage"] = c.box.str(c.message)
 	// The keys Power Automate's Dataverse trigger adds to the row it hands a flow: the record id
 	// again, and the user whose security context the operation ran in (the context's UserId).
 	if id != "" {
 		if s, ok := idv.(string); !ok || !strings.EqualFold(s, id) {
-			idv = id
+			idv = c.box.str(id)
 		}
 		row["ItemInternalId"] = idv
 	}
 	if c.userID != "" {
-		row["RunAsSystemUserId"] = c.userID
+		row["RunAsSystemUserId"] = c.box.str(c.userID)
 	}
 	ev.Row = row
 
@@ -703,11 +704,11 @@ func webKey(a *attr) string {
 	return a.key
 }
 
-func setWrapped(row Row, col string, v *val) {
+func setWrapped(bx *boxes, row Row, col string, v *val) {
 	switch v.k {
 	case kWrapped, kNumber:
 		delete(row, formattedKey(col))
-		row[col] = v.any()
+		row[col] = v.any(bx)
 	}
 }
 

@@ -544,3 +544,64 @@ func TestDecode_RepeatedDatesAgree(t *testing.T) {
 		t.Errorf("operationCreatedOn = %s", ev.OperationCreatedOn)
 	}
 }
+
+// TestDecode_RowValuesOutliveTheDecoder checks that the values of one event's rows stay its own
+// while the pooled decoder goes on to others, from many goroutines, with more values per event
+// than one chunk of boxes holds (see boxes): every string, number and lookup keeps its type and
+// its text.
+func TestDecode_RowValuesOutliveTheDecoder(t *testing.T) {
+	body := func(n int) string {
+		var attrs, fmts []string
+		for i := range boxChunk + 10 {
+			attrs = append(attrs, fmt.Sprintf(`{"key":"s%d","value":"text %d.%d"}`, i, n, i),
+				fmt.Sprintf(`{"key":"n%d","value":%d.%d}`, i, n, i))
+			fmts = append(fmts, fmt.Sprintf(`{"key":"n%d","value":"formatted %d.%d"}`, i, n, i))
+		}
+		attrs = append(attrs, fmt.Sprintf(`{"key":"parentcustomerid","value":{"__type":"EntityReference`+ns+
+			`,"Id":"00000000-0000-0000-0000-%012d","LogicalName":"account","Name":"account %d"}}`, n, n))
+		return ctxWith(strings.Join(attrs, ","), strings.Join(fmts, ","))
+	}
+	check := func(n int, row Row) error {
+		for i := range boxChunk + 10 {
+			if got, want := row[fmt.Sprintf("s%d", i)], fmt.Sprintf("text %d.%d", n, i); got != want {
+				return fmt.Errorf("event %d: s%d = %#v, want %q", n, i, got, want)
+			}
+			if got, want := row[fmt.Sprintf("n%d", i)], json.Number(fmt.Sprintf("%d.%d", n, i)); got != want {
+				return fmt.Errorf("event %d: n%d = %#v, want %#v", n, i, got, want)
+			}
+			if got, want := row[fmt.Sprintf("n%d@OData.Community.Display.V1.FormattedValue", i)], fmt.Sprintf("formatted %d.%d", n, i); got != want {
+				return fmt.Errorf("event %d: formatted n%d = %#v, want %q", n, i, got, want)
+			}
+		}
+		if got, want := row["_parentcustomerid_value"], fmt.Sprintf("00000000-0000-0000-0000-%012d", n); got != want {
+			return fmt.Errorf("event %d: _parentcustomerid_value = %#v, want %q", n, got, want)
+		}
+		if got, want := row["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"], fmt.Sprintf("account %d", n); got != want {
+			return fmt.Errorf("event %d: lookup name = %#v, want %q", n, got, want)
+		}
+		return nil
+	}
+	const workers, each = 4, 50
+	rows := make([][]Row, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				ev, err := Decode([]byte(body(w*each + i)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				rows[w] = append(rows[w], ev.Row)
+			}
+		})
+	}
+	wg.Wait()
+	for w := range workers {
+		for i, row := range rows[w] {
+			if err := check(w*each+i, row); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -23,29 +23,33 @@ type RecordRef struct {
 // Event is the normalized event. Its JSON field names are part of dvrouter's contract: the `row`
 // payload format sends it, `dvrouter inspect` prints it.
 type Event struct {
-	ID                 string      `json:"id"`
-	Message            string      `json:"message"`
-	Table              string      `json:"table"`
-	RecordID           string      `json:"recordId"`
-	Stage              int         `json:"stage"`
-	Mode               string      `json:"mode"` // "sync" or "async"
-	Depth              int         `json:"depth"`
-	OrganizationID     string      `json:"organizationId"`
-	OrganizationName   string      `json:"organizationName"`
-	CorrelationID      string      `json:"correlationId"`
-	OperationID        string      `json:"operationId"`
-	RequestID          *string     `json:"requestId"`
-	UserID             string      `json:"userId"`
-	InitiatingUserID   string      `json:"initiatingUserId"`
-	BusinessUnitID     string      `json:"businessUnitId"`
-	OperationCreatedOn string      `json:"operationCreatedOn"`
-	ChangedColumns     []string    `json:"changedColumns"`
-	SizeExceeded       bool        `json:"sizeExceeded"`
-	Relationship       string      `json:"relationship,omitempty"`
-	RelatedRecords     []RecordRef `json:"relatedRecords,omitempty"`
-	Row                Row         `json:"row"`
-	PreImage           Row         `json:"preImage"`
-	PostImage          Row         `json:"postImage"`
+	ID                 string   `json:"id"`
+	Message            string   `json:"message"`
+	Table              string   `json:"table"`
+	RecordID           string   `json:"recordId"`
+	Stage              int      `json:"stage"`
+	Mode               string   `json:"mode"` // "sync" or "async"
+	Depth              int      `json:"depth"`
+	OrganizationID     string   `json:"organizationId"`
+	OrganizationName   string   `json:"organizationName"`
+	CorrelationID      string   `json:"correlationId"`
+	OperationID        string   `json:"operationId"`
+	RequestID          *string  `json:"requestId"`
+	UserID             string   `json:"userId"`
+	InitiatingUserID   string   `json:"initiatingUserId"`
+	BusinessUnitID     string   `json:"businessUnitId"`
+	OperationCreatedOn string   `json:"operationCreatedOn"`
+	ChangedColumns     []string `json:"changedColumns"`
+	SizeExceeded       bool     `json:"sizeExceeded"`
+	// Reread says the row was completed from the Dataverse Web API before matching (a
+	// size-exceeded event, or a route's fetch): its columns are the row as it was read then,
+	// not only what the event carried.
+	Reread         bool        `json:"reread,omitempty"`
+	Relationship   string      `json:"relationship,omitempty"`
+	RelatedRecords []RecordRef `json:"relatedRecords,omitempty"`
+	Row            Row         `json:"row"`
+	PreImage       Row         `json:"preImage"`
+	PostImage      Row         `json:"postImage"`
 
 	// OperationCreatedAt is OperationCreatedOn to the millisecond the context carries (the JSON
 	// field keeps the Web API's whole seconds); zero when the context has no time.

@@ -39,6 +39,8 @@ type decoder struct {
 	fmts  []fmtPair
 	vals  []val
 	buf   []byte
+	// boxes holds the interfaces of the event being decoded: let go of, never reused, in done.
+	boxes boxes
 }
 
 // maxScratch is how many entries the scratch stacks may keep between decodes.
@@ -59,6 +61,7 @@ func (d *decoder) done() {
 	clear(d.vals[:max(d.hwVals, len(d.vals))])
 	d.attrs, d.fmts, d.vals, d.buf = d.attrs[:0], d.fmts[:0], d.vals[:0], d.buf[:0]
 	d.hwAttrs, d.hwFmts, d.hwVals = 0, 0, 0
+	d.boxes.reset()
 	// A huge body leaves huge scratch behind; let it go rather than keep it in the pool.
 	if cap(d.attrs)+cap(d.fmts)+cap(d.vals) > maxScratch || cap(d.buf) > maxScratch*64 {
 		d.attrs, d.fmts, d.vals, d.buf = nil, nil, nil, nil

@@ -1,7 +1,6 @@
 package dataverse
 
 import (
-	"encoding/json"
 	"strings"
 )
 
@@ -45,13 +44,13 @@ func (v *val) elems() []val   { e, _ := v.x.([]val); return e }
 func (v *val) entries() []any { r, _ := v.x.([]any); return r }
 
 // row returns the row of an Entity or object, building it for a pending Entity.
-func (v *val) row() Row {
+func (v *val) row(bx *boxes) Row {
 	switch x := v.x.(type) {
 	case Row:
 		return x
 	case *pending:
 		r := make(Row, rowSize(x.attrs, x.fmts))
-		fill(r, x.attrs, x.fmts)
+		fill(bx, r, x.attrs, x.fmts)
 		return r
 	}
 	return nil
@@ -441,7 +440,7 @@ func (d *decoder) formatted() error {
 			return err
 		}
 		if ok {
-			d.fmts = append(d.fmts, fmtPair{key: k, v: v.any()})
+			d.fmts = append(d.fmts, fmtPair{key: k, v: v.any(&d.boxes)})
 		}
 	}
 }
@@ -548,7 +547,7 @@ func wanted(set, k string) bool {
 func (d *decoder) buildRow(abase, fbase int) Row {
 	attrs, fmts := d.attrs[abase:], d.fmts[fbase:]
 	row := make(Row, rowSize(attrs, fmts))
-	fill(row, attrs, fmts)
+	fill(&d.boxes, row, attrs, fmts)
 	d.popEntity(abase, fbase)
 	return row
 }
@@ -565,9 +564,9 @@ func rowSize(attrs []attr, fmts []fmtPair) int {
 }
 
 // fill places columns and their formatted values into row.
-func fill(row Row, attrs []attr, fmts []fmtPair) {
+func fill(bx *boxes, row Row, attrs []attr, fmts []fmtPair) {
 	for i := range attrs {
-		place(row, attrs[i].key, &attrs[i].v)
+		place(bx, row, attrs[i].key, &attrs[i].v)
 	}
 	var buf [128]byte
 	for _, f := range fmts {
@@ -586,7 +585,7 @@ func fill(row Row, attrs []attr, fmts []fmtPair) {
 }
 
 // place puts one column into a row in Web API shape.
-func place(row Row, key string, v *val) {
+func place(bx *boxes, row Row, key string, v *val) {
 	switch v.k {
 	case kRef:
 		// One string holds both keys: "_x_value" is a prefix of its annotation.
@@ -595,12 +594,12 @@ func place(row Row, key string, v *val) {
 		if v.s == "" {
 			row[short] = nil
 		} else {
-			row[short] = v.s
+			row[short] = bx.str(v.s)
 		}
 		if v.s2 == "" {
 			row[long] = nil
 		} else {
-			row[long] = v.s2
+			row[long] = bx.str(v.s2)
 			if ann, nav, ok := navigation(key, v.s2); ok && v.s != "" {
 				row[ann] = nav
 			}
@@ -617,23 +616,23 @@ func place(row Row, key string, v *val) {
 			row[key] = nil
 			return
 		}
-		row[key] = v.any()
+		row[key] = v.any(bx)
 	default:
-		row[key] = v.any()
+		row[key] = v.any(bx)
 	}
 }
 
 // any returns the value in Web API shape, outside of a column position.
-func (v *val) any() any {
+func (v *val) any(bx *boxes) any {
 	switch v.k {
 	case kBool:
 		return v.b
 	case kString:
-		return v.s
+		return bx.str(v.s)
 	case kNumber, kWrapped:
-		return json.Number(v.s)
+		return bx.num(v.s)
 	case kEntity, kObject:
-		return v.row()
+		return v.row(bx)
 	case kCollection:
 		if e := v.entries(); e != nil {
 			return e
@@ -642,22 +641,22 @@ func (v *val) any() any {
 	case kRef:
 		// An entity reference that is not a column (inside an unknown structure): keep the SDK's
 		// own shape, which says everything and needs no guessing.
-		r := Row{"Id": nilIfEmpty(v.s), "LogicalName": nilIfEmpty(v.s2), "Name": nil}
+		r := Row{"Id": bx.strOrNil(v.s), "LogicalName": bx.strOrNil(v.s2), "Name": nil}
 		if v.b {
 			r["Name"] = v.x
 		}
 		return r
 	case kRelationship:
-		r := Row{"SchemaName": nilIfEmpty(v.s), "PrimaryEntityRole": nil}
+		r := Row{"SchemaName": bx.strOrNil(v.s), "PrimaryEntityRole": nil}
 		if v.s2 != "" {
-			r["PrimaryEntityRole"] = json.Number(v.s2)
+			r["PrimaryEntityRole"] = bx.num(v.s2)
 		}
 		return r
 	case kArray:
 		elems := v.elems()
 		out := make([]any, len(elems))
 		for i := range elems {
-			out[i] = elems[i].any()
+			out[i] = elems[i].any(bx)
 		}
 		return out
 	}
@@ -687,13 +686,6 @@ func multiSelect(elems []val) (string, bool) {
 	return b.String(), true
 }
 
-func nilIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 // ref reads an EntityReference.
 func (d *decoder) ref(first bool) (val, error) {
 	v := val{k: kRef}
@@ -720,7 +712,7 @@ func (d *decoder) ref(first bool) (val, error) {
 			} else if c == '"' {
 				var name string
 				name, err = d.str()
-				v.x, v.b = name, true
+				v.x, v.b = d.boxes.str(name), true
 			} else {
 				_, err = d.optString("Name")
 			}
@@ -813,7 +805,7 @@ func (d *decoder) collection(first bool) (val, error) {
 			if err != nil {
 				return val{}, err
 			}
-			rows = append(rows, e.any())
+			rows = append(rows, e.any(&d.boxes))
 		}
 		if rows == nil {
 			rows = []any{}
@@ -889,7 +881,7 @@ func (d *decoder) generic(first bool, name string) (val, error) {
 		row["@odata.type"] = "#" + name
 	}
 	for i := range attrs {
-		row[attrs[i].key] = attrs[i].v.any()
+		row[attrs[i].key] = attrs[i].v.any(&d.boxes)
 	}
 	d.popEntity(base, len(d.fmts))
 	return val{k: kObject, x: row}, nil

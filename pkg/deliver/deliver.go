@@ -5,7 +5,7 @@
 // failure store before reporting the outcome, so nothing is acknowledged before it is durable.
 // It counts each consumer's deliveries and logs them once per interval (metrics.go).
 //
-// The destination kinds live in their own folders (httpdest, sbdest) behind dest.Publisher;
+// The destination kinds live in their own folders (httpdest, sbdest, dvdest) behind dest.Kind;
 // the whole delivery policy is stacked in one place, policy().
 package deliver
 
@@ -27,6 +27,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dvdest"
 	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/deliver/sbdest"
 	"github.com/dvrouter/dvrouter/pkg/failures"
@@ -65,7 +66,7 @@ type Result struct {
 	Attempts   int           `json:"attempts"`             // attempts that reached the consumer
 	StatusCode int           `json:"statusCode,omitempty"` // last HTTP status, when there was one
 	Error      string        `json:"error,omitempty"`
-	Kind       failures.Kind `json:"kind,omitempty"` // delivery or breaker-open, when failed
+	Kind       failures.Kind `json:"kind,omitempty"` // delivery, breaker-open or paused, when failed
 	// Tries is every attempt, oldest first (the newest failures.MaxTries): when it started, how
 	// long it took, its HTTP status and error. A successful attempt has no status: a publisher
 	// reports only how an attempt failed. Read-only: the journal may still hold it.
@@ -82,7 +83,10 @@ type Outcome struct {
 type Options struct {
 	Budget     time.Duration // all of one event's deliveries; 0 means DefaultBudget
 	Logger     zerolog.Logger
-	Credential azcore.TokenCredential // for servicebus `namespace:` consumers; nil: azidentity's default chain, built on first need
+	Credential azcore.TokenCredential // for servicebus `namespace:` and dataverse consumers; nil: azidentity's default chain, built on first need
+	// DataverseCredential, when set, is what dataverse consumers write with instead (the
+	// identity DVROUTER_DATAVERSE_CLIENT_ID names, as the Web API reads use).
+	DataverseCredential azcore.TokenCredential
 	// Breakers shares the consumers' breakers with the other instances; nil: each breaker is
 	// this instance's own. The caller starts and closes it.
 	Breakers *breaker.Shared
@@ -110,17 +114,47 @@ type consumer struct {
 	stats stats
 }
 
-// kinds builds a consumer type's publisher: adding a destination kind is one folder and one
-// line here.
-var kinds = map[string]func(c config.Consumer, d *deps) (dest.Publisher, error){
-	"http":       func(c config.Consumer, d *deps) (dest.Publisher, error) { return httpdest.New(c, d.client) },
-	"servicebus": func(c config.Consumer, d *deps) (dest.Publisher, error) { return sbdest.New(c, d.credential) },
+// kinds are the destination kinds, in the order messages list them: adding a kind is one
+// folder and one line here. Each owns its route file keys (registered with package config
+// below, so that loading a route file knows them) and builds its publishers.
+var kinds = []dest.Kind{httpdest.Kind, sbdest.Kind, dvdest.Kind}
+
+func init() {
+	for _, k := range kinds {
+		config.RegisterKind(k.Config)
+	}
 }
 
-// deps are what publishers of several consumers share.
-type deps struct {
-	client     *http.Client
-	credential func() (azcore.TokenCredential, error)
+func kindOf(name string) (dest.Kind, bool) {
+	for _, k := range kinds {
+		if k.Config.Name == name {
+			return k, true
+		}
+	}
+	return dest.Kind{}, false
+}
+
+// sharedValues is dest.Deps.Shared for one Deliverer.
+type sharedValues struct {
+	mu     sync.Mutex
+	values map[string]any
+}
+
+func (s *sharedValues) get(key string, build func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.values[key]; ok {
+		return v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return nil, err
+	}
+	if s.values == nil {
+		s.values = map[string]any{}
+	}
+	s.values[key] = v
+	return v, nil
 }
 
 // New makes a Deliverer for consumers (as loaded and validated by package config). rec keeps
@@ -137,19 +171,23 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 	}
 	idle := 0
 	for _, c := range consumers {
-		if c.Type == "http" {
+		if c.Type == "http" || c.Type == "dataverse" { // the kinds that send through d.client
 			idle += max(c.MaxConcurrency, 1)
 		}
 	}
 	d.client = httpdest.NewClient(min(idle, 1024))
-	shared := &deps{
-		client: d.client,
-		credential: sync.OnceValues(func() (azcore.TokenCredential, error) {
+	shared := dest.Deps{
+		HTTPClient: d.client,
+		Credential: sync.OnceValues(func() (azcore.TokenCredential, error) {
 			if opts.Credential != nil {
 				return opts.Credential, nil
 			}
 			return azidentity.NewDefaultAzureCredential(nil)
 		}),
+		Shared: (&sharedValues{}).get,
+	}
+	if opts.DataverseCredential != nil {
+		shared.DataverseCredential = func() (azcore.TokenCredential, error) { return opts.DataverseCredential, nil }
 	}
 	for _, c := range consumers {
 		if _, dup := d.consumers[c.Name]; dup {
@@ -162,12 +200,12 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 			_ = d.Close(context.Background())
 			return nil, fmt.Errorf("consumer %s: unknown format %q", c.Name, c.Format)
 		}
-		build, ok := kinds[c.Type]
+		kind, ok := kindOf(c.Type)
 		if !ok {
 			_ = d.Close(context.Background())
 			return nil, fmt.Errorf("consumer %s: unknown type %q", c.Name, c.Type)
 		}
-		pub, err := build(c, shared)
+		pub, err := kind.New(c, shared)
 		if err != nil {
 			_ = d.Close(context.Background())
 			return nil, err
@@ -332,6 +370,10 @@ func (d *Deliverer) send(ctx context.Context, deadline time.Time, ev *dataverse.
 		r.Kind, r.Error = failures.KindDelivery, fmt.Sprintf("unknown consumer %q", t.Consumer)
 		return r
 	}
+	if pause := c.cb.Paused(); pause != nil { // one atomic read (see operations.go)
+		r.Kind, r.Error = failures.KindPaused, pausedText(t.Consumer, pause)
+		return r
+	}
 	if p.err != nil {
 		r.Kind, r.Error = failures.KindDelivery, p.err.Error()
 		return r
@@ -398,6 +440,12 @@ func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) e
 		d.log.Error().Str("eventId", ev.ID).Str("consumer", r.Consumer).Str("route", r.Route).
 			Str("kind", string(r.Kind)).Str("error", r.Error).AnErr("recordError", err).Msg("failure not recorded")
 		return fmt.Errorf("record failure of consumer %s: %w", r.Consumer, err)
+	}
+	if r.Kind == failures.KindPaused {
+		// Kept as the operator asked: not an error, and not the line the failure alert counts.
+		d.log.Info().Str("eventId", ev.ID).Str("consumer", r.Consumer).Str("route", r.Route).
+			Str("failureId", saved.ID).Msg("delivery paused")
+		return nil
 	}
 	// The deployment's failure alert looks for this message: keep it.
 	d.log.Error().Str("eventId", ev.ID).Str("consumer", r.Consumer).Str("route", r.Route).

@@ -18,6 +18,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
@@ -76,9 +77,22 @@ func consumerConfig(name, url string) config.Consumer {
 		Retry:          config.Retry{Attempts: 4, InitialDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond},
 		Breaker:        config.Breaker{FailureRatio: 0.5, MinRequests: 1000, OpenFor: time.Minute, HalfOpenRequests: 1},
 		MaxConcurrency: 16,
-		URL:            url,
-		Method:         "POST",
+		Spec:           httpdest.Spec{URL: url, Method: "POST"},
 	}
+}
+
+// httpSpec is c's http settings, to change in place.
+func httpSpec(c *config.Consumer) *httpdest.Spec {
+	switch s := c.Spec.(type) {
+	case *httpdest.Spec:
+		return s
+	case httpdest.Spec:
+		c.Spec = &s
+		return &s
+	}
+	s := &httpdest.Spec{}
+	c.Spec = s
+	return s
 }
 
 // memRecorder keeps failures in memory, or refuses them when err is set. It stands in for the

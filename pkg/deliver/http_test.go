@@ -323,7 +323,7 @@ func TestDeliver_MaxConcurrencyBoundsInFlightRequests(t *testing.T) {
 func TestDeliver_RequestHeaders(t *testing.T) {
 	srv := testenv.StartConsumer(t)
 	c := consumerConfig("erp", srv.URL)
-	c.Headers = map[string]string{"X-Api-Key": "test-key-value"}
+	httpSpec(&c).Headers = map[string]string{"X-Api-Key": "test-key-value"}
 	f := newDeliverer(t, 0, c)
 
 	f.deliverOne(t, "erp")

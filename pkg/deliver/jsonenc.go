@@ -68,6 +68,9 @@ func appendEvent(b []byte, ev *dataverse.Event) ([]byte, error) {
 	}
 	b = append(b, `,"sizeExceeded":`...)
 	b = strconv.AppendBool(b, ev.SizeExceeded)
+	if ev.Reread {
+		b = append(b, `,"reread":true`...)
+	}
 	if ev.Relationship != "" {
 		b = append(b, `,"relationship":`...)
 		b = appendString(b, ev.Relationship)

@@ -68,7 +68,7 @@ func TestHTTP_StandardWebhooksSignatureVerifies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartConsumer(t, testenv.ReplyStatus(http.StatusServiceUnavailable))
 			c := consumerConfig("erp", srv.URL)
-			c.SigningSecret = tc.setting
+			httpSpec(&c).SigningSecret = tc.setting
 			f := newDeliverer(t, 0, c)
 
 			f.deliverOne(t, "erp")
@@ -98,7 +98,7 @@ func TestHTTP_StandardWebhooksSignatureVerifies(t *testing.T) {
 
 func TestNew_RejectsAMalformedWhsecSecret(t *testing.T) {
 	c := consumerConfig("erp", "http://127.0.0.1:1")
-	c.SigningSecret = "whsec_not*base64"
+	httpSpec(&c).SigningSecret = "whsec_not*base64"
 
 	_, err := deliver.New([]config.Consumer{c}, &memRecorder{}, deliver.Options{})
 

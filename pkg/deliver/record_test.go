@@ -9,6 +9,7 @@ import (
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/sbdest"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
@@ -145,12 +146,12 @@ func TestNew_RejectsInvalidConsumers(t *testing.T) {
 	}{
 		{"unknown type", func(c *config.Consumer) { c.Type = "ftp" }},
 		{"unknown format", func(c *config.Consumer) { c.Format = "xml" }},
-		{"relative url", func(c *config.Consumer) { c.URL = "/hook" }},
-		{"non-http url", func(c *config.Consumer) { c.URL = "ftp://example.com/hook" }},
+		{"relative url", func(c *config.Consumer) { httpSpec(c).URL = "/hook" }},
+		{"non-http url", func(c *config.Consumer) { httpSpec(c).URL = "ftp://example.com/hook" }},
 		{"servicebus without entity", func(c *config.Consumer) {
-			c.Type, c.URL, c.Connection = "servicebus", "", "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"
+			c.Type, c.Spec = "servicebus", sbdest.Spec{Connection: "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"}
 		}},
-		{"servicebus without namespace or connection", func(c *config.Consumer) { c.Type, c.URL, c.Queue = "servicebus", "", "q" }},
+		{"servicebus without namespace or connection", func(c *config.Consumer) { c.Type, c.Spec = "servicebus", sbdest.Spec{Queue: "q"} }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

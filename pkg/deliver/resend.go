@@ -17,5 +17,6 @@ func (d *Deliverer) Resend(ctx context.Context, ev *dataverse.Event, route, cons
 		Error:          r.Error,
 		Tries:          r.Tries,
 		BreakerRefused: !r.Delivered && r.Kind == failures.KindBreakerOpen,
+		Paused:         !r.Delivered && r.Kind == failures.KindPaused,
 	}
 }

@@ -10,13 +10,14 @@ import (
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/sbdest"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
 // These tests send through the real azservicebus SDK to the AMQP stand-in
 // (test/servicebus-standin) and read what arrived from its side channel.
 
-func sbConsumer(name, connection string, edit func(*config.Consumer)) config.Consumer {
+func sbConsumer(name, connection string, edit func(*config.Consumer, *sbdest.Spec)) config.Consumer {
 	c := config.Consumer{
 		Name:           name,
 		Type:           "servicebus",
@@ -25,16 +26,17 @@ func sbConsumer(name, connection string, edit func(*config.Consumer)) config.Con
 		Retry:          config.Retry{Attempts: 2, InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 		Breaker:        config.Breaker{FailureRatio: 0.5, MinRequests: 1000, OpenFor: time.Minute, HalfOpenRequests: 1},
 		MaxConcurrency: 16,
-		Connection:     connection,
 	}
-	edit(&c)
+	s := sbdest.Spec{Connection: connection}
+	edit(&c, &s)
+	c.Spec = s
 	return c
 }
 
 func TestServiceBus_QueueMessageCarriesIDPropertiesAndSession(t *testing.T) {
 	sb := testenv.StartServiceBus(t, testenv.WithEntities("crm-contacts"))
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Queue, c.SessionKey = "crm-contacts", "recordId"
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Queue, s.SessionKey = "crm-contacts", "recordId"
 	}))
 	ev := testEvent()
 
@@ -66,8 +68,8 @@ func TestServiceBus_QueueMessageCarriesIDPropertiesAndSession(t *testing.T) {
 
 func TestServiceBus_TopicGetsCloudEventWithoutSession(t *testing.T) {
 	sb := testenv.StartServiceBus(t, testenv.WithTopics("crm-events"))
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Topic, c.Format = "crm-events", deliver.FormatCloudEvent
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Topic, c.Format = "crm-events", deliver.FormatCloudEvent
 	}))
 
 	r := f.deliverOne(t, "bus")
@@ -94,8 +96,8 @@ func TestServiceBus_TopicGetsCloudEventWithoutSession(t *testing.T) {
 // named cloudEvents:<attribute> in its AMQP type (time a timestamp).
 func TestServiceBus_CloudEventBinaryModeIsTheAMQPBinding(t *testing.T) {
 	sb := testenv.StartServiceBus(t, testenv.WithEntities("ce-binary"))
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Queue, c.Format = "ce-binary", deliver.FormatCloudEvent
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Queue, c.Format = "ce-binary", deliver.FormatCloudEvent
 		c.CloudEvent = config.CloudEvent{Mode: "binary", TypePrefix: "com.contoso.crm"}
 	}))
 
@@ -134,8 +136,8 @@ func TestServiceBus_CloudEventBinaryModeIsTheAMQPBinding(t *testing.T) {
 
 func TestServiceBus_RawFormatSendsTheBytesAsReceived(t *testing.T) {
 	sb := testenv.StartServiceBus(t, testenv.WithEntities("raw-events"))
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Queue, c.Format = "raw-events", deliver.FormatRaw
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Queue, c.Format = "raw-events", deliver.FormatRaw
 	}))
 
 	f.deliverOne(t, "bus")
@@ -147,8 +149,8 @@ func TestServiceBus_RawFormatSendsTheBytesAsReceived(t *testing.T) {
 
 func TestServiceBus_MissingEntityIsNotRetried(t *testing.T) {
 	sb := testenv.StartServiceBus(t)
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Queue = "no-such-queue"
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Queue = "no-such-queue"
 		c.Retry.Attempts = 4
 	}))
 
@@ -165,8 +167,8 @@ func TestServiceBus_MissingEntityIsNotRetried(t *testing.T) {
 func TestServiceBus_UnreachableNamespaceIsRetried(t *testing.T) {
 	sb := testenv.StartServiceBus(t, testenv.WithEntities("crm-contacts"))
 	sb.Kill()
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Queue = "crm-contacts"
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Queue = "crm-contacts"
 		c.Timeout = 500 * time.Millisecond
 		c.Retry.Attempts = 3
 	}))
@@ -180,8 +182,8 @@ func TestServiceBus_UnreachableNamespaceIsRetried(t *testing.T) {
 
 func TestServiceBus_RecoversWhenTheBrokerComesBack(t *testing.T) {
 	sb := testenv.StartServiceBus(t, testenv.WithEntities("crm-contacts"))
-	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer) {
-		c.Queue = "crm-contacts"
+	f := newDeliverer(t, 5*time.Second, sbConsumer("bus", sb.ConnectionString, func(c *config.Consumer, s *sbdest.Spec) {
+		s.Queue = "crm-contacts"
 		c.Retry.Attempts = 1
 	}))
 	if r := f.deliverOne(t, "bus"); !r.Delivered {

@@ -33,7 +33,13 @@ type Dispatcher struct {
 	// Journal is handed every outcome without waiting (it drops rather than delays); nil: no
 	// delivery journal.
 	Journal Journal
-	Log     zerolog.Logger
+	// Rows reads from the Dataverse Web API what size-exceeded events and routes with fetch
+	// need before matching (reread.go); nil: events are matched on what they carry.
+	Rows RowReader
+	// ReadTimeout bounds one read (DefaultReadTimeout when 0; never more than half of what is
+	// left of the event's budget).
+	ReadTimeout time.Duration
+	Log         zerolog.Logger
 }
 
 // Journal is the part of the delivery journal dispatch uses; *journal.Journal is one.
@@ -98,6 +104,15 @@ var ErrNoStore = errors.New("no failure store configured (set DVROUTER_TABLES)")
 // non-nil only when an outcome could not be made durable (a failure that could not be recorded);
 // the caller must then not acknowledge the event.
 func (d *Dispatcher) Dispatch(ctx context.Context, ev *dataverse.Event) (Result, error) {
+	return d.dispatch(ctx, ev, false)
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, ev *dataverse.Event, rerouting bool) (Result, error) {
+	if d.Rows != nil {
+		if res, held, err := d.complete(ctx, ev, rerouting); held {
+			return res, err
+		}
+	}
 	matched := d.Routes.Match(ev)
 	targets := Targets(matched)
 	res := Result{ID: ev.ID, Matched: make([]string, 0, len(matched)), Delivered: []string{}, Failed: []string{}}
@@ -142,9 +157,12 @@ func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start tim
 		add(r, journal.Delivered)
 	}
 	for _, r := range out.Failed {
-		if r.Kind == failures.KindBreakerOpen {
+		switch r.Kind {
+		case failures.KindBreakerOpen:
 			add(r, journal.BreakerOpen)
-		} else {
+		case failures.KindPaused:
+			add(r, journal.Paused)
+		default:
 			add(r, journal.Failed)
 		}
 	}

@@ -20,8 +20,10 @@ func (d *Dispatcher) Shape(route string) (failures.Shape, bool) {
 	return failures.Shape{Select: rt.Select, Exclude: rt.Exclude}, true
 }
 
-// Reroute dispatches a poison message that decodes now as if it had just arrived.
+// Reroute dispatches a poison message that decodes now, or a reread failure's event, as if it
+// had just arrived. A read from the Web API that fails again is returned (failures.ErrRead),
+// not recorded as a new failure: the replay records it on the failure it replays.
 func (d *Dispatcher) Reroute(ctx context.Context, ev *dataverse.Event) (failures.Routed, error) {
-	r, err := d.Dispatch(ctx, ev)
+	r, err := d.dispatch(ctx, ev, true)
 	return failures.Routed{ID: r.ID, Matched: r.Matched, Delivered: r.Delivered, Failed: r.Failed}, err
 }

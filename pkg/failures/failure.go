@@ -13,7 +13,16 @@ const (
 	KindDelivery    Kind = "delivery"     // the consumer failed after every retry
 	KindBreakerOpen Kind = "breaker-open" // the consumer's circuit breaker refused the delivery
 	KindPoison      Kind = "poison"       // a queue message that could not be decoded
+	KindPaused      Kind = "paused"       // an operator paused the consumer: nothing was sent
+	// KindReread is an event whose row had to be read from the Dataverse Web API before it could
+	// be matched (a size-exceeded event, a route with fetch) and whose read failed. It was not
+	// matched on the data it lacked: replaying it reads and matches it again.
+	KindReread Kind = "reread"
 )
+
+// Rerouted reports whether a failure of this kind is replayed by routing its event again
+// (poison, reread) rather than by delivering it to its one consumer.
+func (k Kind) Rerouted() bool { return k == KindPoison || k == KindReread }
 
 // Status is where a failure stands in its handling by support staff.
 type Status string

@@ -39,6 +39,9 @@ func identity(f Failure) (string, error) {
 		}
 		return "d\x00" + f.EventID + "\x00" + f.Consumer, nil
 	}
+	if f.Kind == KindReread {
+		return "r\x00" + f.EventID, nil
+	}
 	// A poison message has no event id to speak of: the queue's MessageId identifies it, and a
 	// redelivered message keeps it. Without one the bytes themselves are the identity.
 	if f.MessageID != "" {

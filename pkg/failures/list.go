@@ -134,7 +134,7 @@ func listFilter(q Query) (string, error) {
 		return "", fmt.Errorf("%w: status %q", ErrInvalid, q.Status)
 	}
 	switch Kind(q.Kind) {
-	case "", KindDelivery, KindBreakerOpen, KindPoison:
+	case "", KindDelivery, KindBreakerOpen, KindPoison, KindPaused, KindReread:
 	default:
 		return "", fmt.Errorf("%w: kind %q", ErrInvalid, q.Kind)
 	}

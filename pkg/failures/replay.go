@@ -20,6 +20,9 @@ import (
 type Sender interface {
 	Resend(ctx context.Context, ev *dataverse.Event, route, consumer string, shape Shape) Attempt
 	BreakerOpen(consumer string) bool
+	// Paused says who paused consumer, when and why; "" when it is not paused. Nothing is sent
+	// to a paused consumer, replays included.
+	Paused(consumer string) string
 }
 
 // Router knows the routes as the route file has them now, and routes an event as if it had just
@@ -46,6 +49,8 @@ type Attempt struct {
 	// BreakerRefused says the consumer's breaker refused the delivery; with Attempts 0 nothing
 	// was sent at all.
 	BreakerRefused bool
+	// Paused says the consumer is paused: nothing was sent.
+	Paused bool
 }
 
 // Routed is what routing a poison message that now decodes did. Its own failed deliveries are
@@ -78,8 +83,13 @@ var (
 	// ErrBreakerOpen: the consumer's breaker refused the delivery; nothing was sent and no
 	// attempt counted.
 	ErrBreakerOpen = errors.New("consumer unavailable")
+	// ErrPaused: an operator paused the consumer; nothing was sent and the failure is as it was.
+	ErrPaused = errors.New("consumer paused")
 	// ErrCannotReplay: this process has no delivery (or no routing, for poison) configured.
 	ErrCannotReplay = errors.New("cannot replay")
+	// ErrRead: rerouting an event needed its row from the Dataverse Web API, and the read
+	// failed; nothing was matched or delivered. Router.Reroute returns it (wrapped).
+	ErrRead = errors.New("reading the row from the Dataverse Web API failed")
 	// ErrNotSaved: the replay was carried out but its outcome could not be saved.
 	ErrNotSaved = errors.New("replay outcome not saved")
 )
@@ -125,6 +135,7 @@ type Observed struct {
 	Duration   time.Duration
 	StatusCode int
 	Error      string // the delivery's error, or the discard's reason
+	Paused     bool   // ResultSkipped because the consumer is paused (else its breaker refused)
 	Tries      []Try  // the replay's attempts at the consumer
 }
 
@@ -142,13 +153,15 @@ type ReplayOutcome struct {
 	Error  string
 	Routed *Routed // poison only: what routing it did
 	// breaker says the consumer's breaker refused the delivery; untried that it refused
-	// before any attempt, so the failure was put back as it was.
-	breaker, untried bool
+	// before any attempt, so the failure was put back as it was; paused that the consumer was
+	// paused (untried too).
+	breaker, untried, paused bool
+	tries                    []Try // the attempts at the consumer, kept with the failure
 }
 
 // Replay delivers failure id again now. Errors: ErrNotFound; a *StatusError (already replayed
-// or discarded); ErrConflict (someone else is replaying it); ErrRouteGone; ErrBreakerOpen
-// (nothing was sent); ErrCannotReplay; ErrNotSaved (sent, but the outcome is not recorded: the
+// or discarded); ErrConflict (someone else is replaying it); ErrRouteGone; ErrBreakerOpen or
+// ErrPaused (nothing was sent, the failure is as it was); ErrCannotReplay; ErrNotSaved (sent, but the outcome is not recorded: the
 // failure stays replaying until its claim times out). A replay that fails again is not an
 // error: its outcome says so.
 func (r *Replayer) Replay(ctx context.Context, id string, by Actor) (ReplayOutcome, error) {
@@ -160,8 +173,13 @@ func (r *Replayer) Replay(ctx context.Context, id string, by Actor) (ReplayOutco
 	if err != nil {
 		return ReplayOutcome{}, err
 	}
-	if f.Kind != KindPoison && r.Sender.BreakerOpen(f.Consumer) {
-		return ReplayOutcome{}, fmt.Errorf("%w: consumer %s's circuit breaker is open after recent failures; nothing was sent, replay again once it recovers", ErrBreakerOpen, f.Consumer)
+	if !f.Kind.Rerouted() {
+		if p := r.Sender.Paused(f.Consumer); p != "" {
+			return ReplayOutcome{}, pausedError(f, p)
+		}
+		if r.Sender.BreakerOpen(f.Consumer) {
+			return ReplayOutcome{}, fmt.Errorf("%w: consumer %s's circuit breaker is open after recent failures; nothing was sent, replay again once it recovers", ErrBreakerOpen, f.Consumer)
+		}
 	}
 	etag, err = r.Store.Claim(ctx, id, etag, by.Name)
 	if err != nil {
@@ -174,11 +192,26 @@ func (r *Replayer) Replay(ctx context.Context, id string, by Actor) (ReplayOutco
 	if err != nil {
 		return out, err
 	}
+	if out.paused {
+		// Paused between the check above and the send.
+		why := r.Sender.Paused(f.Consumer)
+		if why == "" {
+			why = out.Error
+		}
+		return out, pausedError(f, why)
+	}
 	if out.untried {
 		// The breaker opened (or is half-open and busy) between the check above and the send.
 		return out, fmt.Errorf("%w: consumer %s's circuit breaker refused the delivery; nothing was sent, replay again once it recovers", ErrBreakerOpen, f.Consumer)
 	}
 	return out, nil
+}
+
+// pausedError says a failure was not replayed because its consumer is paused (why: who paused
+// it, when and why).
+func pausedError(f Failure, why string) error {
+	return fmt.Errorf("%w: consumer %s is paused (%s); nothing was sent and failure %s is kept as it was: resume the consumer, then replay",
+		ErrPaused, f.Consumer, why, f.ID)
 }
 
 func (r *Replayer) budget() time.Duration {
@@ -204,7 +237,7 @@ func (r *Replayer) replayable(f Failure) (Shape, error) {
 	if r.Router == nil {
 		return Shape{}, fmt.Errorf("%w: no routes are configured", ErrCannotReplay)
 	}
-	if f.Kind == KindPoison {
+	if f.Kind.Rerouted() {
 		return Shape{}, nil
 	}
 	if r.Sender == nil {
@@ -223,7 +256,6 @@ func (r *Replayer) replayable(f Failure) (Shape, error) {
 func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape, by Actor) (ReplayOutcome, error) {
 	out := ReplayOutcome{ID: f.ID}
 	var statusCode int
-	var tries []Try
 	start := time.Now()
 	// Any of the Service Bus message formats, told from the bytes: a poison message kept in XML
 	// or binary XML form (as versions before those formats were read did) decodes now.
@@ -231,27 +263,39 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 	switch {
 	case err != nil:
 		out.Result, out.Error = ResultFailed, fmt.Sprintf("payload does not decode: %v", err)
-	case f.Kind == KindPoison:
-		// It decodes now: route it like any new event. Its deliveries that fail are recorded
-		// as failures of their own, so the poison entry itself is done once that is durable.
+	case f.Kind.Rerouted():
+		// It decodes now (poison), or its row can be read now (reread): route it like any new
+		// event. Its deliveries that fail are recorded as failures of their own, so this entry
+		// is done once that is durable. A read that fails again fails this replay instead.
 		routed, err := r.Router.Reroute(ctx, ev)
-		if err != nil {
+		if errors.Is(err, ErrRead) {
+			out.Result, out.Error = ResultFailed, err.Error()
+		} else if err != nil {
 			out.Result, out.Error = ResultFailed, fmt.Sprintf("routed, but an outcome could not be recorded: %v", err)
 		} else {
 			out.Result, out.Routed = ResultDelivered, &routed
 		}
 	default:
 		a := r.Sender.Resend(ctx, ev, f.Route, f.Consumer, shape)
-		statusCode, tries = a.StatusCode, a.Tries
+		statusCode, out.tries = a.StatusCode, a.Tries
 		if a.Delivered {
 			out.Result = ResultDelivered
 		} else {
 			out.Result, out.Error = ResultFailed, a.Error
 			out.breaker = a.BreakerRefused
-			out.untried = a.BreakerRefused && a.Attempts == 0
+			out.paused = a.Paused
+			out.untried = (a.BreakerRefused || a.Paused) && a.Attempts == 0
 		}
 	}
 
+	err = r.save(ctx, f, etag, &out, statusCode, start, by)
+	return out, err
+}
+
+// save records the outcome of a claimed failure's replay with the claim's ETag: replayed,
+// failed again, or given back untried (out.Result becomes skipped). The error is non-nil only
+// when it could not be saved.
+func (r *Replayer) save(ctx context.Context, f Failure, etag ETag, out *ReplayOutcome, statusCode int, start time.Time, by Actor) error {
 	var saveErr error
 	switch {
 	case out.untried:
@@ -259,21 +303,22 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 		out.Result = ResultSkipped
 		saveErr = r.Store.Release(ctx, f.ID, etag, by.Name)
 	case out.Result == ResultDelivered:
-		saveErr = r.Store.MarkReplayed(ctx, f.ID, etag, tries, by.Name)
+		saveErr = r.Store.MarkReplayed(ctx, f.ID, etag, out.tries, by.Name)
 	default:
-		saveErr = r.Store.RecordAttempt(ctx, f.ID, etag, out.Error, statusCode, tries, by.Name)
+		saveErr = r.Store.RecordAttempt(ctx, f.ID, etag, out.Error, statusCode, out.tries, by.Name)
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("result", out.Result).Str("error", out.Error).
 		AnErr("saveError", saveErr).Msg("failure replayed")
-	if saveErr == nil && f.Kind != KindPoison {
-		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error, Tries: tries})
+	if saveErr == nil && !f.Kind.Rerouted() {
+		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode,
+			Error: out.Error, Paused: out.paused, Tries: out.tries})
 	}
 	if saveErr != nil {
-		return out, fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",
+		return fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",
 			ErrNotSaved, f.ID, out.Result, saveErr)
 	}
-	return out, nil
+	return nil
 }
 
 // BulkOutcome is how a ReplayMatching ended. Matched counts the failures found (up to the
@@ -299,7 +344,8 @@ type ItemError struct {
 // ReplayMatching replays, 8 at a time, up to limit pending failures that q matches (q.Status is
 // ignored: only pending failures are replayed), newest first, from q.Continuation on. With dryRun
 // it only counts them. It stops starting new replays when a consumer's breaker opens, when ctx
-// ends or when BulkTimeLimit is reached; replays already started finish and are saved. The
+// ends or when BulkTimeLimit is reached; replays already started finish and are saved. A
+// paused consumer's failures are skipped, left as they are, and the others' go on. The
 // error is non-nil only when nothing could be listed at all.
 func (r *Replayer) ReplayMatching(ctx context.Context, q Query, limit int, dryRun bool, by Actor) (BulkOutcome, error) {
 	q.Status = string(StatusPending)
@@ -395,6 +441,7 @@ func (b *bulkRun) result() BulkOutcome {
 // replayAll replays items with bounded concurrency. It starts no new item once the run has
 // stopped (a breaker opened, the caller went away); items already started finish and are saved.
 func (b *bulkRun) replayAll(ctx context.Context, items []Failure) {
+	items = b.replayBatches(ctx, items)
 	slots := make(chan struct{}, bulkConcurrency)
 	var wg sync.WaitGroup
 	for _, f := range items {
@@ -421,9 +468,16 @@ func (b *bulkRun) replayItem(reqCtx context.Context, listed Failure) {
 	if b.stopped() {
 		return
 	}
-	if listed.Kind != KindPoison && r.Sender != nil && r.Sender.BreakerOpen(listed.Consumer) {
-		b.stop(breakerStopReason(listed.Consumer))
-		return
+	if !listed.Kind.Rerouted() && r.Sender != nil {
+		// A paused consumer's failures stay as they are; the others' go on.
+		if p := r.Sender.Paused(listed.Consumer); p != "" {
+			b.count(listed.ID, ResultSkipped, pausedError(listed, p).Error())
+			return
+		}
+		if r.Sender.BreakerOpen(listed.Consumer) {
+			b.stop(breakerStopReason(listed.Consumer))
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), r.budget()+storeTimeout)
 	defer cancel()
@@ -456,7 +510,7 @@ func (b *bulkRun) replayItem(reqCtx context.Context, listed Failure) {
 		msg = err.Error()
 	}
 	b.count(f.ID, out.Result, msg)
-	if out.breaker {
+	if out.breaker && !out.paused {
 		b.stop(breakerStopReason(f.Consumer))
 	}
 }
@@ -486,7 +540,7 @@ func (r *Replayer) Discard(ctx context.Context, id string, by Actor, reason stri
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("reason", reason).Msg("failure discarded")
-	if f.Kind != KindPoison {
+	if !f.Kind.Rerouted() {
 		r.observe(Observed{Failure: f, Result: "discarded", At: time.Now(), Error: reason})
 	}
 	f.Payload = nil

@@ -14,6 +14,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/route"
@@ -44,7 +45,7 @@ func newReplayFixture(t *testing.T, az *testenv.Azurite, breaker config.Breaker)
 		Consumers: []config.Consumer{{
 			Name: "erp", Type: "http", Format: "row", Timeout: 3 * time.Second, MaxConcurrency: 16,
 			Retry:   config.Retry{Attempts: 1, InitialDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
-			Breaker: breaker, URL: fx.erp.URL, Method: http.MethodPost,
+			Breaker: breaker, Spec: httpdest.Spec{URL: fx.erp.URL, Method: http.MethodPost},
 		}},
 		Routes: []config.Route{{Name: "contacts-to-erp", Table: "contact", Consumers: []string{"erp"}}},
 	}

@@ -221,9 +221,11 @@ func (s *Store) normalize(f Failure) (Failure, error) {
 		f.Kind = KindDelivery
 	case f.Kind == KindPoison && f.Consumer != "":
 		return Failure{}, fmt.Errorf("%w: a poison message has no consumer (got %q)", ErrInvalid, f.Consumer)
-	case (f.Kind == KindDelivery || f.Kind == KindBreakerOpen) && f.Consumer == "":
+	case (f.Kind == KindDelivery || f.Kind == KindBreakerOpen || f.Kind == KindPaused) && f.Consumer == "":
 		return Failure{}, fmt.Errorf("%w: a %s failure needs its consumer", ErrInvalid, f.Kind)
-	case f.Kind != KindDelivery && f.Kind != KindBreakerOpen && f.Kind != KindPoison:
+	case f.Kind == KindReread && (f.Consumer != "" || f.EventID == ""):
+		return Failure{}, fmt.Errorf("%w: a reread failure is one per event: it has an event id and no consumer", ErrInvalid)
+	case f.Kind != KindDelivery && f.Kind != KindBreakerOpen && f.Kind != KindPoison && f.Kind != KindPaused && f.Kind != KindReread:
 		return Failure{}, fmt.Errorf("%w: kind %q", ErrInvalid, f.Kind)
 	}
 	f.Status = StatusPending

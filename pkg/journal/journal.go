@@ -61,8 +61,12 @@ const (
 	Delivered   Outcome = "delivered"
 	Failed      Outcome = "failed"       // failed and kept in the failure store
 	BreakerOpen Outcome = "breaker-open" // skipped: the consumer's breaker was open (kept)
+	Paused      Outcome = "paused"       // held: an operator paused the consumer (kept)
 	Replayed    Outcome = "replayed"
 	Discarded   Outcome = "discarded"
+	// A test event an operator sent (its message is deliver.TestMessage); never kept.
+	TestDelivered Outcome = "test-delivered"
+	TestFailed    Outcome = "test-failed"
 )
 
 // Attempt is one try at reaching the consumer, as delivery and the failure store note it.

@@ -14,6 +14,9 @@ func (j *Journal) ObserveFailure(o failures.Observed) {
 		e.Outcome, e.AttemptCount = Replayed, max(len(o.Tries), 1)
 	case failures.ResultSkipped:
 		e.Outcome = BreakerOpen
+		if o.Paused {
+			e.Outcome = Paused
+		}
 	case "discarded":
 		e.Outcome = Discarded
 	default:

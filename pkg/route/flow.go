@@ -415,6 +415,11 @@ func (r *importedRoute) yaml(displayName, triggerName string, notes []string) st
 			fmt.Fprintf(&b, "      - %s\n", yamlString(c))
 		}
 	}
+	if r.filter != "" || len(r.conditions) > 0 {
+		// The flow's trigger saw the whole row; a plugin event carries the Target and the
+		// registered images only. fetch reads what the expressions need and the event lacks.
+		b.WriteString("    fetch: missing # the flow saw the whole row: read the columns the event lacks from the Web API\n")
+	}
 	fmt.Fprintf(&b, "    consumers: [%s]\n", r.consumer)
 	return b.String()
 }

@@ -55,6 +55,7 @@ routes:
     filter: "statecode eq 1 or statecode eq 2"
     conditions:
       - "@or(equals(triggerOutputs()?['body/stepname'], 'Won'), equals(triggerOutputs()?['body/stepname'], 'Lost'))"
+    fetch: missing # the flow saw the whole row: read the columns the event lacks from the Web API
     consumers: [erp]
 `
 	if y != want {

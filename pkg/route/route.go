@@ -45,8 +45,9 @@ type Route struct {
 	mode      string
 	filtering []column
 	changed   []column
-	filter    int   // index into Set.filters; -1 for none
-	conds     []int // indexes into Set.conds
+	filter    int      // index into Set.filters; -1 for none
+	conds     []int    // indexes into Set.conds
+	fetch     []column // columns to read from the Web API when the event lacks them
 }
 
 // column is a column named in filteringAttributes or changed. A lookup appears in the Target
@@ -77,6 +78,10 @@ type Set struct {
 	filters []*odata.Filter
 	conds   []*wdl.Expr
 	scratch sync.Pool // of *scratch
+
+	anyFetch bool                // some route has fetch
+	named    map[string][]column // the tables routes name (lower case) and the columns to re-read a size-exceeded event of each with
+	warnings []config.Problem
 }
 
 // scratch is the working memory of deciding one event, pooled so that matching allocates
@@ -107,7 +112,7 @@ func (s *Set) putScratch(sc *scratch) {
 // Compile compiles every route of f. Expression errors are reported together, as a
 // *config.ValidationError whose positions point into the expression. A nil f gives an empty set.
 func Compile(f *config.RouteFile, opts Options) (*Set, error) {
-	s := &Set{byName: map[string]*Route{}, log: opts.Logger, now: opts.Now}
+	s := &Set{byName: map[string]*Route{}, log: opts.Logger, now: opts.Now, named: map[string][]column{}}
 	filterIDs, condIDs := map[string]int{}, map[string]int{}
 	if s.now == nil {
 		s.now = time.Now
@@ -192,12 +197,15 @@ func Compile(f *config.RouteFile, opts Options) (*Set, error) {
 			}
 			r.conds = append(r.conds, id)
 		}
+		s.compileFetch(r)
+		s.imageWarnings(f.Path, r)
 		s.routes = append(s.routes, r)
 		s.byName[r.Name] = r
 	}
 	if len(problems) > 0 {
 		return nil, &config.ValidationError{Problems: problems}
 	}
+	s.compileReads()
 	return s, nil
 }
 
@@ -241,6 +249,10 @@ type Decision struct {
 	Name    string `json:"name"`
 	Matched bool   `json:"matched"`
 	Reason  string `json:"reason"`
+	// Absent are the columns the route's filter and conditions read (those that were
+	// evaluated) that the event does not carry: the decision took them as null, which the
+	// row in Dataverse may not be. fetch: missing reads them.
+	Absent []string `json:"absent,omitempty"`
 }
 
 // Explain decides every route for ev, in file order, with reasons. It is for people (the
@@ -264,7 +276,25 @@ func (s *Set) Explain(ev *dataverse.Event) []Decision {
 				reason += ": " + why
 			}
 		}
-		out = append(out, Decision{Name: r.Name, Matched: o.test == passed, Reason: reason})
+		var absent []string
+		switch o.test {
+		case passed:
+			absent = s.absent(r, ev, true, len(r.conds))
+		case failFilter:
+			absent = s.absent(r, ev, true, 0)
+		case failCondition:
+			absent = s.absent(r, ev, true, o.index+1)
+		}
+		if len(absent) > 0 {
+			reason += fmt.Sprintf(" (decided on absent column(s) %s: the event does not carry them", strings.Join(absent, ", "))
+			if r.Fetches() {
+				reason += " and the route's fetch did not read them"
+			} else {
+				reason += "; add fetch: missing to read them from the Web API"
+			}
+			reason += ")"
+		}
+		out = append(out, Decision{Name: r.Name, Matched: o.test == passed, Reason: reason, Absent: absent})
 	}
 	return out
 }
@@ -361,7 +391,8 @@ func (r *Route) eval(ev *dataverse.Event, sc *scratch, m *memo) outcome {
 	}
 	// Filtering attributes and changed columns restrict updates only, as the Dataverse step's
 	// filtering attributes do: a Create or Delete has no "which columns changed".
-	update := ev.Message == "Update" || strings.EqualFold(ev.Message, "Update")
+	// A re-read size-exceeded event has no Target to tell them by (targetUnknown).
+	update := (ev.Message == "Update" || strings.EqualFold(ev.Message, "Update")) && !targetUnknown(ev)
 	if update && len(r.filtering) > 0 && !anyInTarget(ev, r.filtering) {
 		return outcome{test: failFiltering}
 	}
@@ -560,8 +591,8 @@ func numberText(v any) (string, bool) {
 func (s *Set) Columns(table string) []string {
 	var out []string
 	add := func(c string) {
-		c = newColumn(strings.ToLower(c)).name
-		if !slices.Contains(out, c) {
+		c = columnName(c)
+		if c != "" && !slices.Contains(out, c) {
 			out = append(out, c)
 		}
 	}

@@ -144,6 +144,45 @@ func (c *Client) Discard(ctx context.Context, id, reason string) (Failure, error
 	return out, err
 }
 
+// Consumers is GET /api/consumers.
+func (c *Client) Consumers(ctx context.Context) (ConsumerList, error) {
+	var out ConsumerList
+	err := c.Do(ctx, http.MethodGet, ConsumersPath, nil, nil, &out)
+	return out, err
+}
+
+// Pause is POST /api/consumers/{name}/pause.
+func (c *Client) Pause(ctx context.Context, consumer, reason string) (ConsumerAction, error) {
+	var out ConsumerAction
+	err := c.Do(ctx, http.MethodPost, consumerPath(consumer, "pause"), nil, PauseRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// Resume is POST /api/consumers/{name}/resume.
+func (c *Client) Resume(ctx context.Context, consumer string) (ConsumerAction, error) {
+	var out ConsumerAction
+	err := c.Do(ctx, http.MethodPost, consumerPath(consumer, "resume"), nil, nil, &out)
+	return out, err
+}
+
+// ResetBreaker is POST /api/consumers/{name}/reset.
+func (c *Client) ResetBreaker(ctx context.Context, consumer string) (ConsumerAction, error) {
+	var out ConsumerAction
+	err := c.Do(ctx, http.MethodPost, consumerPath(consumer, "reset"), nil, nil, &out)
+	return out, err
+}
+
+// SendTest is POST /api/consumers/{name}/test.
+func (c *Client) SendTest(ctx context.Context, consumer string) (TestResult, error) {
+	var out TestResult
+	err := c.Do(ctx, http.MethodPost, consumerPath(consumer, "test"), nil, nil, &out)
+	return out, err
+}
+
+func consumerPath(consumer, action string) string {
+	return ConsumersPath + "/" + url.PathEscape(consumer) + "/" + action
+}
+
 // Me is GET /api/me.
 func (c *Client) Me(ctx context.Context) (Me, error) {
 	var out Me

@@ -37,6 +37,8 @@ const (
 	KindDelivery    = "delivery"
 	KindBreakerOpen = "breaker-open"
 	KindPoison      = "poison"
+	KindPaused      = "paused"
+	KindReread      = "reread" // the row could not be read from the Dataverse Web API
 )
 
 // Failure is one kept failure: a failed (event, consumer) delivery, or a poison message
@@ -217,4 +219,82 @@ const HistoryPath = "/api/history"
 // event's route, consumer and attempts.
 type History struct {
 	Items []journal.Entry `json:"items"`
+}
+
+// ConsumersPath is the consumers' endpoint: GET lists them, POST ConsumersPath/{name}/pause,
+// /resume, /reset and /test act on one (operator).
+const ConsumersPath = "/api/consumers"
+
+// ConsumerList is the answer to GET /api/consumers, in the order of the route file.
+type ConsumerList struct {
+	Items []Consumer `json:"items"`
+}
+
+// Consumer is one consumer's circuit breaker, as the answering instance sees it (shared ones as
+// the breaker table holds them), and its pause.
+type Consumer struct {
+	Consumer string `json:"consumer"`
+	State    string `json:"state"` // closed, open or half-open
+	// Shared is false when the answering instance judges the consumer alone: no breaker table
+	// is configured, or the table has not answered lately.
+	Shared     bool       `json:"shared"`
+	Window     string     `json:"window"`
+	Successes  uint32     `json:"successes"` // deliveries in the window, closed state only
+	Failures   uint32     `json:"failures"`
+	HalfOpenAt *time.Time `json:"halfOpenAt,omitempty"` // when an open breaker lets its trials through
+	Prober     string     `json:"prober,omitempty"`     // the instance running the half-open trials
+	ProbeUntil *time.Time `json:"probeUntil,omitempty"`
+	Opened     int64      `json:"opened"` // times it opened: ever when shared, since start-up when not
+	ChangedAt  *time.Time `json:"changedAt,omitempty"`
+	ChangedBy  string     `json:"changedBy,omitempty"` // the instance that made the last change
+	SyncedAt   *time.Time `json:"syncedAt,omitempty"`  // when the table last confirmed this state
+	// Paused is set while an operator holds the consumer: nothing is sent to it, and its
+	// deliveries are kept as failures of kind paused.
+	Paused *Pause `json:"paused,omitempty"`
+}
+
+// Pause is who paused a consumer, when, and why.
+type Pause struct {
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// PauseRequest is the body of POST /api/consumers/{name}/pause; the body is optional.
+type PauseRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Consumer actions, as ConsumerAction.Action names them.
+const (
+	ActionPaused  = "paused"
+	ActionResumed = "resumed"
+	ActionReset   = "reset"
+)
+
+// ConsumerAction is the answer to POST /api/consumers/{name}/pause, /resume and /reset.
+type ConsumerAction struct {
+	Action string `json:"action"` // paused, resumed or reset
+	// Changed is false when there was nothing to do: already paused (Consumer.Paused is the
+	// pause that stands), not paused, or a breaker already closed.
+	Changed bool   `json:"changed"`
+	Was     string `json:"was,omitempty"` // reset: the breaker's state before
+	// Consumer is the consumer as it is now, on the answering instance; the others follow
+	// within one breaker sync (DVROUTER_BREAKER_SYNC).
+	Consumer Consumer `json:"consumer"`
+}
+
+// TestResult is the answer to POST /api/consumers/{name}/test: how the test event ended. A
+// test event is never kept as a failure.
+type TestResult struct {
+	Consumer   string  `json:"consumer"`
+	EventID    string  `json:"eventId"` // the test event's id (Idempotency-Key)
+	Message    string  `json:"message"` // the test event's message name, dvrouter.Test
+	Delivered  bool    `json:"delivered"`
+	Attempts   int     `json:"attempts"`
+	StatusCode int     `json:"statusCode,omitempty"`
+	DurationMs float64 `json:"durationMs"`
+	Error      string  `json:"error,omitempty"`
+	// BreakerOpen says the consumer's breaker refused the event: nothing was sent.
+	BreakerOpen bool `json:"breakerOpen,omitempty"`
 }

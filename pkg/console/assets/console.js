@@ -1,8 +1,9 @@
 // The support console: sign in, the failures list with its filters and pages, one failure with
 // its payload, replay one, bulk replay (dry run first, then chunks with a progress bar) and
 // discard, and the delivery history (the journal's outcomes of an event, a record, a correlation
-// id or a consumer's day). Views are picked by the URL's hash: #/failures?filters,
-// #/failures/<id> and #/history?lookup.
+// id or a consumer's day), and the consumers (breakers and pauses; operators pause, resume,
+// reset a breaker and send a test event). Views are picked by the URL's hash:
+// #/failures?filters, #/failures/<id>, #/history?lookup and #/consumers.
 import { APIError, call, failurePath, keepKey, storedKey } from './api.js';
 import { fromLocalInput, h, localInput, num, show, text, timeZone, validTime, when } from './dom.js';
 
@@ -18,7 +19,7 @@ const defaultReplayMax = 1000;
 const maxReplayMax = 100000; // the API's limit
 const pageSizes = [25, 50, 100, 200];
 const statuses = ['pending', 'replaying', 'replayed', 'discarded'];
-const kinds = ['delivery', 'breaker-open', 'poison'];
+const kinds = ['delivery', 'breaker-open', 'paused', 'poison', 'reread'];
 // The list filters, in the order the form shows them; each is a parameter of GET /api/failures.
 const filterNames = ['consumer', 'table', 'status', 'kind', 'from', 'to'];
 
@@ -180,6 +181,8 @@ function route() {
     showFailure(id);
   } else if (path === '/history') {
     showHistory(new URLSearchParams(query));
+  } else if (path === '/consumers') {
+    showConsumers();
   } else {
     location.hash = '#/failures';
   }
@@ -697,7 +700,7 @@ function historyForm(values) {
   return form;
 }
 
-const knownOutcome = new Set(['delivered', 'failed', 'breaker-open', 'replayed', 'discarded']);
+const knownOutcome = new Set(['delivered', 'failed', 'breaker-open', 'paused', 'replayed', 'discarded', 'test-delivered', 'test-failed']);
 
 function outcomeBadge(outcome) {
   const o = text(outcome);
@@ -752,6 +755,112 @@ function attemptLines(e) {
   return h('div', null,
     count > attempts.length ? h('small', null, `${num(count)} tries; the last ${num(attempts.length)} kept`) : null,
     attemptTable(attempts, null));
+}
+
+// ---- consumers
+
+// showConsumers lists every consumer's breaker and pause, with the operator's actions on each.
+// notice, when set, is the outcome of the action just taken.
+async function showConsumers(notice) {
+  const mine = ++ticket;
+  const results = h('div', { class: 'results', id: 'consumers-results' }, h('p', { class: 'loading' }, 'Loading…'));
+  show(main,
+    h('h1', null, 'Consumers'),
+    h('p', { class: 'muted' }, 'A paused consumer is sent nothing: its deliveries are kept as failures of kind paused, to replay once it is resumed. The state shown is this instance\'s; the others follow within a second or so.'),
+    notice || null,
+    results);
+  let answer;
+  try {
+    answer = await call('GET', 'consumers');
+  } catch (err) {
+    if (mine !== ticket || refused(err)) return;
+    show(results, h('p', { class: 'error', role: 'alert', id: 'consumers-error' }, problem(err)));
+    return;
+  }
+  if (mine !== ticket) return;
+  const items = (Array.isArray(answer.items) ? answer.items : []).filter((c) => c && typeof c === 'object');
+  if (items.length === 0) {
+    show(results, h('p', { class: 'empty', id: 'consumers-empty' }, 'No consumers are configured.'));
+    return;
+  }
+  show(results,
+    session.operator ? null : h('p', { class: 'muted', id: 'consumers-reader' }, 'Pausing, resuming, resetting a breaker and sending a test event need the operator role.'),
+    consumerTable(items));
+}
+
+function consumerTable(items) {
+  const head = h('tr', null,
+    h('th', { scope: 'col' }, 'Consumer'),
+    h('th', { scope: 'col' }, 'Breaker'),
+    h('th', { scope: 'col', class: 'num' }, 'In the window'),
+    h('th', { scope: 'col', class: 'num' }, 'Opened'),
+    h('th', { scope: 'col' }, 'Paused'),
+    session.operator ? h('th', { scope: 'col' }, 'Actions') : null);
+  const rows = items.map((c) => {
+    const name = text(c.consumer);
+    const p = c.paused && typeof c.paused === 'object' ? c.paused : null;
+    const state = text(c.state);
+    return h('tr', { 'data-consumer': name, 'data-paused': p ? 'true' : 'false', 'data-state': state },
+      h('td', { 'data-label': 'Consumer' }, name),
+      h('td', { 'data-label': 'Breaker', class: 'breaker-cell' },
+        h('span', { class: `status breaker-${['closed', 'open', 'half-open'].includes(state) ? state : 'other'}` }, state || 'unknown'),
+        c.shared ? null : h('small', null, 'this instance only')),
+      h('td', { 'data-label': 'In the window', class: 'num' }, `${num(Number(c.successes) || 0)} ok · ${num(Number(c.failures) || 0)} failed`),
+      h('td', { 'data-label': 'Opened', class: 'num' }, num(Number(c.opened) || 0)),
+      h('td', { 'data-label': 'Paused', class: 'paused-cell' }, p
+        ? h('div', null, h('span', { class: 'status status-paused' }, 'paused'), h('small', null, actedBy(p.by, p.at)),
+          text(p.reason) ? h('small', { class: 'reason' }, text(p.reason)) : null)
+        : '—'),
+      session.operator ? h('td', { 'data-label': 'Actions' }, consumerActions(name, p)) : null);
+  });
+  return h('table', { class: 'failures consumers', id: 'consumers' }, h('thead', null, head), h('tbody', null, rows));
+}
+
+// consumerActions are one consumer's buttons: Pause (with an optional reason) or Resume,
+// Reset breaker, Send test event. Each answer reloads the list with a notice.
+function consumerActions(name, paused) {
+  const path = (action) => `consumers/${encodeURIComponent(name)}/${action}`;
+  const buttons = [];
+  const run = async (label, action, body, describe) => {
+    for (const b of buttons) b.disabled = true;
+    try {
+      const res = await call('POST', path(action), body === undefined ? {} : { body });
+      await showConsumers(describe(res));
+    } catch (err) {
+      if (refused(err)) return;
+      const why = err instanceof APIError && err.status === 403 ? notAllowed(err) : problem(err);
+      await showConsumers(h('p', { class: 'error', role: 'alert', id: 'consumer-error' }, `${label} ${name}: ${why}`));
+    }
+  };
+  const notice = (ok, msg) => h('p', { class: `notice ${ok ? 'ok' : 'bad'}`, role: 'status', id: 'consumer-notice' }, msg);
+  const out = h('div', { class: 'consumer-actions' });
+  if (paused) {
+    const resume = h('button', { type: 'button', class: 'resume' }, 'Resume');
+    resume.addEventListener('click', () => run('Resume', 'resume', undefined, () =>
+      notice(true, `${name} resumed. Replay what was held: Failures, kind paused, Replay matching…`)));
+    buttons.push(resume);
+    out.append(resume);
+  } else {
+    const reason = h('input', { type: 'text', class: 'pause-reason', name: 'reason', maxlength: 1024, placeholder: 'reason (optional)', 'aria-label': `Why pause ${name}` });
+    const pause = h('button', { type: 'button', class: 'pause secondary' }, 'Pause');
+    pause.addEventListener('click', () => run('Pause', 'pause', { reason: reason.value.trim() }, (res) =>
+      notice(true, res.changed ? `${name} paused: nothing is sent to it; its deliveries are kept as paused failures.` : `${name} was already paused.`)));
+    buttons.push(pause);
+    out.append(reason, pause);
+  }
+  const reset = h('button', { type: 'button', class: 'reset secondary' }, 'Reset breaker');
+  reset.addEventListener('click', () => run('Reset', 'reset', undefined, (res) =>
+    notice(true, res.changed ? `${name}'s breaker closed (it was ${text(res.was)}).` : `${name}'s breaker was already closed; its counts are cleared.`)));
+  const test = h('button', { type: 'button', class: 'test secondary' }, 'Send test event');
+  test.addEventListener('click', () => run('Test', 'test', undefined, (res) => {
+    const ms = `${Math.round(Number(res.durationMs) || 0)} ms`;
+    if (res.delivered) return notice(true, `Test event ${text(res.eventId)} delivered to ${name} in ${ms}.`);
+    const status = Number(res.statusCode) ? ` (HTTP ${Number(res.statusCode)})` : '';
+    return notice(false, `Test event ${text(res.eventId)} not delivered to ${name} after ${ms}${status}: ${text(res.error) || 'no error given'}`);
+  }));
+  buttons.push(reset, test);
+  out.append(reset, test);
+  return out;
 }
 
 // ---- bulk replay

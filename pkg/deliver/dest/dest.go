@@ -1,15 +1,41 @@
 // Package dest is the contract between delivery and the destination kinds (one folder each:
-// httpdest, sbdest): the message one attempt sends, the two-method Publisher every kind
-// implements, and the Error that tells the retry policy and the circuit breaker what went wrong.
+// httpdest, sbdest, ...): what a kind is (its route file keys and how to build its publisher),
+// the message one attempt sends, the two-method Publisher every kind implements, and the Error
+// that tells the retry policy and the circuit breaker what went wrong.
 package dest
 
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 )
+
+// Kind is one destination kind: how the route file describes its consumers (config.Kind, whose
+// Decode makes the consumer's Spec) and how to build the publisher of one such consumer.
+// Package deliver lists every kind.
+type Kind struct {
+	Config config.Kind
+	New    func(c config.Consumer, d Deps) (Publisher, error)
+}
+
+// Deps are what the publishers of several consumers share; package deliver makes them once.
+type Deps struct {
+	HTTPClient *http.Client // shared by every HTTP-speaking consumer
+	// Credential is the token credential for consumers reached with managed identity, built on
+	// first need so that a deployment without such consumers never builds one.
+	Credential func() (azcore.TokenCredential, error)
+	// DataverseCredential, when set, replaces Credential for the Dataverse Web API.
+	DataverseCredential func() (azcore.TokenCredential, error)
+	// Shared returns the value made by build under key, building it on the first call (and
+	// again after a failed build): one client per environment for every consumer of it.
+	Shared func(key string, build func() (any, error)) (any, error)
+}
 
 // Message is one attempt to hand one event to one consumer, its payload already encoded in the
 // consumer's format.
@@ -22,6 +48,9 @@ type Message struct {
 	// CloudEvent is set for a cloudevent consumer: the event's context attributes, for a
 	// destination that also carries them outside the body (HTTP binary mode, AMQP properties).
 	CloudEvent *CloudEvent
+	// Test marks a test event an operator asked for (deliver.SendTest), which the destination
+	// also says outside the body (a header, a property).
+	Test bool
 }
 
 // CloudEvent is the context of one CloudEvents 1.0 event (specversion 1.0).

@@ -28,6 +28,8 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderRoute          = "X-Dvrouter-Route"
 	HeaderAttempt        = "X-Dvrouter-Attempt"
+	// HeaderTest is "true" on a test event (and absent on every other request).
+	HeaderTest = "X-Dvrouter-Test"
 
 	// Standard Webhooks (https://www.standardwebhooks.com).
 	HeaderWebhookID        = "webhook-id"
@@ -62,23 +64,27 @@ type Publisher struct {
 // New makes the publisher for consumer c, sending through client (shared by every HTTP consumer,
 // see NewClient).
 func New(c config.Consumer, client *http.Client) (*Publisher, error) {
-	u, err := url.Parse(c.URL)
+	s, err := spec(c)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(s.URL)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: url: %w", c.Name, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("consumer %s: url %q is not an absolute http(s) url", c.Name, c.URL)
+		return nil, fmt.Errorf("consumer %s: url %q is not an absolute http(s) url", c.Name, s.URL)
 	}
-	method := c.Method
+	method := s.Method
 	if method == "" {
 		method = http.MethodPost
 	}
-	p := &Publisher{client: client, method: method, url: c.URL, headers: make(http.Header, len(c.Headers)), now: time.Now}
-	for k, v := range c.Headers {
+	p := &Publisher{client: client, method: method, url: s.URL, headers: make(http.Header, len(s.Headers)), now: time.Now}
+	for k, v := range s.Headers {
 		p.headers.Set(k, v)
 	}
-	if c.SigningSecret != "" {
-		if p.keys, err = config.SigningKeys(c.SigningSecret); err != nil {
+	if s.SigningSecret != "" {
+		if p.keys, err = config.SigningKeys(s.SigningSecret); err != nil {
 			return nil, fmt.Errorf("consumer %s: signingSecret: %w", c.Name, err)
 		}
 	}
@@ -141,6 +147,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	p.setHeaders(h, m)
 	if ce := m.CloudEvent; ce != nil && ce.Binary {
 		setCloudEventHeaders(h, ce)
+	}
+	if m.Test {
+		h[HeaderTest] = []string{"true"}
 	}
 	if len(p.keys) > 0 {
 		// Signed per attempt: the timestamp is the time of sending, so a receiver's replay window

@@ -37,9 +37,10 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestSetHeaders_SameAsSettingEachHeader(t *testing.T) {
-	c := config.Consumer{Name: "erp", URL: "http://127.0.0.1:1/events", Headers: map[string]string{
+	s := Spec{URL: "http://127.0.0.1:1/events", Headers: map[string]string{
 		"x-api-key": "k", "content-type": "text/plain", "Idempotency-Key": "configured", "X-DVROUTER-ROUTE": "configured",
 	}}
+	c := config.Consumer{Name: "erp", Spec: s}
 	p, err := New(c, http.DefaultClient)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestSetHeaders_SameAsSettingEachHeader(t *testing.T) {
 
 	// What setHeaders replaces: the configured headers, then one Set per header every request carries.
 	want := http.Header{}
-	for k, v := range c.Headers {
+	for k, v := range s.Headers {
 		want.Set(k, v)
 	}
 	want.Set("Content-Type", m.ContentType)

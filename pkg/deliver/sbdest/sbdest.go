@@ -25,6 +25,8 @@ const (
 	PropRoute         = "route"
 	PropCorrelationID = "correlationId"
 	PropRecordID      = "recordId"
+	// PropTest is true on a test event (and absent on every other message).
+	PropTest = "dvrouterTest"
 )
 
 // Publisher sends to one queue or topic.
@@ -39,6 +41,10 @@ type Publisher struct {
 // credential that credential returns, asked for only here, so a deployment without such
 // consumers never builds one. Nothing is sent over the network until the first Publish.
 func New(c config.Consumer, credential func() (azcore.TokenCredential, error)) (*Publisher, error) {
+	s, err := spec(c)
+	if err != nil {
+		return nil, err
+	}
 	opts := &azservicebus.ClientOptions{
 		// dvrouter's retry policy (attempts, backoff, breaker, budget) decides about retries. The
 		// SDK keeps one quick retry of its own: after a dropped connection the first send only
@@ -47,25 +53,24 @@ func New(c config.Consumer, credential func() (azcore.TokenCredential, error)) (
 		RetryOptions: azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond},
 	}
 	var client *azservicebus.Client
-	var err error
 	switch {
-	case c.Connection != "":
-		client, err = azservicebus.NewClientFromConnectionString(c.Connection, opts)
-	case c.Namespace != "":
+	case s.Connection != "":
+		client, err = azservicebus.NewClientFromConnectionString(s.Connection, opts)
+	case s.Namespace != "":
 		var cred azcore.TokenCredential
 		if cred, err = credential(); err != nil {
 			return nil, fmt.Errorf("consumer %s: credential: %w", c.Name, err)
 		}
-		client, err = azservicebus.NewClient(c.Namespace, cred, opts)
+		client, err = azservicebus.NewClient(s.Namespace, cred, opts)
 	default:
 		return nil, fmt.Errorf("consumer %s: neither namespace nor connection is set", c.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: service bus client: %w", c.Name, err)
 	}
-	entity := c.Queue
+	entity := s.Queue
 	if entity == "" {
-		entity = c.Topic
+		entity = s.Topic
 	}
 	if entity == "" {
 		_ = client.Close(context.Background())
@@ -76,7 +81,7 @@ func New(c config.Consumer, credential func() (azcore.TokenCredential, error)) (
 		_ = client.Close(context.Background())
 		return nil, fmt.Errorf("consumer %s: sender for %s: %w", c.Name, entity, err)
 	}
-	return &Publisher{client: client, sender: sender, sessionByRecord: c.SessionKey == "recordId"}, nil
+	return &Publisher{client: client, sender: sender, sessionByRecord: s.SessionKey == "recordId"}, nil
 }
 
 // Publish sends one message.
@@ -100,6 +105,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	}
 	if ce := m.CloudEvent; ce != nil {
 		setCloudEventProperties(msg.ApplicationProperties, ce)
+	}
+	if m.Test {
+		msg.ApplicationProperties[PropTest] = true
 	}
 	if p.sessionByRecord {
 		msg.SessionID = &ev.RecordID

@@ -316,6 +316,15 @@ func (c *failuresCmd) show(id string) int {
 		}
 		_ = htw.Flush()
 	}
+	if len(f.Tries) > 0 {
+		fmt.Fprintln(c.stdout, "\nattempts (UTC):")
+		atw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		for i, a := range f.Tries {
+			fmt.Fprintf(atw, "  %d\t%s\t%s\t%s\t%s\n", i+1, a.At.UTC().Format("2006-01-02 15:04:05.000"), statusText(a.StatusCode),
+				a.Duration.Round(100_000), dashIfEmpty(clip(strings.Join(strings.Fields(safeText(a.Error, false)), " "), 100)))
+		}
+		_ = atw.Flush()
+	}
 
 	fmt.Fprintf(c.stdout, "\npayload (%d bytes as received", f.PayloadSize)
 	if f.Kind != supportapi.KindPoison && f.PayloadError == "" {

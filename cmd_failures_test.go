@@ -116,6 +116,10 @@ func (fx *cliFixture) keep(i int, lastError string) failures.Failure {
 		RecordID: ev.RecordID, CorrelationID: ev.CorrelationID, Kind: failures.KindDelivery,
 		Status: failures.StatusPending, Attempts: 4, OccurredAt: at, FirstFailedAt: now, LastFailedAt: now,
 		LastError: lastError, LastStatusCode: 503, Payload: raw,
+		Tries: []failures.Try{
+			{At: at, StatusCode: 503, Duration: 1500 * time.Millisecond, Error: "consumer answered 503"},
+			{At: at.Add(time.Second), Duration: 3 * time.Second, Error: "no answer within 3s"},
+		},
 	})
 	if err != nil {
 		fx.t.Fatalf("record: %v", err)
@@ -269,6 +273,7 @@ func TestFailuresCLI(t *testing.T) {
 			`(?m)^id:\s+` + f.ID + `$`, `(?m)^status:\s+pending$`, `(?m)^consumer:\s+erp$`, `(?m)^attempts:\s+4$`,
 			`(?m)^last error:\s+consumer answered 503$`, `(?m)^event id:\s+` + f.EventID + `$`,
 			`payload \(\d+ bytes as received, shown as the normalized event\):`, `\n +"firstname": "Ada7"`,
+			`(?m)^attempts \(UTC\):\n +1 +2024-05-01 09:07:00\.000 +503 +1\.5s +consumer answered 503\n +2 +2024-05-01 09:07:01\.000 +- +3s +no answer within 3s$`,
 		} {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Errorf("show output lacks %s:\n%s", re, out)

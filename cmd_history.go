@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -98,16 +99,14 @@ func runHistory(args []string, stdout, stderr io.Writer, getenv func(string) str
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME (UTC)\tEVENT\tTABLE\tRECORD\tMESSAGE\tROUTE\tCONSUMER\tOUTCOME\tATTEMPTS\tSTATUS\tDURATION\tERROR")
 	for _, e := range h.Items {
-		status := "-"
-		if e.StatusCode != 0 {
-			status = fmt.Sprint(e.StatusCode)
-		}
+		status := statusText(e.StatusCode)
 		errText := strings.Join(strings.Fields(safeText(e.Error, false)), " ")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02 15:04:05.000"),
 			e.EventID, dashIfEmpty(e.Table), dashIfEmpty(e.RecordID), dashIfEmpty(historyMessage(e)), dashIfEmpty(e.Route),
 			e.Consumer, e.Outcome, max(e.AttemptCount, len(e.Attempts)), status, e.Duration.Round(100_000), dashIfEmpty(clip(errText, errorColumn)))
 		for _, a := range e.Attempts {
-			fmt.Fprintf(tw, "  attempt %s\t\t\t\t\t\t\t\t\t%d\t%s\t%s\n", a.At.UTC().Format("15:04:05.000"), a.StatusCode, a.Duration, dashIfEmpty(clip(safeText(a.Error, false), errorColumn)))
+			fmt.Fprintf(tw, "  attempt %s\t\t\t\t\t\t\t\t\t%s\t%s\t%s\n", a.At.UTC().Format("15:04:05.000"), statusText(a.StatusCode),
+				a.Duration.Round(100_000), dashIfEmpty(clip(strings.Join(strings.Fields(safeText(a.Error, false)), " "), errorColumn)))
 		}
 	}
 	_ = tw.Flush()
@@ -124,4 +123,12 @@ func historyMessage(e journal.Entry) string {
 		return e.Message
 	}
 	return e.Message + " (" + e.Source + ")"
+}
+
+// statusText is an HTTP status for a table, "-" when there was none.
+func statusText(code int) string {
+	if code == 0 {
+		return "-"
+	}
+	return strconv.Itoa(code)
 }

@@ -448,6 +448,7 @@ func wireFailure(f failures.Failure) supportapi.Failure {
 		LastStatusCode: f.LastStatusCode, UpdatedBy: f.UpdatedBy, UpdatedAt: f.UpdatedAt,
 		ClaimedBy: f.ClaimedBy, ClaimedAt: f.ClaimedAt, Reason: f.Reason, PayloadSize: f.PayloadSize,
 	}
+	w.Tries = f.Tries
 	for _, c := range f.History {
 		w.History = append(w.History, supportapi.Change{At: c.At, By: c.By, Action: string(c.Action), Status: string(c.Status), Detail: c.Detail})
 	}

@@ -56,6 +56,7 @@ type apiFixture struct {
 type fixtureOptions struct {
 	settings *config.Settings // nil: standalone with the support and ops keys
 	breaker  config.Breaker   // of consumer erp; zero: one that does not open in a test
+	attempts int              // each consumer's retry attempts; 0: 1
 }
 
 var tableSeq atomic.Int64
@@ -85,6 +86,9 @@ func newAPIFixture(t *testing.T, az *testenv.Azurite, opts fixtureOptions) *apiF
 			{Name: "contacts-to-erp", Table: "contact", Consumers: []string{"erp"}, Exclude: []string{"emailaddress1"}},
 			{Name: "accounts-to-crm", Table: "account", Consumers: []string{"crm"}},
 		},
+	}
+	for i := range file.Consumers {
+		file.Consumers[i].Retry.Attempts = max(opts.attempts, 1)
 	}
 	routes, err := route.Compile(file, route.Options{Logger: log})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,12 @@ import (
 // journals every outcome and the history API reads it back.
 func newJournalFixture(t *testing.T, az *testenv.Azurite) (*apiFixture, *journal.Journal) {
 	t.Helper()
-	fx := newAPIFixture(t, az, fixtureOptions{})
+	return newJournalFixtureWith(t, az, fixtureOptions{})
+}
+
+func newJournalFixtureWith(t *testing.T, az *testenv.Azurite, opts fixtureOptions) (*apiFixture, *journal.Journal) {
+	t.Helper()
+	fx := newAPIFixture(t, az, opts)
 	j, err := journal.Open(context.Background(), journal.Config{
 		Account: tables.Account{ConnectionString: az.ConnectionString()},
 		Table:   fmt.Sprintf("Journal%d%d", time.Now().UnixNano()%1e6, tableSeq.Add(1)),
@@ -188,5 +194,92 @@ func TestParseFilterTime(t *testing.T) {
 	}
 	if _, err := handlers.ParseFilterTime("25/07/2024", false); err == nil {
 		t.Error("25/07/2024: no error")
+	}
+}
+
+// statusesOf are the HTTP statuses of attempts, in order (0: a success, which has none).
+func statusesOf(as []journal.Attempt) []int {
+	var out []int
+	for _, a := range as {
+		out = append(out, a.StatusCode)
+	}
+	return out
+}
+
+// checkAttempts says what is wrong with attempts that should be in time order, each with a
+// duration, the failed ones (a status) with their error.
+func checkAttempts(t *testing.T, what string, as []journal.Attempt) {
+	t.Helper()
+	for i, a := range as {
+		if a.At.IsZero() || a.Duration <= 0 || (i > 0 && a.At.Before(as[i-1].At)) || (a.StatusCode != 0) != strings.Contains(a.Error, "503") {
+			t.Errorf("%s: attempt %d %+v: out of order, without a duration, or its error does not match its status", what, i+1, a)
+		}
+	}
+}
+
+func TestHistory_LiveDeliveryShowsEveryAttempt(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx, j := newJournalFixtureWith(t, az, fixtureOptions{attempts: 3})
+	fx.crm.Next(testenv.ReplyStatus(503), testenv.ReplyStatus(503)) // fails twice, then succeeds
+	if st := fx.webhook(accountEvent(1)); st != 200 {
+		t.Fatalf("webhook: %d", st)
+	}
+	flushJournal(t, j)
+	var h supportapi.History
+	if st := fx.call("GET", "/api/history?table=account&record="+fmt.Sprintf("%08x-1b3c-4d5e-8f60-%012x", 1, 1), "", &h, "x-functions-key", supportKey); st != 200 {
+		t.Fatalf("GET /api/history: %d", st)
+	}
+	if len(h.Items) != 1 || h.Items[0].Outcome != journal.Delivered || h.Items[0].AttemptCount != 3 {
+		t.Fatalf("history: %+v, want one delivered outcome of 3 attempts", h.Items)
+	}
+	if got := statusesOf(h.Items[0].Attempts); !slices.Equal(got, []int{503, 503, 0}) {
+		t.Errorf("attempts' statuses = %v, want [503 503 0]", got)
+	}
+	checkAttempts(t, "journal", h.Items[0].Attempts)
+}
+
+func TestHistory_KeptFailureShowsEveryAttemptAcrossItsReplay(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	fx, j := newJournalFixtureWith(t, az, fixtureOptions{attempts: 2})
+	fx.crm.Next(testenv.ReplyStatus(503), testenv.ReplyStatus(503)) // fails twice (kept), then succeeds (the replay)
+	if st := fx.webhook(accountEvent(2)); st != 200 {
+		t.Fatalf("webhook: %d", st)
+	}
+	auth := []string{"x-functions-key", supportKey}
+	var list struct{ Items []supportapi.Failure }
+	if fx.call("GET", "/api/failures", "", &list, auth...); len(list.Items) != 1 {
+		t.Fatalf("failures: %+v", list.Items)
+	}
+	id := list.Items[0].ID
+	detail := func() supportapi.Failure {
+		t.Helper()
+		var f supportapi.Failure
+		if st := fx.call("GET", "/api/failures/"+id, "", &f, auth...); st != 200 {
+			t.Fatalf("GET failure: %d", st)
+		}
+		return f
+	}
+	if got := statusesOf(detail().Tries); !slices.Equal(got, []int{503, 503}) {
+		t.Errorf("kept failure's attempts = %v, want [503 503]", got)
+	}
+	if st := fx.call("POST", "/api/failures/"+id+"/replay", "", nil, "x-functions-key", opsKey); st != 200 {
+		t.Fatalf("replay: %d", st)
+	}
+	f := detail()
+	if got := statusesOf(f.Tries); f.Status != "replayed" || !slices.Equal(got, []int{503, 503, 0}) {
+		t.Errorf("replayed failure: status %s, attempts %v, want replayed with [503 503 0]", f.Status, got)
+	}
+	checkAttempts(t, "failure", f.Tries)
+
+	flushJournal(t, j)
+	var h supportapi.History
+	if st := fx.call("GET", "/api/history?event="+f.EventID, "", &h, auth...); st != 200 || len(h.Items) != 2 {
+		t.Fatalf("GET /api/history: %d %+v", st, h.Items)
+	}
+	if got := statusesOf(h.Items[1].Attempts); h.Items[1].Outcome != journal.Failed || !slices.Equal(got, []int{503, 503}) {
+		t.Errorf("journal's failed outcome: %+v, want failed with [503 503]", h.Items[1])
+	}
+	if got := statusesOf(h.Items[0].Attempts); h.Items[0].Outcome != journal.Replayed || !slices.Equal(got, []int{0}) {
+		t.Errorf("journal's replay: %+v, want replayed with one attempt", h.Items[0])
 	}
 }

@@ -67,6 +67,10 @@ type Result struct {
 	StatusCode int           `json:"statusCode,omitempty"` // last HTTP status, when there was one
 	Error      string        `json:"error,omitempty"`
 	Kind       failures.Kind `json:"kind,omitempty"` // delivery, breaker-open or paused, when failed
+	// Tries is every attempt, oldest first (the newest failures.MaxTries): when it started, how
+	// long it took, its HTTP status and error. A successful attempt has no status: a publisher
+	// reports only how an attempt failed. Read-only: the journal may still hold it.
+	Tries []failures.Try `json:"tries,omitempty"`
 }
 
 // Outcome is every Result of one event, split; both lists are non-nil.
@@ -379,6 +383,7 @@ func (d *Deliverer) send(ctx context.Context, deadline time.Time, ev *dataverse.
 	err := c.send(ctx, dl)
 	c.stats.count(err, dl.attempts, time.Since(start), errors.Is(err, errBreakerOpen) && dl.attempts == 0)
 	r.Attempts = dl.attempts
+	r.Tries = dl.tries
 	r.StatusCode = dest.StatusCode(err)
 	if err == nil {
 		r.Delivered = true
@@ -424,6 +429,7 @@ func (d *Deliverer) record(ctx context.Context, ev *dataverse.Event, r Result) e
 		LastFailedAt:     now,
 		LastError:        r.Error,
 		LastStatusCode:   r.StatusCode,
+		Tries:            r.Tries,
 		Payload:          ev.Raw,
 	}
 	saved, err := d.rec.Record(ctx, f)

@@ -31,6 +31,50 @@ func TestDeliver_FailNTimesThenSucceed(t *testing.T) {
 	}
 }
 
+// triesStatuses are the HTTP statuses of tries, in order.
+func triesStatuses(tries []failures.Try) []int {
+	var out []int
+	for _, tr := range tries {
+		out = append(out, tr.StatusCode)
+	}
+	return out
+}
+
+func TestDeliver_ResultHasEveryTryInOrder(t *testing.T) {
+	srv := testenv.StartConsumer(t, testenv.Repeat(2, testenv.ReplyStatus(http.StatusServiceUnavailable))...)
+	f := newDeliverer(t, 0, consumerConfig("erp", srv.URL))
+
+	before := time.Now()
+	r := f.deliverOne(t, "erp")
+
+	if got := triesStatuses(r.Tries); !slices.Equal(got, []int{503, 503, 0}) {
+		t.Fatalf("tries' statuses = %v, want [503 503 0] (a success has no status)", got)
+	}
+	for i, tr := range r.Tries {
+		if tr.At.Before(before) || (i > 0 && tr.At.Before(r.Tries[i-1].At.Add(r.Tries[i-1].Duration))) || tr.Duration <= 0 {
+			t.Errorf("try %d %+v: starts before the previous one ended, or has no duration", i, tr)
+		}
+		if (i < 2) != strings.Contains(tr.Error, "503") {
+			t.Errorf("try %d error %q: the failed tries say 503, the last none", i, tr.Error)
+		}
+	}
+}
+
+func TestDeliver_KeptFailureHasEveryTry(t *testing.T) {
+	srv := testenv.StartConsumer(t, testenv.Repeat(4, testenv.ReplyStatus(http.StatusBadGateway))...)
+	f := newDeliverer(t, 0, consumerConfig("erp", srv.URL))
+
+	r := f.deliverOne(t, "erp")
+
+	kept := f.rec.failures()
+	if r.Delivered || len(kept) != 1 {
+		t.Fatalf("result %+v, %d failures kept, want failed and 1 kept", r, len(kept))
+	}
+	if got := triesStatuses(kept[0].Tries); !slices.Equal(got, []int{502, 502, 502, 502}) {
+		t.Errorf("kept failure's tries' statuses = %v, want 4 x 502", got)
+	}
+}
+
 func TestDeliver_StallPastTimeoutIsRetried(t *testing.T) {
 	srv := testenv.StartConsumer(t, testenv.ReplyStall(10*time.Second))
 	c := consumerConfig("erp", srv.URL)

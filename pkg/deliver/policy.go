@@ -10,6 +10,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
+	"github.com/dvrouter/dvrouter/pkg/failures"
 )
 
 // delivery is one event on its way to one consumer, with what the policy layers learn about it.
@@ -20,6 +21,10 @@ type delivery struct {
 	// attempt, wait for a slot or wait between attempts runs past it. It is a time, not a
 	// context of its own, so that each attempt costs one context (see timeout), not two.
 	deadline time.Time
+	// tries is every attempt, oldest first, the newest failures.MaxTries (see track). It starts
+	// in first, inside the delivery, so that the common single attempt costs no allocation.
+	tries []failures.Try
+	first [1]failures.Try
 }
 
 // over reports whether d's time is up: its budget spent, or its caller gone.
@@ -42,6 +47,7 @@ func policy(c config.Consumer, slots chan struct{}, cb *breaker.Breaker, pub des
 		guard(cb),          // open => fail fast; counts the delivery's outcome, after retries
 		retry(c.Retry, cb), // attempts, backoff with full jitter, Retry-After, never past the budget
 		limit(slots),       // maxConcurrency: at most that many attempts in flight
+		track,              // each attempt's start, duration, status and error (Result.Tries)
 		timeout(c.Timeout), // per attempt, and the budget
 	)
 }
@@ -179,6 +185,34 @@ func waitSlot(ctx context.Context, slots chan struct{}, deadline time.Time) erro
 	case <-t.C:
 	}
 	return fmt.Errorf("%w waiting for one of %d delivery slots", errBudget, cap(slots))
+}
+
+// track notes each attempt that reached the publisher: when it started (after any wait for a
+// slot), how long it took, and how it failed, as the timeout layer below it put it.
+func track(next sendFunc) sendFunc {
+	return func(ctx context.Context, d *delivery) error {
+		start, n := time.Now(), d.attempts
+		err := next(ctx, d)
+		if d.attempts > n {
+			d.note(failures.Try{At: start, Duration: time.Since(start)}, err)
+		}
+		return err
+	}
+}
+
+// note adds t, with err's text (cut to failures.MaxTryError bytes), to d's tries, dropping the
+// oldest past failures.MaxTries.
+func (d *delivery) note(t failures.Try, err error) {
+	if err != nil { // only then: dest.StatusCode costs an allocation (errors.As)
+		t.StatusCode, t.Error = dest.StatusCode(err), failures.CutError(err.Error())
+	}
+	if d.tries == nil {
+		d.tries = d.first[:0]
+	}
+	if len(d.tries) == failures.MaxTries {
+		d.tries = append(d.tries[:0], d.tries[1:]...)
+	}
+	d.tries = append(d.tries, t)
 }
 
 // guard asks cb before the delivery and tells it how the delivery ended.

@@ -15,6 +15,7 @@ func (d *Deliverer) Resend(ctx context.Context, ev *dataverse.Event, route, cons
 		Attempts:       r.Attempts,
 		StatusCode:     r.StatusCode,
 		Error:          r.Error,
+		Tries:          r.Tries,
 		BreakerRefused: !r.Delivered && r.Kind == failures.KindBreakerOpen,
 		Paused:         !r.Delivered && r.Kind == failures.KindPaused,
 	}

@@ -143,15 +143,15 @@ func (d *Dispatcher) dispatch(ctx context.Context, ev *dataverse.Event, reroutin
 	return res, err
 }
 
-// journal hands each of the event's outcomes to the journal: plain struct copies, the
-// formatting is done by the journal's flusher. The duration is the whole event's delivery.
+// journal hands each of the event's outcomes to the journal: plain struct copies (the tries
+// are shared, not copied), the formatting is done by the journal's flusher. The duration is the whole event's delivery.
 func (d *Dispatcher) journal(ev *dataverse.Event, out deliver.Outcome, start time.Time) {
 	now := time.Now()
 	add := func(r deliver.Result, o journal.Outcome) {
 		d.Journal.Add(journal.Entry{At: now, EventID: ev.ID, CorrelationID: ev.CorrelationID,
 			Table: ev.Table, RecordID: ev.RecordID, Message: ev.Message, Route: r.Route,
 			Consumer: r.Consumer, Outcome: o, AttemptCount: r.Attempts, StatusCode: r.StatusCode,
-			Duration: now.Sub(start), Error: r.Error, Source: ev.Source, Version: RowVersion(ev)})
+			Duration: now.Sub(start), Error: r.Error, Attempts: r.Tries, Source: ev.Source, Version: RowVersion(ev)})
 	}
 	for _, r := range out.Delivered {
 		add(r, journal.Delivered)

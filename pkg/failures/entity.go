@@ -3,6 +3,7 @@ package failures
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ const (
 	pPayloadSpill   = "payloadSpill"
 	pWriteID        = "writeId"
 	pHistory        = "history" // JSON array of Change, newest last
+	pTries          = "tries"   // JSON array of Try, newest last
 )
 
 // metaSelect is every column but the payload parts, for reads that do not need the payload.
@@ -52,7 +54,7 @@ var metaSelect = strings.Join([]string{"PartitionKey", "RowKey",
 }, ",")
 
 // detailSelect is metaSelect plus the history: what one failure's reads need, and lists do not.
-var detailSelect = metaSelect + "," + pHistory
+var detailSelect = metaSelect + "," + pHistory + "," + pTries
 
 // History caps: the newest maxHistory changes are kept, each detail cut to maxHistoryDetail
 // characters, so the property stays far below the 64 KiB a string may hold and the entity
@@ -104,6 +106,7 @@ type entity struct {
 	PayloadSpill   string `json:"payloadSpill"`
 	WriteID        string `json:"writeId"`
 	History        string `json:"history"`
+	Tries          string `json:"tries"`
 }
 
 func (e entity) failure() (Failure, error) {
@@ -135,6 +138,9 @@ func (e entity) failure() (Failure, error) {
 		// A history that does not parse (written by hand, say) is shown as absent rather than
 		// making the failure unreadable: it is a record of the past, not something acted on.
 		_ = json.Unmarshal([]byte(e.History), &f.History)
+	}
+	if e.Tries != "" {
+		_ = json.Unmarshal([]byte(e.Tries), &f.Tries) // likewise: shown as absent when damaged
 	}
 	claimedAt := ""
 	if f.Status == StatusReplaying {
@@ -193,6 +199,21 @@ func (p props) history(h []Change, c Change) []Change {
 	b, _ := json.Marshal(h) // plain strings and times: cannot fail
 	p[pHistory] = string(b)
 	return h
+}
+
+// tries sets the tries column to the bounded ts (see LastTries) and returns what it stored.
+// With no tries it sets nothing, so a merge leaves the stored ones alone.
+func (p props) tries(ts []Try) []Try {
+	ts = slices.Clone(LastTries(ts)) // the caller's tries may be shared: they stay as they are
+	if len(ts) == 0 {
+		return nil
+	}
+	for i := range ts {
+		ts[i].At = normTime(ts[i].At)
+	}
+	b, _ := json.Marshal(ts) // plain strings, numbers and times: cannot fail
+	p[pTries] = string(b)
+	return ts
 }
 
 // withChange is h with c appended, as stored: the newest maxHistory changes, texts capped. h

@@ -1,6 +1,10 @@
 package failures
 
-import "time"
+import (
+	"slices"
+	"time"
+	"unicode/utf8"
+)
 
 // Kind says why a failure was recorded.
 type Kind string
@@ -63,9 +67,58 @@ type Failure struct {
 	// History is every change of status with who made it, oldest first (the newest 40 are
 	// kept). Get fills it; lists leave it out.
 	History []Change `json:"history,omitempty"`
+	// Tries is every attempt at the consumer, oldest first, across the deliveries that failed
+	// and the replays (the newest MaxTries are kept): a failure shows how it failed each time,
+	// not only the last error. Get fills it; lists leave it out.
+	Tries []Try `json:"tries,omitempty"`
 
 	// Payload is the raw RemoteExecutionContext bytes (or the poison message body), byte-exact.
 	Payload []byte `json:"-"`
+}
+
+// Try is one attempt at reaching a consumer: when it started, how long it took, the HTTP
+// status when there was one, and its error (cut to MaxTryError bytes) when it failed.
+type Try struct {
+	At         time.Time     `json:"at"`
+	StatusCode int           `json:"statusCode,omitempty"`
+	Duration   time.Duration `json:"duration"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// MaxTries is how many tries a failure keeps (the newest); MaxTryError bounds one try's error
+// text. Together they keep the tries column near 10 KiB, far inside an entity's 1 MiB.
+const (
+	MaxTries    = 20
+	MaxTryError = 512
+)
+
+// LastTries is ts bounded as a failure keeps them: the newest MaxTries, each error cut to
+// MaxTryError bytes (on a rune boundary). ts itself is not modified.
+func LastTries(ts []Try) []Try {
+	ts = ts[max(0, len(ts)-MaxTries):]
+	for i, t := range ts {
+		if len(t.Error) > MaxTryError {
+			out := slices.Clone(ts)
+			for j := i; j < len(out); j++ {
+				out[j].Error = CutError(out[j].Error)
+			}
+			return out
+		}
+	}
+	return ts
+}
+
+// CutError cuts an error text to at most MaxTryError bytes on a rune boundary, marking the cut.
+func CutError(s string) string {
+	if len(s) <= MaxTryError {
+		return s
+	}
+	const mark = "…"
+	i := MaxTryError - len(mark)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + mark
 }
 
 // Change is one step in a failure's handling.

@@ -47,7 +47,7 @@ func listFixture(t *testing.T, s *Store) []Failure {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.MarkReplayed(ctx, rec.ID, etag, "alice"); err != nil {
+			if err := s.MarkReplayed(ctx, rec.ID, etag, nil, "alice"); err != nil {
 				t.Fatal(err)
 			}
 			rec.Status = StatusReplayed

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -162,6 +163,16 @@ func TestEntitySize_FullMainEntityFitsOneMiB(t *testing.T) {
 	}
 	if n := 2 * utf8.RuneCountInString(p[pHistory].(string)); n > 64<<10 {
 		t.Errorf("history at its cap is %d bytes as UTF-16, over a string property's 64 KiB", n)
+	}
+	var tries []Try
+	for range MaxTries + 5 {
+		tries = append(tries, Try{At: baseTime, StatusCode: 503, Duration: time.Hour, Error: long})
+	}
+	if kept := p.tries(tries); len(kept) != MaxTries {
+		t.Errorf("tries keeps %d, want %d", len(kept), MaxTries)
+	}
+	if n := 2 * utf8.RuneCountInString(p[pTries].(string)); n > 64<<10 {
+		t.Errorf("tries at their cap are %d bytes as UTF-16, over a string property's 64 KiB", n)
 	}
 	const limit = 1 << 20
 	if size := entitySize(p); size > limit {

@@ -90,7 +90,7 @@ func newPurgeFixture(t *testing.T, n int) *purgeFixture {
 		case i%11 == 0 && f.Kind != KindPoison:
 			etag, err := s.Claim(ctx, id, "", "bob")
 			if err == nil {
-				err = s.MarkReplayed(ctx, id, etag, "bob")
+				err = s.MarkReplayed(ctx, id, etag, nil, "bob")
 			}
 			if err != nil {
 				t.Fatalf("replay: %v", err)

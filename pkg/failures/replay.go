@@ -45,6 +45,7 @@ type Attempt struct {
 	Attempts   int // attempts that reached the consumer
 	StatusCode int // the last HTTP status, when there was one
 	Error      string
+	Tries      []Try // every attempt, oldest first
 	// BreakerRefused says the consumer's breaker refused the delivery; with Attempts 0 nothing
 	// was sent at all.
 	BreakerRefused bool
@@ -135,6 +136,7 @@ type Observed struct {
 	StatusCode int
 	Error      string // the delivery's error, or the discard's reason
 	Paused     bool   // ResultSkipped because the consumer is paused (else its breaker refused)
+	Tries      []Try  // the replay's attempts at the consumer
 }
 
 func (r *Replayer) observe(o Observed) {
@@ -154,6 +156,7 @@ type ReplayOutcome struct {
 	// before any attempt, so the failure was put back as it was; paused that the consumer was
 	// paused (untried too).
 	breaker, untried, paused bool
+	tries                    []Try // the attempts at the consumer, kept with the failure
 }
 
 // Replay delivers failure id again now. Errors: ErrNotFound; a *StatusError (already replayed
@@ -274,7 +277,7 @@ func (r *Replayer) replay(ctx context.Context, f Failure, etag ETag, shape Shape
 		}
 	default:
 		a := r.Sender.Resend(ctx, ev, f.Route, f.Consumer, shape)
-		statusCode = a.StatusCode
+		statusCode, out.tries = a.StatusCode, a.Tries
 		if a.Delivered {
 			out.Result = ResultDelivered
 		} else {
@@ -300,15 +303,16 @@ func (r *Replayer) save(ctx context.Context, f Failure, etag ETag, out *ReplayOu
 		out.Result = ResultSkipped
 		saveErr = r.Store.Release(ctx, f.ID, etag, by.Name)
 	case out.Result == ResultDelivered:
-		saveErr = r.Store.MarkReplayed(ctx, f.ID, etag, by.Name)
+		saveErr = r.Store.MarkReplayed(ctx, f.ID, etag, out.tries, by.Name)
 	default:
-		saveErr = r.Store.RecordAttempt(ctx, f.ID, etag, out.Error, statusCode, by.Name)
+		saveErr = r.Store.RecordAttempt(ctx, f.ID, etag, out.Error, statusCode, out.tries, by.Name)
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("result", out.Result).Str("error", out.Error).
 		AnErr("saveError", saveErr).Msg("failure replayed")
 	if saveErr == nil && !f.Kind.Rerouted() {
-		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode, Error: out.Error, Paused: out.paused})
+		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode,
+			Error: out.Error, Paused: out.paused, Tries: out.tries})
 	}
 	if saveErr != nil {
 		return fmt.Errorf("%w: failure %s was %s but its new status could not be saved (it stays replaying and can be replayed again after the claim times out): %w",

@@ -132,7 +132,7 @@ func (b *bulkRun) replayBatch(reqCtx context.Context, bs BatchSender, consumer s
 		} else {
 			a = Attempt{Error: "no outcome for this item", BreakerRefused: true} // given back untried
 		}
-		out := ReplayOutcome{ID: c.f.ID}
+		out := ReplayOutcome{ID: c.f.ID, tries: a.Tries}
 		if a.Delivered {
 			out.Result = ResultDelivered
 		} else {

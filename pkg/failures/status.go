@@ -28,21 +28,23 @@ func (s *Store) Claim(ctx context.Context, id string, etag ETag, by string) (ETa
 	})
 }
 
-// MarkReplayed records that a replay delivered the failure (status replayed). Pass the ETag
-// Claim returned.
-func (s *Store) MarkReplayed(ctx context.Context, id string, etag ETag, by string) error {
+// MarkReplayed records that a replay delivered the failure (status replayed), adding the
+// replay's tries to the failure's. Pass the ETag Claim returned.
+func (s *Store) MarkReplayed(ctx context.Context, id string, etag ETag, tries []Try, by string) error {
 	_, err := s.change(ctx, "mark replayed", id, etag, by, func(cur Failure, now time.Time, p props) error {
 		p.str(pStatus, string(StatusReplayed), maxFieldChars)
+		p.tries(append(cur.Tries[:len(cur.Tries):len(cur.Tries)], tries...))
 		p.history(cur.History, Change{At: now, By: by, Action: ActionReplayed, Status: StatusReplayed})
 		return nil
 	})
 	return err
 }
 
-// RecordAttempt records a replay that failed again: attempts + 1, the new error, and status
-// back to pending. Pass the ETag Claim returned.
-func (s *Store) RecordAttempt(ctx context.Context, id string, etag ETag, errText string, statusCode int, by string) error {
+// RecordAttempt records a replay that failed again: attempts + 1, the new error, the replay's
+// tries added to the failure's, and status back to pending. Pass the ETag Claim returned.
+func (s *Store) RecordAttempt(ctx context.Context, id string, etag ETag, errText string, statusCode int, tries []Try, by string) error {
 	_, err := s.change(ctx, "record attempt", id, etag, by, func(cur Failure, now time.Time, p props) error {
+		p.tries(append(cur.Tries[:len(cur.Tries):len(cur.Tries)], tries...))
 		p[pAttempts] = int32(min(cur.Attempts+1, 1<<31-1))
 		p.str(pLastError, errText, maxErrorChars)
 		p[pLastStatusCode] = int32(statusCode)

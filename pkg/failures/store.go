@@ -248,6 +248,7 @@ func (s *Store) normalize(f Failure) (Failure, error) {
 	f.ClaimedBy, f.ClaimedAt, f.Reason = "", time.Time{}, ""
 	f.PayloadSize = len(f.Payload)
 	f.History = withChange(nil, recordedChange(f))
+	f.Tries = LastTries(f.Tries)
 	return f, nil
 }
 
@@ -333,6 +334,7 @@ func mainProps(k keys, f Failure, sp storedPayload) (p props, rest [][]byte) {
 	}
 	p[pPayloadParts] = int32(len(inMain))
 	p.history(nil, recordedChange(f))
+	p.tries(f.Tries)
 	return p, sp.parts[len(inMain):]
 }
 
@@ -433,6 +435,9 @@ func (s *Store) addTo(ctx context.Context, k keys, f Failure, w write) (Failure,
 	p.str(pUpdatedBy, m.UpdatedBy, maxFieldChars)
 	p.time(pUpdatedAt, m.UpdatedAt)
 	m.History = p.history(cur.History, Change{At: m.UpdatedAt, By: m.UpdatedBy, Action: ActionFailedAgain, Status: m.Status, Detail: m.LastError})
+	if len(f.Tries) > 0 {
+		m.Tries = p.tries(append(cur.Tries[:len(cur.Tries):len(cur.Tries)], f.Tries...))
+	}
 	if _, err := s.merge(ctx, p, etag); err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			return Failure{}, false, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -195,7 +196,7 @@ func TestRecord_AgainAfterReplayStaysReplayed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkReplayed(ctx, f.ID, etag, "alice"); err != nil {
+	if err := s.MarkReplayed(ctx, f.ID, etag, nil, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Record(ctx, deliveryFailure(1, "erp")); err != nil {
@@ -350,10 +351,10 @@ func TestGet_UnknownOrMalformedIDIsNotFound(t *testing.T) {
 		if err := s.Discard(ctx, id, "", "bob", "no"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Discard(%q) = %v, want ErrNotFound", id, err)
 		}
-		if err := s.MarkReplayed(ctx, id, "", "bob"); !errors.Is(err, ErrNotFound) {
+		if err := s.MarkReplayed(ctx, id, "", nil, "bob"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("MarkReplayed(%q) = %v, want ErrNotFound", id, err)
 		}
-		if err := s.RecordAttempt(ctx, id, "", "x", 500, "bob"); !errors.Is(err, ErrNotFound) {
+		if err := s.RecordAttempt(ctx, id, "", "x", 500, nil, "bob"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("RecordAttempt(%q) = %v, want ErrNotFound", id, err)
 		}
 	}
@@ -421,7 +422,7 @@ func TestClaim_ThenMarkReplayed(t *testing.T) {
 		t.Errorf("after claim: %+v", claimed)
 	}
 	now = now.Add(time.Second)
-	if err := s.MarkReplayed(ctx, f.ID, etag2, "alice"); err != nil {
+	if err := s.MarkReplayed(ctx, f.ID, etag2, nil, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.Get(ctx, f.ID)
@@ -448,7 +449,7 @@ func TestClaim_ThenRecordAttemptIsPendingWithOneMoreAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordAttempt(ctx, f.ID, etag, "502 Bad Gateway", 502, "alice"); err != nil {
+	if err := s.RecordAttempt(ctx, f.ID, etag, "502 Bad Gateway", 502, nil, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.Get(ctx, f.ID)
@@ -528,7 +529,7 @@ func TestMarkReplayed_StaleETagConflicts(t *testing.T) {
 	if _, err := s.Claim(ctx, f.ID, etag, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkReplayed(ctx, f.ID, etag, "bob"); !errors.Is(err, ErrConflict) {
+	if err := s.MarkReplayed(ctx, f.ID, etag, nil, "bob"); !errors.Is(err, ErrConflict) {
 		t.Errorf("MarkReplayed with the pre-claim ETag = %v, want ErrConflict", err)
 	}
 }
@@ -608,7 +609,7 @@ func TestHistory_EveryChangeIsKeptWithWhoAndWhen(t *testing.T) {
 	}
 	etag, err := s.Claim(ctx, f.ID, "", "ann")
 	step(err)
-	step(s.RecordAttempt(ctx, f.ID, etag, "HTTP 500: locked", 500, "ann"))
+	step(s.RecordAttempt(ctx, f.ID, etag, "HTTP 500: locked", 500, nil, "ann"))
 	etag, err = s.Claim(ctx, f.ID, "", "bob")
 	step(err)
 	step(s.Release(ctx, f.ID, etag, "bob"))
@@ -647,5 +648,65 @@ func TestHistory_EveryChangeIsKeptWithWhoAndWhen(t *testing.T) {
 	var status *StatusError
 	if err := s.Discard(ctx, f.ID, "", "dee", "again"); !errors.As(err, &status) || !errors.Is(err, ErrConflict) {
 		t.Errorf("discard of a discarded failure: %v, want a StatusError that is ErrConflict", err)
+	}
+}
+
+func TestTries_KeptAcrossFailingAgainAndReplays(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	try := func(status int, errText string) Try {
+		return Try{At: baseTime, StatusCode: status, Duration: 20 * time.Millisecond, Error: errText}
+	}
+	f := deliveryFailure(1, "erp")
+	f.Tries = []Try{try(503, "busy"), try(502, strings.Repeat("x", 2*MaxTryError))}
+	rec, err := s.Record(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := deliveryFailure(1, "erp") // the same event failing again adds its tries
+	again.Tries = []Try{try(500, "locked")}
+	if _, err := s.Record(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	etag, err := s.Claim(ctx, rec.ID, "", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, rec.ID, etag, "HTTP 504", 504, []Try{try(504, "HTTP 504")}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if etag, err = s.Claim(ctx, rec.ID, "", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkReplayed(ctx, rec.ID, etag, []Try{try(200, "")}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.Get(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []int
+	for _, tr := range got.Tries {
+		statuses = append(statuses, tr.StatusCode)
+		if len(tr.Error) > MaxTryError || !tr.At.Equal(baseTime) || tr.Duration != 20*time.Millisecond {
+			t.Errorf("try %+v: error over %d bytes, or time or duration changed", tr, MaxTryError)
+		}
+	}
+	if want := []int{503, 502, 500, 504, 200}; !slices.Equal(statuses, want) {
+		t.Errorf("tries' statuses = %v, want %v", statuses, want)
+	}
+	if len(f.Tries[1].Error) != 2*MaxTryError {
+		t.Error("Record cut the caller's own tries")
+	}
+}
+
+func TestTries_NewestMaxTriesKept(t *testing.T) {
+	var ts []Try
+	for i := range MaxTries + 3 {
+		ts = append(ts, Try{StatusCode: 500 + i})
+	}
+	kept := LastTries(ts)
+	if len(kept) != MaxTries || kept[0].StatusCode != 503 || kept[MaxTries-1].StatusCode != 500+MaxTries+2 {
+		t.Errorf("LastTries kept %d, from %d to %d", len(kept), kept[0].StatusCode, kept[len(kept)-1].StatusCode)
 	}
 }

@@ -5,26 +5,32 @@
 //
 // # Keys
 //
-// Each outcome is written as up to four copies of one small entity, one per lookup, so every
-// lookup is a range read inside one partition (or, for a consumer's time range, a few) and
-// never a table scan:
+// Each outcome is one entity holding all of it (its row), in its consumer's partition, and up
+// to three index rows that hold nothing but their keys, one per other lookup. Every lookup is
+// a range read inside one partition (or, for a consumer's time range, a few), never a scan:
 //
-//	consumer:    PK "c|<consumer>|<yyyymmddhh>|<shard>"  RK "<inverted time>|<event>"
-//	event:       PK "e<bucket>"  RK "<event>|<inverted time>|<consumer>"
+//	row:         PK "c|<consumer>|<yyyymmddhh>|<shard>"  RK "<inverted time>|<event>"
+//	event:       PK "e<bucket>"  RK "<event>|<inverted time>|<event>|<consumer>"
 //	record:      PK "r<bucket>"  RK "<table>|<record id>|<inverted time>|<event>|<consumer>"
 //	correlation: PK "x<bucket>"  RK "<correlation id>|<inverted time>|<event>|<consumer>"
 //
 // The inverted time (MaxInt64 minus Unix nanoseconds, 19 digits) makes a read newest first.
-// The bucket is a hash of the looked-up value over indexBuckets partitions: a flush of a few
-// thousand outcomes then lands in a few hundred partitions, written as transactions of up to
-// 100 entities, instead of one request per event; and the writes of thousands of events a
-// second are spread evenly, well under Table Storage's per-partition rate. The consumer
-// partitions are split by hour and by consumerShards (a hash of the event id), so that one busy
-// consumer is not one hot partition, at the price of consumerShards queries per hour of a
-// range lookup.
+// An index row's key ends in the time, event and consumer, from which the row's keys follow
+// (the hour from the time, the shard from the event), so a lookup by event, record or
+// correlation reads the index range and then each row it names; a consumer's time range reads
+// rows directly. The index rows are keys only so that an outcome costs one entity with
+// properties, not four (the writer's and Table Storage's work per entity grows with its
+// properties).
 //
-// Copies of one outcome share their properties, so a lookup reads the entity it lands on and
-// needs no second read. Four entities per outcome is the price; they are small (no payload).
+// The bucket is a hash of the looked-up value over indexBuckets partitions: a flush of a few
+// thousand outcomes then lands in a few dozen partitions, written as transactions of up to 100
+// entities, instead of one request per event; and the writes of thousands of events a second
+// are spread evenly, well under Table Storage's per-partition rate. The consumer partitions are
+// split by hour and by consumerShards (a hash of the event id), so that one busy consumer is
+// not one hot partition, at the price of consumerShards queries per hour of a range lookup.
+//
+// This layout replaced one of four full copies per outcome before the journal was released;
+// rows written in that layout are not read (the journal had not shipped: no migration).
 package journal
 
 import (
@@ -32,10 +38,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
@@ -61,13 +69,11 @@ const (
 	TestFailed    Outcome = "test-failed"
 )
 
-// Attempt is one try at reaching the consumer.
-type Attempt struct {
-	At         time.Time     `json:"at"`
-	StatusCode int           `json:"statusCode,omitempty"`
-	Duration   time.Duration `json:"duration"`
-	Error      string        `json:"error,omitempty"`
-}
+// Attempt is one try at reaching the consumer, as delivery and the failure store note it.
+type Attempt = failures.Try
+
+// maxAttempts is how many attempts an entry keeps, the newest: one JSON property of a few KiB.
+const maxAttempts = 10
 
 // Entry is one outcome of one (event, consumer) pair.
 type Entry struct {
@@ -80,11 +86,10 @@ type Entry struct {
 	Route         string    `json:"route,omitempty"`
 	Consumer      string    `json:"consumer"`
 	Outcome       Outcome   `json:"outcome"`
-	// Attempts is every try this outcome took, oldest first; empty for a breaker skip or a
-	// discard, which reach no consumer.
+	// Attempts is every try this outcome took, oldest first (the newest 10 are kept); empty for
+	// a breaker skip or a discard, which reach no consumer. A successful try has no status.
 	Attempts []Attempt `json:"attempts,omitempty"`
-	// AttemptCount is how many tries reached the consumer, when Attempts holds fewer (delivery
-	// reports a count and the last try only).
+	// AttemptCount is how many tries reached the consumer, which Attempts may hold fewer of.
 	AttemptCount int `json:"attemptCount,omitempty"`
 	// StatusCode is the last HTTP status, when there was one.
 	StatusCode int           `json:"statusCode,omitempty"`
@@ -131,8 +136,20 @@ func truncate(s string) string {
 	return s[:maxErrorLen] + "..."
 }
 
-// entities are the copies of e, one per lookup it can be found by.
-func entities(e Entry) ([]entity, error) {
+// record is one entity to write: its keys and its JSON body.
+type record struct {
+	pk, rk string
+	body   []byte
+}
+
+// indexRow is an index row as stored: its keys, nothing else.
+type indexRow struct {
+	PartitionKey string
+	RowKey       string
+}
+
+// records are the entities of e: its row, then its index rows.
+func records(e Entry) ([]record, error) {
 	if e.EventID == "" || e.Consumer == "" {
 		return nil, errors.New("journal entry without an event id or consumer")
 	}
@@ -144,9 +161,10 @@ func entities(e Entry) ([]entity, error) {
 		FailureID: e.FailureID, Source: e.Source, Version: e.Version,
 	}
 	if len(e.Attempts) > 0 {
-		as := make([]Attempt, len(e.Attempts))
-		for i, a := range e.Attempts {
-			a.Error = truncate(a.Error)
+		kept := e.Attempts[max(0, len(e.Attempts)-maxAttempts):]
+		as := make([]Attempt, len(kept))
+		for i, a := range kept {
+			a.Error = failures.CutError(a.Error)
 			as[i] = a
 		}
 		b, err := json.Marshal(as)
@@ -157,24 +175,55 @@ func entities(e Entry) ([]entity, error) {
 	}
 	inv := tables.InvertedTime(e.At)
 	ev, cons := escape(e.EventID), escape(e.Consumer)
-	out := make([]entity, 0, 4)
-	add := func(pk, rk string) {
-		x := base
-		x.PartitionKey, x.RowKey = pk, rk
-		out = append(out, x)
+	tail := inv + "|" + ev + "|" + cons
+	base.PartitionKey, base.RowKey = rowKeys(tail)
+	body, err := json.Marshal(base)
+	if err != nil {
+		return nil, fmt.Errorf("encode journal entry: %w", err)
 	}
-	add(consumerPartition(e.Consumer, e.At, shardOf(e.EventID)), inv+"|"+ev)
-	pk, prefix := eventKeys(e.EventID)
-	add(pk, prefix+"|"+inv+"|"+cons)
+	out := make([]record, 1, 4)
+	out[0] = record{pk: base.PartitionKey, rk: base.RowKey, body: body}
+	add := func(pk, prefix string) error {
+		x := indexRow{PartitionKey: pk, RowKey: prefix + "|" + tail}
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Errorf("encode journal index: %w", err)
+		}
+		out = append(out, record{pk: x.PartitionKey, rk: x.RowKey, body: b})
+		return nil
+	}
+	if err := add(eventKeys(e.EventID)); err != nil {
+		return nil, err
+	}
 	if e.Table != "" && e.RecordID != "" {
-		pk, prefix := recordKeys(e.Table, e.RecordID)
-		add(pk, prefix+"|"+inv+"|"+ev+"|"+cons)
+		if err := add(recordKeys(e.Table, e.RecordID)); err != nil {
+			return nil, err
+		}
 	}
 	if e.CorrelationID != "" {
-		pk, prefix := correlationKeys(e.CorrelationID)
-		add(pk, prefix+"|"+inv+"|"+ev+"|"+cons)
+		if err := add(correlationKeys(e.CorrelationID)); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// rowKeys are the keys of the row an index row's tail ("<inverted time>|<event>|<consumer>",
+// escaped) names. The hour comes from the inverted time, so a time InvertedTime clamped
+// lands where the index rows point.
+func rowKeys(tail string) (pk, rk string) {
+	inv, rest, _ := strings.Cut(tail, "|")
+	ev, cons, _ := strings.Cut(rest, "|")
+	return consumerPartition(cons, timeOfInverted(inv), shardOf(ev)), inv + "|" + ev
+}
+
+// timeOfInverted undoes tables.InvertedTime; text that is not one gives the epoch.
+func timeOfInverted(inv string) time.Time {
+	n, err := strconv.ParseInt(inv, 10, 64)
+	if err != nil || n < 0 {
+		return time.Unix(0, 0)
+	}
+	return time.Unix(0, math.MaxInt64-n)
 }
 
 func (x entity) entry() Entry {
@@ -191,13 +240,15 @@ func (x entity) entry() Entry {
 
 func hourBucket(t time.Time) string { return t.UTC().Format("2006010215") }
 
+// consumerPartition is the partition of an escaped consumer's rows of an hour's shard.
 func consumerPartition(consumer string, at time.Time, shard int) string {
-	return "c|" + escape(consumer) + "|" + hourBucket(at) + "|" + strconv.Itoa(shard)
+	return "c|" + consumer + "|" + hourBucket(at) + "|" + strconv.Itoa(shard)
 }
 
-// indexBuckets is how many partitions each index is spread over. Lookups depend on it:
-// changing it needs a migration.
-const indexBuckets = 64
+// indexBuckets is how many partitions each index is spread over: few enough that a flush's
+// index rows fill batches, enough to keep each under Table Storage's per-partition rate at
+// thousands of events a second. Lookups depend on it: changing it needs a migration.
+const indexBuckets = 16
 
 // eventKeys, recordKeys and correlationKeys give an index's partition and the RowKey prefix
 // of every copy found by the value.
@@ -215,6 +266,7 @@ func indexKeys(kind, prefix string) (string, string) {
 	return fmt.Sprintf("%s%02x", kind, h.Sum32()%indexBuckets), prefix
 }
 
+// shardOf is the consumer partition shard of an escaped event id.
 func shardOf(eventID string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(eventID))

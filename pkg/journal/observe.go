@@ -8,10 +8,10 @@ func (j *Journal) ObserveFailure(o failures.Observed) {
 	f := o.Failure
 	e := Entry{At: o.At, EventID: f.EventID, CorrelationID: f.CorrelationID, Table: f.Table,
 		RecordID: f.RecordID, Message: f.Message, Route: f.Route, Consumer: f.Consumer,
-		Duration: o.Duration, Error: o.Error, FailureID: f.ID, StatusCode: o.StatusCode}
+		Duration: o.Duration, Error: o.Error, FailureID: f.ID, StatusCode: o.StatusCode, Attempts: o.Tries}
 	switch o.Result {
 	case failures.ResultDelivered:
-		e.Outcome, e.AttemptCount = Replayed, 1
+		e.Outcome, e.AttemptCount = Replayed, max(len(o.Tries), 1)
 	case failures.ResultSkipped:
 		e.Outcome = BreakerOpen
 		if o.Paused {
@@ -20,7 +20,7 @@ func (j *Journal) ObserveFailure(o failures.Observed) {
 	case "discarded":
 		e.Outcome = Discarded
 	default:
-		e.Outcome, e.AttemptCount = Failed, 1
+		e.Outcome, e.AttemptCount = Failed, max(len(o.Tries), 1)
 	}
 	j.Add(e)
 }

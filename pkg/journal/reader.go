@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -77,7 +78,7 @@ func (j *Journal) Lookup(ctx context.Context, q Query) ([]Entry, error) {
 		default:
 			pk, prefix = correlationKeys(q.CorrelationID)
 		}
-		return j.queryPartition(ctx, pk, prefix+"|", q.Since, q.Until, limit)
+		return j.queryIndex(ctx, pk, prefix+"|", q.Since, q.Until, limit)
 	}
 	if q.Since.IsZero() {
 		return nil, fmt.Errorf("%w: a consumer lookup needs a start time (since)", ErrInvalid)
@@ -94,7 +95,7 @@ func (j *Journal) Lookup(ctx context.Context, q Query) ([]Entry, error) {
 	for h := until.UTC().Truncate(time.Hour); !h.Before(q.Since.UTC().Truncate(time.Hour)); h = h.Add(-time.Hour) {
 		var hour []Entry
 		for s := range consumerShards {
-			es, err := j.queryPartition(ctx, consumerPartition(q.Consumer, h, s), "", q.Since, until, limit)
+			es, err := j.queryPartition(ctx, consumerPartition(escape(q.Consumer), h, s), "", q.Since, until, limit)
 			if err != nil {
 				return nil, err
 			}
@@ -113,9 +114,80 @@ func sortNewestFirst(es []Entry) {
 	sort.SliceStable(es, func(a, b int) bool { return es[a].At.After(es[b].At) })
 }
 
+// readConcurrency bounds the row reads of one index lookup in flight at once.
+const readConcurrency = 8
+
+// queryIndex reads the index rows of one partition whose RowKey starts with prefix, newest
+// first, within [since, until] when set, then the rows they name, in the same order. A row
+// that is missing (its write was lost, or retention took it first) is left out.
+func (j *Journal) queryIndex(ctx context.Context, pk, prefix string, since, until time.Time, limit int) ([]Entry, error) {
+	var keys []indexRow
+	sel := "PartitionKey,RowKey"
+	err := j.query(ctx, pk, prefix, since, until, limit, &sel, func(raw []byte) bool {
+		var x indexRow
+		if json.Unmarshal(raw, &x) != nil || !strings.HasPrefix(x.RowKey, prefix) {
+			return true // not ours to trust; skip what does not decode
+		}
+		x.PartitionKey, x.RowKey = rowKeys(x.RowKey[len(prefix):])
+		keys = append(keys, x)
+		return len(keys) < limit
+	})
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	found := make([]*Entry, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, readConcurrency)
+	for i, k := range keys {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			resp, err := j.client.GetEntity(ctx, k.PartitionKey, k.RowKey, nil)
+			switch {
+			case isCode(err, aztables.ResourceNotFound):
+			case err != nil:
+				errs[i] = fmt.Errorf("%w: %v", ErrUnavailable, err)
+			default:
+				var x entity
+				if json.Unmarshal(resp.Value, &x) == nil {
+					e := x.entry()
+					found[i] = &e
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(keys))
+	for _, e := range found {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	return out, nil
+}
+
 // queryPartition reads the rows of one partition whose RowKey starts with prefix, newest
 // first, within [since, until] when set.
 func (j *Journal) queryPartition(ctx context.Context, pk, prefix string, since, until time.Time, limit int) ([]Entry, error) {
+	var out []Entry
+	err := j.query(ctx, pk, prefix, since, until, limit, nil, func(raw []byte) bool {
+		var x entity
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return true // not ours to trust; skip what does not decode
+		}
+		out = append(out, x.entry())
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// query hands each entity of partition pk whose RowKey starts with prefix, within [since,
+// until] when set, newest first, to each until it says stop. A missing table is no entities.
+func (j *Journal) query(ctx context.Context, pk, prefix string, since, until time.Time, limit int, sel *string, each func(raw []byte) bool) error {
 	filter := "PartitionKey eq '" + odataQuote(pk) + "'"
 	// Inverted times: a later until is a smaller RowKey. "~" sorts after every key character
 	// that follows a time ("|" and digits), so it closes the range.
@@ -128,28 +200,22 @@ func (j *Journal) queryPartition(ctx context.Context, pk, prefix string, since, 
 	}
 	filter += " and RowKey ge '" + odataQuote(lo) + "' and RowKey lt '" + odataQuote(hi) + "'"
 	top := int32(min(limit, 1000))
-	pager := j.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top})
-	var out []Entry
-	for pager.More() && len(out) < limit {
+	pager := j.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top, Select: sel})
+	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			if isCode(err, aztables.TableNotFound) {
-				return nil, nil // nothing journaled yet
+				return nil // nothing journaled yet
 			}
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		for _, raw := range page.Entities {
-			var x entity
-			if err := json.Unmarshal(raw, &x); err != nil {
-				continue // not ours to trust; skip what does not decode
-			}
-			out = append(out, x.entry())
-			if len(out) == limit {
-				break
+			if !each(raw) {
+				return nil
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func odataQuote(s string) string { return strings.ReplaceAll(s, "'", "''") }

@@ -3,7 +3,6 @@ package journal
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -246,29 +245,24 @@ func (j *Journal) write(round []Entry) {
 	owners := map[*batch][]int{}
 	failed := make([]bool, len(round))
 	for i, e := range round {
-		xs, err := entities(e)
+		xs, err := records(e)
 		if err != nil {
 			j.log.Warn().Err(err).Msg("journal entry not kept")
 			failed[i] = true
 			continue
 		}
 		for _, x := range xs {
-			bs := byPK[x.PartitionKey]
+			bs := byPK[x.pk]
 			if len(bs) == 0 {
-				order = append(order, x.PartitionKey)
+				order = append(order, x.pk)
 			}
-			if len(bs) == 0 || len(bs[len(bs)-1].actions) == maxBatch || bs[len(bs)-1].rows[x.RowKey] {
-				bs = append(bs, &batch{pk: x.PartitionKey, rows: map[string]bool{}})
-				byPK[x.PartitionKey] = bs
+			if len(bs) == 0 || len(bs[len(bs)-1].actions) == maxBatch || bs[len(bs)-1].rows[x.rk] {
+				bs = append(bs, &batch{pk: x.pk, rows: map[string]bool{}})
+				byPK[x.pk] = bs
 			}
 			b := bs[len(bs)-1]
-			body, err := json.Marshal(x)
-			if err != nil {
-				failed[i] = true
-				continue
-			}
-			b.actions = append(b.actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: body})
-			b.rows[x.RowKey] = true
+			b.actions = append(b.actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: x.body})
+			b.rows[x.rk] = true
 			if o := owners[b]; len(o) == 0 || o[len(o)-1] != i {
 				owners[b] = append(o, i)
 			}

@@ -72,6 +72,10 @@ type Failure struct {
 	// History is every change of status and who made it, oldest first (the store keeps the
 	// newest 40). Only GET /api/failures/{id} carries it.
 	History []Change `json:"history,omitempty"`
+	// Tries is every attempt at the consumer, oldest first, across the deliveries that failed
+	// and the replays (the store keeps the newest 20): start, duration (nanoseconds), HTTP
+	// status and error. Only GET /api/failures/{id} carries it.
+	Tries []journal.Attempt `json:"tries,omitempty"`
 }
 
 // Change is one step in a failure's handling.

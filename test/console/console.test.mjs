@@ -174,6 +174,14 @@ try {
   for (const label of ['Consumer', 'Route', 'Attempts', 'Last HTTP status', 'Last error', 'Last changed by', 'Event time']) {
     assert.ok(fields.includes(label), `the details show ${label}`);
   }
+  // Every attempt, oldest first, as a table: the hostile error is text.
+  const tries = await page.$$eval('#tries tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+  assert.deepEqual(tries.map((r) => [r[0], r[2], r[3], r[4]]), [
+    ['1', '503', '250 ms', 'HTTP 503: erp is down for maintenance'],
+    ['2', '—', '2.00 s', 'no answer within 2s'],
+    ['3', '500', '12 ms', `HTTP 500: ${seeded.hostile}`]], `the attempts table: ${JSON.stringify(tries)}`);
+  assert.match(await page.textContent('#tries'), /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+  assert.match(await page.textContent('main'), /4 attempts; the last 3 kept/);
   const payload = await page.textContent('#payload');
   assert.ok(payload.includes('\n  "'), 'the payload is indented JSON');
   assert.ok(payload.includes('"table": "contact"'), 'the payload is the normalized event');
@@ -288,10 +296,10 @@ try {
   await page.fill('#h-event', seeded.historyEvent);
   await page.click('#history-lookup');
   await page.waitForFunction(() => location.hash.startsWith('#/history?event='));
-  await page.waitForSelector('#outcomes tbody tr');
-  const desk = await page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => ({
+  await page.waitForSelector('#outcomes > tbody > tr');
+  const desk = await page.$$eval('#outcomes > tbody > tr', (rows) => rows.map((r) => ({
     event: r.dataset.event,
-    cells: Object.fromEntries([...r.querySelectorAll('td')].map((td) => [td.dataset.label, td.textContent])),
+    cells: Object.fromEntries([...r.querySelectorAll(':scope > td')].map((td) => [td.dataset.label, td.textContent])),
   })));
   assert.equal(desk.length, 1, `one outcome for the event: ${JSON.stringify(desk)}`);
   assert.equal(desk[0].event, seeded.historyEvent);
@@ -299,7 +307,10 @@ try {
   assert.equal(desk[0].cells.Consumer, 'desk');
   assert.equal(desk[0].cells.Route, 'cases');
   assert.ok(desk[0].cells.Event.startsWith('SetState · incident'), `the event is named: ${desk[0].cells.Event}`);
-  assert.match(desk[0].cells.Attempts, /^2 tries/, 'a 503, then the delivery');
+  const deskTries = await page.$$eval('#outcomes > tbody > tr:first-child .attempts tbody tr',
+    (rows) => rows.map((r) => Object.fromEntries([...r.querySelectorAll('td')].map((td) => [td.dataset.label, td.textContent]))));
+  assert.deepEqual(deskTries.map((a) => [a['#'], a['HTTP status'], a.Error.startsWith('consumer answered 503') ? 'answered 503' : a.Error]),
+    [['1', '503', 'answered 503'], ['2', '—', 'ok']], `a 503, then the delivery: ${JSON.stringify(deskTries)}`);
   assert.match(desk[0].cells.Duration, /\d (ms|s)$/);
   assert.match(desk[0].cells.Time, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
   await shot(page, 'history-1280x800');
@@ -316,13 +327,13 @@ try {
   ] }) }));
   await page.fill('#h-event', 'evt-stood-in');
   await page.click('#history-lookup');
-  await page.waitForFunction(() => document.querySelector('#outcomes tbody tr')?.dataset.event === 'evt-new');
-  assert.deepEqual(await page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => r.dataset.event)), ['evt-new', 'evt-old']);
-  const lines = await page.$$eval('#outcomes tbody tr:first-child .attempts li', (li) => li.map((l) => l.textContent));
-  assert.deepEqual(lines, ['2026-03-10 11:59:59 · HTTP 503 · 250 ms · erp is down', `2026-03-10 12:00:00 · HTTP 500 · 12 ms · ${seeded.hostile}`]);
-  assert.match(await page.textContent('#outcomes tbody tr:first-child td[data-label="Attempts"]'), /^3 tries; the last 2 kept/);
-  assert.equal(await page.textContent('#outcomes tbody tr:first-child td[data-label="Error"]'), seeded.hostile);
-  assert.equal(await page.getAttribute('#outcomes tbody tr:first-child td[data-label="Outcome"] a', 'href'), `#/failures/${encodeURIComponent(seeded.hostileId)}`);
+  await page.waitForFunction(() => document.querySelector('#outcomes > tbody > tr')?.dataset.event === 'evt-new');
+  assert.deepEqual(await page.$$eval('#outcomes > tbody > tr', (rows) => rows.map((r) => r.dataset.event)), ['evt-new', 'evt-old']);
+  const lines = await page.$$eval('#outcomes > tbody > tr:first-child .attempts tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+  assert.deepEqual(lines, [['1', '2026-03-10 11:59:59', '503', '250 ms', 'erp is down'], ['2', '2026-03-10 12:00:00', '500', '12 ms', seeded.hostile]]);
+  assert.match(await page.textContent('#outcomes > tbody > tr:first-child > td[data-label="Attempts"]'), /^3 tries; the last 2 kept/);
+  assert.equal(await page.textContent('#outcomes > tbody > tr:first-child > td[data-label="Error"]'), seeded.hostile);
+  assert.equal(await page.getAttribute('#outcomes > tbody > tr:first-child > td[data-label="Outcome"] a', 'href'), `#/failures/${encodeURIComponent(seeded.hostileId)}`);
   await assertNoInjection(page);
   await phoneShot(page, 'history-attempts');
   await page.unroute('**/api/history?*');

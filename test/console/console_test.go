@@ -254,6 +254,11 @@ func seed(t *testing.T, store *failures.Store) seeded {
 		}
 		if i == 0 {
 			f.LastError, f.LastStatusCode, f.Payload = "HTTP 500: "+hostile, 500, hostileContact
+			f.Tries = []failures.Try{
+				{At: base.Add(-2 * time.Second), StatusCode: 503, Duration: 250 * time.Millisecond, Error: "HTTP 503: erp is down for maintenance"},
+				{At: base.Add(-time.Second), Duration: 2 * time.Second, Error: "no answer within 2s"},
+				{At: base, StatusCode: 500, Duration: 12 * time.Millisecond, Error: "HTTP 500: " + hostile},
+			}
 		}
 		all = append(all, f)
 	}

@@ -424,7 +424,32 @@ function renderFailure(f, notice) {
       h('h2', null, 'Details'),
       h('dl', { class: 'fields', id: 'fields' }, fields.map(([k, v, wide]) => [h('dt', { class: wide }, k), h('dd', { class: wide }, v)]))),
     history(f),
+    tries(f),
     payloadSection(f));
+}
+
+// tries shows every attempt at the consumer the store kept for f, oldest first, across its
+// failed deliveries and replays.
+function tries(f) {
+  const list = (Array.isArray(f.tries) ? f.tries : []).filter((a) => a && typeof a === 'object');
+  if (list.length === 0) return null;
+  return h('section', { class: 'card' },
+    h('h2', null, 'Attempts'),
+    Number(f.attempts) > list.length ? h('p', { class: 'page-info' }, `${num(Number(f.attempts))} attempts; the last ${num(list.length)} kept`) : null,
+    attemptTable(list, 'tries'));
+}
+
+// attemptTable is a table of tries, oldest first: when each started, its HTTP status (none for
+// a success or a try that got no answer), how long it took, and its error.
+function attemptTable(list, id) {
+  return h('table', { class: 'history attempts', id },
+    h('thead', null, h('tr', null, ['#', 'When', 'Status', 'Took', 'Error'].map((k) => h('th', { scope: 'col' }, k)))),
+    h('tbody', null, list.map((a, i) => h('tr', null,
+      h('td', { 'data-label': '#', class: 'num' }, String(i + 1)),
+      h('td', { 'data-label': 'When' }, timeCell(a.at) || '—'),
+      h('td', { 'data-label': 'HTTP status', class: 'num' }, Number(a.statusCode) ? String(Number(a.statusCode)) : '—'),
+      h('td', { 'data-label': 'Duration', class: 'num' }, duration(a.duration)),
+      h('td', { 'data-label': 'Error', class: 'pre' }, text(a.error) || (Number(a.statusCode) ? '—' : 'ok'))))));
 }
 
 function timeCell(iso) {
@@ -726,16 +751,14 @@ function outcomeTable(items) {
   return h('table', { class: 'failures outcomes', id: 'outcomes' }, h('thead', null, head), h('tbody', null, rows));
 }
 
-// attemptLines lists each try, oldest first: when, its HTTP status, how long, its error.
+// attemptLines is the outcome's tries as a table, oldest first (see attemptTable).
 function attemptLines(e) {
   const attempts = (Array.isArray(e.attempts) ? e.attempts : []).filter((a) => a && typeof a === 'object');
   const count = Math.max(Number(e.attemptCount) || 0, attempts.length);
   if (attempts.length === 0) return count ? `${num(count)} ${count === 1 ? 'try' : 'tries'} (only the count is kept)` : '—';
   return h('div', null,
     count > attempts.length ? h('small', null, `${num(count)} tries; the last ${num(attempts.length)} kept`) : null,
-    h('ol', { class: 'attempts' }, attempts.map((a) => h('li', null,
-      [when(a.at), Number(a.statusCode) ? `HTTP ${Number(a.statusCode)}` : '', duration(a.duration), text(a.error)]
-        .filter((s) => s && s !== '—').join(' · ') || '—'))));
+    attemptTable(attempts, null));
 }
 
 // ---- consumers

@@ -28,15 +28,19 @@ import (
 // so a request is for one Do. A response other than 2xx is returned
 // as it is, with a nil error, once the retries are spent: ResponseError reads it into an *Error.
 func (e *Environment) Do(req *http.Request) (*http.Response, error) {
+	return e.do(req, e.client.opts.MaxAttempts)
+}
+
+// do is Do with at most attempts sends.
+func (e *Environment) do(req *http.Request, attempts int) (*http.Response, error) {
 	ctx := req.Context()
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
-	opts := e.client.opts
 	for attempt := 1; ; attempt++ {
 		if err := e.waitThrottle(ctx); err != nil {
 			return nil, err
 		}
 		resp, err := e.send(ctx, req)
-		last := attempt >= opts.MaxAttempts
+		last := attempt >= attempts
 		switch {
 		case err != nil:
 			if !idempotent || last || ctx.Err() != nil {

@@ -48,6 +48,10 @@ type Options struct {
 	// MaxAttempts bounds how often one request is sent (429, and 5xx or a broken connection for
 	// GET); 0 means 4. A request never waits past its context's deadline either way.
 	MaxAttempts int
+	// WriteAttempts bounds how often a write (Apply, Batch) is sent, 429s included; 0 means
+	// MaxAttempts. A caller with a retry policy of its own (the dataverse consumers) sets 1, so
+	// that a 429 comes back to it at once, its Retry-After still kept by the environment.
+	WriteAttempts int
 	// UserAgent is sent with every request; empty means "dvrouter".
 	UserAgent string
 }
@@ -74,6 +78,9 @@ func New(envs map[string]string, opts Options) (*Client, error) {
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 4
+	}
+	if opts.WriteAttempts <= 0 {
+		opts.WriteAttempts = opts.MaxAttempts
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "dvrouter"
@@ -116,6 +123,21 @@ func ParseEnvironmentURL(raw string) (string, error) {
 
 // Environments returns every configured environment.
 func (c *Client) Environments() []*Environment { return c.envs }
+
+// EnvironmentAt returns the environment whose URL is u (https://contoso.crm4.dynamics.com, in
+// any case), or nil when the client has none there.
+func (c *Client) EnvironmentAt(u string) *Environment {
+	want, err := ParseEnvironmentURL(u)
+	if err != nil {
+		return nil
+	}
+	for _, e := range c.envs {
+		if e.url == want {
+			return e
+		}
+	}
+	return nil
+}
 
 // Environment returns the environment an event comes from, by its organization id, its unique
 // name or the host name the webhook named (any may be empty), or nil when none is configured.

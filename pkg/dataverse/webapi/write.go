@@ -159,7 +159,7 @@ func (e *Environment) Apply(ctx context.Context, w Write) error {
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	resp, err := e.Do(req)
+	resp, err := e.do(req, e.client.opts.WriteAttempts)
 	id := keyText(w.Key)
 	if err != nil {
 		return nameWrite(err, method, w.Table, id)
@@ -207,7 +207,7 @@ func (e *Environment) Batch(ctx context.Context, writes []Write) error {
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := e.Do(req)
+	resp, err := e.do(req, e.client.opts.WriteAttempts)
 	if err != nil {
 		return nameWrite(err, http.MethodPost, "$batch", "")
 	}

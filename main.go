@@ -30,7 +30,6 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dvdest"
-	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/journal"
@@ -291,9 +290,9 @@ func openWebAPI(dv config.Dataverse, consumers []config.Consumer, routes *route.
 	if err != nil {
 		return nil, fmt.Errorf("dataverse web api: credential: %w", err)
 	}
-	hc := httpdest.NewClient(dv.Concurrency)
-	hc.Timeout = 2 * time.Minute // the Web API's own limit for one request
-	c, err := webapi.New(envs, webapi.Options{Credential: cred, Concurrency: dv.Concurrency, HTTPClient: hc,
+	c, err := webapi.New(envs, webapi.Options{Credential: cred, Concurrency: dv.Concurrency,
+		// The Web API's own limit for one request: a consumer's timeout is usually shorter.
+		HTTPClient: webapi.NewHTTPClient(dv.Concurrency, 2*time.Minute),
 		// A consumer's write is sent once: its retry policy and breaker decide about more.
 		WriteAttempts: 1})
 	if err != nil {

@@ -15,6 +15,7 @@
 package webapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ type Options struct {
 	// Credential gets the tokens (azidentity's managed identity or default chain in production;
 	// tests pass a static one).
 	Credential azcore.TokenCredential
-	// HTTPClient sends the requests; nil means one with a 30 s timeout.
+	// HTTPClient sends the requests; nil means NewHTTPClient(Concurrency, 30 s).
 	HTTPClient *http.Client
 	// Concurrency is the most requests in flight per environment; 0 means DefaultConcurrency.
 	Concurrency int
@@ -70,11 +71,11 @@ func New(envs map[string]string, opts Options) (*Client, error) {
 	if opts.Credential == nil {
 		return nil, errors.New("dataverse web api: no credential")
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = NewHTTPClient(opts.Concurrency, 30*time.Second)
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 4
@@ -101,6 +102,23 @@ func New(envs map[string]string, opts Options) (*Client, error) {
 		e.keys = append(e.keys, strings.ToLower(strings.TrimSpace(key)))
 	}
 	return c, nil
+}
+
+// NewHTTPClient is an HTTP client for the Web API: as many idle connections per host as
+// requests may be in flight to one environment (perHost), no redirects followed, timeout for
+// each request, and a write buffer that holds a $batch of 100 writes (some 30 KB) whole: one
+// smaller sends it 4 KiB at a time, and one the body overflows has net/http copy the rest
+// through a fresh 32 KiB buffer per request.
+func NewHTTPClient(perHost int, timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(perHost, 2)
+	t.WriteBufferSize = 64 << 10
+	t.ReadBufferSize = 32 << 10
+	return &http.Client{
+		Transport:     t,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // ParseEnvironmentURL checks an environment URL and returns it as scheme://host, the form the
@@ -219,7 +237,7 @@ func (e *Environment) NewRequest(ctx context.Context, method, path string, body 
 	var req *http.Request
 	var err error
 	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, method, e.APIURL()+path, strings.NewReader(string(body)))
+		req, err = http.NewRequestWithContext(ctx, method, e.APIURL()+path, bytes.NewReader(body))
 	} else {
 		req, err = http.NewRequestWithContext(ctx, method, e.APIURL()+path, nil)
 	}

@@ -553,7 +553,9 @@ func (s *faultSuite) reportWebAPI(expected, kept map[pairKey]bool) {
 	if statuses[503] == 0 {
 		s.t.Errorf("%s: the stand-in answered no 503: its outage got no traffic, so the suite did not exercise it", webAPIConsumer)
 	}
-	if statuses[429] == 0 {
+	// In queued mode the throttling overlaps the kill and the breaker the outage opened, so
+	// that a small run may see a single 429: only direct mode must show it.
+	if statuses[429] == 0 && !s.queued {
 		s.t.Errorf("%s: the stand-in answered no 429: its throttling got no traffic", webAPIConsumer)
 	}
 }

@@ -456,47 +456,33 @@ func carriedOut(data []byte, contentType string, n int) bool {
 	if err != nil || mt != "multipart/mixed" || cparams["boundary"] == "" {
 		return false
 	}
-	// Line by line from here: the change set's delimiter, a part's MIME header, its status
-	// line, the answer's header, a blank line, the next delimiter ...
+	// From here: the change set's delimiter, a part's MIME header, its status line, the
+	// answer's header, blank lines (a 204 has no body), the next delimiter ...
 	delim := []byte("--" + cparams["boundary"])
-	line := func() []byte {
-		l, after, _ := bytes.Cut(rest, []byte("\n"))
-		rest = after
-		return bytes.TrimSuffix(l, []byte("\r"))
-	}
-	skipHeader := func() bool { // to its blank line
-		for len(rest) > 0 {
-			if len(line()) == 0 {
-				return true
-			}
-		}
-		return false
-	}
-	l := line()
+	crlf2 := []byte("\r\n\r\n")
 	for parts := 0; ; parts++ {
-		after, ok := bytes.CutPrefix(l, delim)
+		after, ok := bytes.CutPrefix(rest, delim)
 		switch {
 		case !ok:
 			return false
-		case string(after) == "--":
+		case bytes.HasPrefix(after, []byte("--")):
 			return parts == n
-		case len(after) != 0:
+		case !bytes.HasPrefix(after, []byte("\r\n")):
 			return false
 		}
-		if !skipHeader() {
+		_, msg, ok := bytes.Cut(after, crlf2) // the part's MIME header, Content-ID and all
+		if !ok {
 			return false
 		}
-		status := line()
+		status, _, _ := bytes.Cut(msg, []byte("\r\n"))
 		if len(status) < 12 || !bytes.HasPrefix(status, []byte("HTTP/1.1 2")) || !isDigit(status[10]) || !isDigit(status[11]) || (len(status) > 12 && status[12] != ' ') {
 			return false
 		}
-		if !skipHeader() {
+		if _, rest, ok = bytes.Cut(msg, crlf2); !ok { // the answer's header
 			return false
 		}
-		// A 204 has no body: blank lines up to the next delimiter.
-		l = line()
-		for len(l) == 0 && len(rest) > 0 {
-			l = line()
+		for bytes.HasPrefix(rest, []byte("\r\n")) {
+			rest = rest[2:]
 		}
 	}
 }

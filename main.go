@@ -8,11 +8,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +30,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
+	"github.com/dvrouter/dvrouter/pkg/deliver/dvdest"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 	"github.com/dvrouter/dvrouter/pkg/journal"
@@ -262,27 +263,47 @@ var webAPICredential = func(clientID string) (azcore.TokenCredential, error) {
 	return azidentity.NewDefaultAzureCredential(nil)
 }
 
-// openWebAPI makes the Web API client that completes size-exceeded events and serves the
-// routes' fetch; nil when no environment is configured, which is said when routes need one.
-func openWebAPI(dv config.Dataverse, routes *route.Set, log zerolog.Logger) (*webapi.Client, error) {
+// openWebAPI makes the one Dataverse Web API client of the process: it completes size-exceeded
+// events, serves the routes' fetch and carries the dataverse consumers' writes, so that each
+// environment's concurrency limit and the waits its 429s ask for hold for all of them (Dataverse
+// counts its service protection limits per user, and they all use one identity). It holds the
+// environments DVROUTER_DATAVERSE_ENVIRONMENTS names and those the consumers name by URL; nil
+// when there are none, which is said when routes need one.
+func openWebAPI(dv config.Dataverse, consumers []config.Consumer, routes *route.Set, log zerolog.Logger) (*webapi.Client, error) {
 	if !dv.Configured() {
 		for _, r := range routes.Routes() {
 			if r.Fetches() {
 				log.Warn().Str("route", r.Name).Msg("route has fetch but no Dataverse environment is configured (set " + config.EnvDataverseEnvs + "): it is matched on what the event carries")
 			}
 		}
+	}
+	envs := maps.Clone(dv.Environments)
+	if envs == nil {
+		envs = map[string]string{}
+	}
+	for _, u := range dvdest.Environments(consumers) {
+		host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+		if _, ok := envs[host]; !ok {
+			envs[host] = u
+		}
+	}
+	if len(envs) == 0 {
 		return nil, nil
 	}
 	cred, err := webAPICredential(dv.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("dataverse web api: credential: %w", err)
 	}
-	c, err := webapi.New(dv.Environments, webapi.Options{Credential: cred, Concurrency: dv.Concurrency})
+	c, err := webapi.New(envs, webapi.Options{Credential: cred, Concurrency: dv.Concurrency,
+		// The Web API's own limit for one request: a consumer's timeout is usually shorter.
+		HTTPClient: webapi.NewHTTPClient(dv.Concurrency, 2*time.Minute),
+		// A consumer's write is sent once: its retry policy and breaker decide about more.
+		WriteAttempts: 1})
 	if err != nil {
 		return nil, fmt.Errorf("setting %s: %w", config.EnvDataverseEnvs, err)
 	}
 	for _, e := range c.Environments() {
-		log.Info().Str("environment", e.URL()).Msg("dataverse web api: size-exceeded events and fetch routes are read from this environment")
+		log.Info().Str("environment", e.URL()).Msg("dataverse web api: this environment is read (size-exceeded events, fetch routes) and written (dataverse consumers) through one client")
 	}
 	return c, nil
 }
@@ -343,16 +364,13 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
-	// dataverse consumers write with the identity DVROUTER_DATAVERSE_CLIENT_ID names, as reads do.
-	var dataverseCred azcore.TokenCredential
-	if slices.ContainsFunc(file.Consumers, func(c config.Consumer) bool { return c.Type == "dataverse" }) {
-		if dataverseCred, err = webAPICredential(s.Dataverse.ClientID); err != nil {
-			return nil, fmt.Errorf("dataverse consumers: credential: %w", err)
-		}
+	rows, err := openWebAPI(s.Dataverse, file.Consumers, routes, log)
+	if err != nil {
+		return nil, err
 	}
 	deliverer, err := deliver.New(file.Consumers, recorder, deliver.Options{
 		Budget: s.DeliveryBudget, Logger: log, Breakers: shared, MetricsInterval: s.MetricsInterval,
-		DataverseCredential: dataverseCred,
+		WebAPI: rows,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumers: %w", err)
@@ -384,11 +402,9 @@ func buildApp(ctx context.Context, s *config.Settings, getenv func(string) strin
 	if store != nil {
 		d.Recorder = store
 	}
-	rows, err := openWebAPI(s.Dataverse, routes, log)
-	if err != nil {
-		return nil, err
-	}
-	if rows != nil {
+	if rows != nil && s.Dataverse.Configured() {
+		// Reads only where the setting names environments: a consumer's URL alone is no
+		// promise that the events come from there.
 		d.Rows = rows
 	}
 	jnl, err := openJournal(s, log)

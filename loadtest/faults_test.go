@@ -256,21 +256,24 @@ func (s *faultSuite) outage() time.Duration {
 func (s *faultSuite) directTimeline() []fault {
 	stall := &loadtest.Fault{Stall: 3 * consumerTimeout}
 	return []fault{
-		{0.08, "alpha answers 500; ledger throttles (429, Retry-After: 1) its next 15 requests", func() {
+		// The ledger goes down first, while its breaker is closed, so that the outage gets
+		// traffic; throttled first, its breaker opened and stayed open through the outage.
+		{0.08, "alpha answers 500; ledger down (503)", func() {
 			s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError})()
-			s.webapi.ThrottleAfter(0, 15, "1")
-		}},
-		{0.20, "alpha healthy; bravo answers 429 with Retry-After: 1", func() {
-			s.healthy("alpha")()
-			s.set("bravo", &loadtest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})()
-		}},
-		{0.32, "bravo healthy; charlie stalls past its timeout; ledger down (503)", func() {
-			s.healthy("bravo")()
-			s.set("charlie", stall)()
-			s.webapi.Heal()
 			s.webAPIDown()
 		}},
-		{0.40, "ledger back", s.webapi.Heal},
+		{0.20, "alpha healthy; bravo answers 429 with Retry-After: 1; ledger back", func() {
+			s.healthy("alpha")()
+			s.set("bravo", &loadtest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"})()
+			s.webapi.Heal()
+		}},
+		// No Heal after: the ledger sends about one request a second while it is throttled
+		// (its Retry-After holds every request back), so its 15 429s take a while.
+		{0.32, "bravo healthy; charlie stalls past its timeout; ledger throttles (429, Retry-After: 1) its next 15 requests", func() {
+			s.healthy("bravo")()
+			s.set("charlie", stall)()
+			s.webapi.ThrottleAfter(0, 15, "1")
+		}},
 		{0.44, "charlie healthy; alpha resets connections", func() {
 			s.healthy("charlie")()
 			s.set("alpha", &loadtest.Fault{Reset: true})()
@@ -299,16 +302,16 @@ func (s *faultSuite) directTimeline() []fault {
 // until the store is back.
 func (s *faultSuite) queuedTimeline() []fault {
 	return []fault{
-		{0.08, "alpha answers 500 to 30% of requests; ledger throttles (429, Retry-After: 1) its next 15 requests", func() {
+		// Down before throttled, as in directTimeline, so that the outage gets traffic.
+		{0.08, "alpha answers 500 to 30% of requests; ledger down (503)", func() {
 			s.set("alpha", &loadtest.Fault{Status: http.StatusInternalServerError, Ratio: 0.3})()
-			s.webapi.ThrottleAfter(0, 15, "1")
-		}},
-		{0.25, "charlie stalls past its timeout; ledger down (503)", func() {
-			s.set("charlie", &loadtest.Fault{Stall: 3 * consumerTimeout})()
-			s.webapi.Heal()
 			s.webAPIDown()
 		}},
-		{0.35, "ledger back", s.webapi.Heal},
+		{0.20, "ledger back", s.webapi.Heal},
+		{0.25, "charlie stalls past its timeout; ledger throttles (429, Retry-After: 1) its next 15 requests", func() {
+			s.set("charlie", &loadtest.Fault{Stall: 3 * consumerTimeout})()
+			s.webapi.ThrottleAfter(0, 15, "1")
+		}},
 		{0.40, "charlie resets connections", s.set("charlie", &loadtest.Fault{Reset: true})},
 		{0.50, "dvrouter killed with SIGKILL mid-run, started again after 2s", func() {
 			if err := s.router.Kill(); err != nil {
@@ -547,6 +550,14 @@ func (s *faultSuite) reportWebAPI(expected, kept map[pairKey]bool) {
 	}
 	s.t.Logf("  %s (dataverse consumer, Web API stand-in): %d pairs, %d kept before replay; requests answered 2xx %d, 429 %d, 503 %d; %d rows",
 		webAPIConsumer, pairs, keptPairs, statuses[200]+statuses[204], statuses[429], statuses[503], s.webapi.RowCount("new_ledger"))
+	if statuses[503] == 0 {
+		s.t.Errorf("%s: the stand-in answered no 503: its outage got no traffic, so the suite did not exercise it", webAPIConsumer)
+	}
+	// In queued mode the throttling overlaps the kill and the breaker the outage opened, so
+	// that a small run may see a single 429: only direct mode must show it.
+	if statuses[429] == 0 && !s.queued {
+		s.t.Errorf("%s: the stand-in answered no 429: its throttling got no traffic", webAPIConsumer)
+	}
 }
 
 // webAPIDown makes the ledger's environment answer 503 to everything until Heal.

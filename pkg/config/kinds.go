@@ -173,6 +173,21 @@ func (d *Decoder) Setting(name string) (string, bool) {
 	return d.l.getenv(name)
 }
 
+// DataverseEnvironments is DVROUTER_DATAVERSE_ENVIRONMENTS read by ParseDataverseEnvironments,
+// as LoadSettings reads it, once per route file: what an `environment:` name may refer to.
+// Loading unresolved, it names none.
+func (d *Decoder) DataverseEnvironments() (map[string]string, error) {
+	if d.l.noResolve {
+		return map[string]string{}, nil
+	}
+	if !d.l.dataverseRead {
+		v, _ := d.l.getenv(EnvDataverseEnvs)
+		d.l.dataverse, d.l.dataverseErr = ParseDataverseEnvironments(v)
+		d.l.dataverseRead = true
+	}
+	return d.l.dataverse, d.l.dataverseErr
+}
+
 // HasSettingRef reports whether s holds a `%SETTING%` reference.
 func HasSettingRef(s string) bool { return settingRef.MatchString(s) }
 

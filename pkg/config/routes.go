@@ -160,6 +160,11 @@ type loader struct {
 	budget int
 	// lines holds the byte offset of each line's start, built when first needed.
 	lines []int
+	// dataverse is DVROUTER_DATAVERSE_ENVIRONMENTS as ParseDataverseEnvironments read it, when a
+	// consumer first asked (dataverseRead).
+	dataverse     map[string]string
+	dataverseErr  error
+	dataverseRead bool
 }
 
 func (l *loader) report(list *[]Problem, n *yaml.Node, format string, args ...any) {

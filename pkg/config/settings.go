@@ -401,35 +401,16 @@ func LoadSettings(getenv func(string) string) (*Settings, error) {
 	return s, nil
 }
 
-// loadDataverse reads the Web API settings: DVROUTER_DATAVERSE_ENVIRONMENTS holds
-// key=https://host pairs separated by ';' (or ','), where key is an organization id, an
-// organization's unique name or a host name; a URL without a key is known by its host.
+// loadDataverse reads the Web API settings: the environments (ParseDataverseEnvironments), the
+// identity and the concurrency. They are read here once; the route file's dataverse consumers
+// and the Web API client are built from what this returns.
 func loadDataverse(getenv func(string) string, bad func(name, format string, args ...any)) Dataverse {
 	d := Dataverse{Environments: map[string]string{}, ClientID: strings.TrimSpace(getenv(EnvDataverseClient)), Concurrency: 8}
-	for _, part := range strings.FieldsFunc(getenv(EnvDataverseEnvs), func(r rune) bool { return r == ';' || r == ',' }) {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		key, raw, ok := strings.Cut(part, "=")
-		if !ok {
-			key, raw = "", part
-		}
-		key, raw = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(raw)
-		u, err := environmentURL(raw)
-		if err != nil {
-			bad(EnvDataverseEnvs, "%v", err)
-			continue
-		}
-		if key == "" {
-			key = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
-		}
-		if prev, dup := d.Environments[key]; dup && prev != u {
-			bad(EnvDataverseEnvs, "%q names two environments (%s and %s)", key, prev, u)
-			continue
-		}
-		d.Environments[key] = u
+	envs, err := ParseDataverseEnvironments(getenv(EnvDataverseEnvs))
+	if err != nil {
+		bad(EnvDataverseEnvs, "%v", err)
 	}
+	d.Environments = envs
 	if v := strings.TrimSpace(getenv(EnvDataverseConc)); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 52 {
@@ -444,6 +425,41 @@ func loadDataverse(getenv func(string) string, bad func(name, format string, arg
 	return d
 }
 
+// ParseDataverseEnvironments reads the value of DVROUTER_DATAVERSE_ENVIRONMENTS: key=URL pairs
+// separated by ';' (or ','), where key is an organization id, an organization's unique name or a
+// host name, compared ignoring case, and URL is https://host (contoso=https://contoso.crm4.dynamics.com);
+// a URL without a key is known by its host. The error names every bad entry; the map holds the
+// good ones.
+func ParseDataverseEnvironments(setting string) (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	for _, part := range strings.FieldsFunc(setting, func(r rune) bool { return r == ';' || r == ',' }) {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		key, raw, ok := strings.Cut(part, "=")
+		if !ok {
+			key, raw = "", part
+		}
+		key, raw = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(raw)
+		u, err := environmentURL(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("entry %q: %w", part, err))
+			continue
+		}
+		if key == "" {
+			key = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+		}
+		if prev, dup := out[key]; dup && prev != u {
+			errs = append(errs, fmt.Errorf("entry %q: %q names two environments (%s and %s)", part, key, prev, u))
+			continue
+		}
+		out[key] = u
+	}
+	return out, errors.Join(errs...)
+}
+
 // environmentURL checks one environment URL: https://host and nothing more (http only to
 // loopback, for local stand-ins), returned as scheme://host in lower case.
 func environmentURL(raw string) (string, error) {
@@ -452,7 +468,7 @@ func environmentURL(raw string) (string, error) {
 		return "", fmt.Errorf("%q is not a URL such as https://contoso.crm4.dynamics.com", raw)
 	}
 	host := u.Hostname()
-	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "127.0.0.1" || host == "localhost")) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "127.0.0.1" || host == "localhost" || host == "::1")) {
 		return "", fmt.Errorf("%q must be an https URL", raw)
 	}
 	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,36 @@ func TestLoadSettings_DataverseEnvironmentsRefused(t *testing.T) {
 		if _, err := LoadSettings(getenvOf(map[string]string{name: v})); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: err = %v", name, v, err)
 		}
+	}
+}
+
+func TestLoadSettings_DataverseEnvironmentsErrorNamesTheBadEntry(t *testing.T) {
+	_, err := LoadSettings(getenvOf(map[string]string{EnvDataverseEnvs: "good=https://a.crm.dynamics.com; erp=contoso.crm4.dynamics.com ; x=https://b.crm.dynamics.com/api"}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{EnvDataverseEnvs, `entry "erp=contoso.crm4.dynamics.com"`, `entry "x=https://b.crm.dynamics.com/api"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "good=") {
+		t.Errorf("err = %v names a good entry", err)
+	}
+}
+
+func TestParseDataverseEnvironments_IsWhatLoadSettingsReads(t *testing.T) {
+	const v = "Contoso=https://Contoso.crm4.dynamics.com;https://fabrikam.crm.dynamics.com"
+	envs, err := ParseDataverseEnvironments(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSettings(getenvOf(map[string]string{EnvDataverseEnvs: v}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"contoso": "https://contoso.crm4.dynamics.com", "fabrikam.crm.dynamics.com": "https://fabrikam.crm.dynamics.com"}
+	if !maps.Equal(envs, want) || !maps.Equal(s.Dataverse.Environments, want) {
+		t.Errorf("parsed %v, settings %v, want %v", envs, s.Dataverse.Environments, want)
 	}
 }

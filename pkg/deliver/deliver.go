@@ -26,6 +26,7 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/breaker"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
 	"github.com/dvrouter/dvrouter/pkg/deliver/dvdest"
 	"github.com/dvrouter/dvrouter/pkg/deliver/httpdest"
@@ -84,9 +85,10 @@ type Options struct {
 	Budget     time.Duration // all of one event's deliveries; 0 means DefaultBudget
 	Logger     zerolog.Logger
 	Credential azcore.TokenCredential // for servicebus `namespace:` and dataverse consumers; nil: azidentity's default chain, built on first need
-	// DataverseCredential, when set, is what dataverse consumers write with instead (the
-	// identity DVROUTER_DATAVERSE_CLIENT_ID names, as the Web API reads use).
-	DataverseCredential azcore.TokenCredential
+	// WebAPI, when set, is the Dataverse Web API client dataverse consumers write through: the
+	// one the reads use, with the identity DVROUTER_DATAVERSE_CLIENT_ID names, holding every
+	// consumer's environment. Nil: each environment gets a client of its own, with Credential.
+	WebAPI *webapi.Client
 	// Breakers shares the consumers' breakers with the other instances; nil: each breaker is
 	// this instance's own. The caller starts and closes it.
 	Breakers *breaker.Shared
@@ -186,9 +188,7 @@ func New(consumers []config.Consumer, rec Recorder, opts Options) (*Deliverer, e
 		}),
 		Shared: (&sharedValues{}).get,
 	}
-	if opts.DataverseCredential != nil {
-		shared.DataverseCredential = func() (azcore.TokenCredential, error) { return opts.DataverseCredential, nil }
-	}
+	shared.WebAPI = opts.WebAPI
 	for _, c := range consumers {
 		if _, dup := d.consumers[c.Name]; dup {
 			_ = d.Close(context.Background())

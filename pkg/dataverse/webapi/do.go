@@ -29,10 +29,14 @@ import (
 // of the environment's request slots until then. A response other than 2xx is returned
 // as it is, with a nil error, once the retries are spent: ResponseError reads it into an *Error.
 func (e *Environment) Do(req *http.Request) (*http.Response, error) {
+	return e.do(req, e.client.opts.MaxAttempts)
+}
+
+// do is Do with at most attempts sends.
+func (e *Environment) do(req *http.Request, attempts int) (*http.Response, error) {
 	ctx := req.Context()
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
-	opts := e.client.opts
-	maxAttempts := opts.MaxAttempts
+	maxAttempts := attempts
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		maxAttempts = 1 // its body would be gone the second time
 	}

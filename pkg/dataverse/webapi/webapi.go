@@ -15,6 +15,7 @@
 package webapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,13 +42,17 @@ type Options struct {
 	// Credential gets the tokens (azidentity's managed identity or default chain in production;
 	// tests pass a static one).
 	Credential azcore.TokenCredential
-	// HTTPClient sends the requests; nil means one with a 30 s timeout.
+	// HTTPClient sends the requests; nil means NewHTTPClient(Concurrency, 30 s).
 	HTTPClient *http.Client
 	// Concurrency is the most requests in flight per environment; 0 means DefaultConcurrency.
 	Concurrency int
 	// MaxAttempts bounds how often one request is sent (429, and 5xx or a broken connection for
 	// GET); 0 means 4. A request never waits past its context's deadline either way.
 	MaxAttempts int
+	// WriteAttempts bounds how often a write (Apply, Batch) is sent, 429s included; 0 means
+	// MaxAttempts. A caller with a retry policy of its own (the dataverse consumers) sets 1, so
+	// that a 429 comes back to it at once, its Retry-After still kept by the environment.
+	WriteAttempts int
 	// UserAgent is sent with every request; empty means "dvrouter".
 	UserAgent string
 }
@@ -66,14 +71,17 @@ func New(envs map[string]string, opts Options) (*Client, error) {
 	if opts.Credential == nil {
 		return nil, errors.New("dataverse web api: no credential")
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = NewHTTPClient(opts.Concurrency, 30*time.Second)
+	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 4
+	}
+	if opts.WriteAttempts <= 0 {
+		opts.WriteAttempts = opts.MaxAttempts
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "dvrouter"
@@ -96,6 +104,23 @@ func New(envs map[string]string, opts Options) (*Client, error) {
 	return c, nil
 }
 
+// NewHTTPClient is an HTTP client for the Web API: as many idle connections per host as
+// requests may be in flight to one environment (perHost), no redirects followed, timeout for
+// each request, and a write buffer that holds a $batch of 100 writes (some 30 KB) whole: one
+// smaller sends it 4 KiB at a time, and one the body overflows has net/http copy the rest
+// through a fresh 32 KiB buffer per request.
+func NewHTTPClient(perHost int, timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(perHost, 2)
+	t.WriteBufferSize = 64 << 10
+	t.ReadBufferSize = 32 << 10
+	return &http.Client{
+		Transport:     t,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // ParseEnvironmentURL checks an environment URL and returns it as scheme://host, the form the
 // token scope and every request are built on. Only https is accepted, and http to loopback (for
 // tests and local stand-ins).
@@ -116,6 +141,21 @@ func ParseEnvironmentURL(raw string) (string, error) {
 
 // Environments returns every configured environment.
 func (c *Client) Environments() []*Environment { return c.envs }
+
+// EnvironmentAt returns the environment whose URL is u (https://contoso.crm4.dynamics.com, in
+// any case), or nil when the client has none there.
+func (c *Client) EnvironmentAt(u string) *Environment {
+	want, err := ParseEnvironmentURL(u)
+	if err != nil {
+		return nil
+	}
+	for _, e := range c.envs {
+		if e.url == want {
+			return e
+		}
+	}
+	return nil
+}
 
 // Environment returns the environment an event comes from, by its organization id, its unique
 // name or the host name the webhook named (any may be empty), or nil when none is configured.
@@ -197,7 +237,7 @@ func (e *Environment) NewRequest(ctx context.Context, method, path string, body 
 	var req *http.Request
 	var err error
 	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, method, e.APIURL()+path, strings.NewReader(string(body)))
+		req, err = http.NewRequestWithContext(ctx, method, e.APIURL()+path, bytes.NewReader(body))
 	} else {
 		req, err = http.NewRequestWithContext(ctx, method, e.APIURL()+path, nil)
 	}

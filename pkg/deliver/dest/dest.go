@@ -14,6 +14,7 @@ import (
 
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 )
 
 // Kind is one destination kind: how the route file describes its consumers (config.Kind, whose
@@ -30,8 +31,10 @@ type Deps struct {
 	// Credential is the token credential for consumers reached with managed identity, built on
 	// first need so that a deployment without such consumers never builds one.
 	Credential func() (azcore.TokenCredential, error)
-	// DataverseCredential, when set, replaces Credential for the Dataverse Web API.
-	DataverseCredential func() (azcore.TokenCredential, error)
+	// WebAPI, when set, is the one Dataverse Web API client of the process (the reads' too):
+	// dataverse consumers write through its environments, so that they share each one's
+	// concurrency limit and the waits its 429s ask for with everything else sent there.
+	WebAPI *webapi.Client
 	// Shared returns the value made by build under key, building it on the first call (and
 	// again after a failed build): one client per environment for every consumer of it.
 	Shared func(key string, build func() (any, error)) (any, error)

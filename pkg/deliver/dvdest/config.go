@@ -16,11 +16,6 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/deliver/dest"
 )
 
-// EnvironmentsSetting names the environments a dataverse consumer's `environment:` may name:
-// key=URL pairs separated by ';' (contoso=https://contoso.crm4.dynamics.com), a URL alone being
-// known by its host.
-const EnvironmentsSetting = "DVROUTER_DATAVERSE_ENVIRONMENTS"
-
 // Spec is a dataverse consumer's own settings.
 type Spec struct {
 	Environment string   // the environment URL, https://contoso.crm4.dynamics.com
@@ -110,7 +105,7 @@ func decode(d *config.Decoder) any {
 	for _, req := range []string{"environment", "table", "key"} {
 		if d.Get(req) == nil {
 			hint := map[string]string{
-				"environment": "a name from " + EnvironmentsSetting + " or the environment's URL",
+				"environment": "a name from " + config.EnvDataverseEnvs + " or the environment's URL",
 				"table":       "the target table's logical name",
 				"key":         "the columns of the target's alternate key",
 			}[req]
@@ -159,17 +154,16 @@ func environment(d *config.Decoder, f config.Field) string {
 	if d.Unresolved() {
 		return "" // the setting is not at hand
 	}
-	setting, _ := d.Setting(EnvironmentsSetting)
-	envs, err := ParseEnvironments(setting)
+	envs, err := d.DataverseEnvironments()
 	if err != nil {
-		d.Errorf(f.Value, "environment: setting %s: %v", EnvironmentsSetting, err)
+		d.Errorf(f.Value, "environment: setting %s: %v", config.EnvDataverseEnvs, err)
 		return ""
 	}
 	if u, ok := envs[strings.ToLower(raw)]; ok {
 		return u
 	}
 	if len(envs) == 0 {
-		d.Errorf(f.Value, "environment: %q: setting %s is not set; give the environment's URL (https://contoso.crm4.dynamics.com) or name it there (%s=contoso=https://...)", raw, EnvironmentsSetting, EnvironmentsSetting)
+		d.Errorf(f.Value, "environment: %q: setting %s is not set; give the environment's URL (https://contoso.crm4.dynamics.com) or name it there (%s=contoso=https://...)", raw, config.EnvDataverseEnvs, config.EnvDataverseEnvs)
 		return ""
 	}
 	names := make([]string, 0, len(envs))
@@ -177,34 +171,8 @@ func environment(d *config.Decoder, f config.Field) string {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	d.Errorf(f.Value, "environment: %q is not named in setting %s (it names %s)", raw, EnvironmentsSetting, strings.Join(names, ", "))
+	d.Errorf(f.Value, "environment: %q is not named in setting %s (it names %s)", raw, config.EnvDataverseEnvs, strings.Join(names, ", "))
 	return ""
-}
-
-// ParseEnvironments reads DVROUTER_DATAVERSE_ENVIRONMENTS: key=URL pairs separated by ';' or
-// ',', keys compared ignoring case; a URL without a key is known by its host.
-func ParseEnvironments(setting string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, part := range strings.FieldsFunc(setting, func(r rune) bool { return r == ';' || r == ',' }) {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		key, raw, ok := strings.Cut(part, "=")
-		if !ok {
-			key, raw = "", part
-		}
-		u, err := webapi.ParseEnvironmentURL(raw)
-		if err != nil {
-			return nil, err
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		if key == "" {
-			key = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
-		}
-		out[key] = u
-	}
-	return out, nil
 }
 
 // columns reads `columns:`, a mapping of target column to its source: an event column's name,

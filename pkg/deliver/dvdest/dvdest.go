@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
@@ -29,9 +30,11 @@ type Publisher struct {
 	cond webapi.Condition
 }
 
-// New makes the publisher for consumer c. Consumers of one environment share one Web API
-// client, so they share its concurrency limit and the waits its 429s ask for. The client sends
-// each request once: the consumer's retry policy decides about more.
+// New makes the publisher for consumer c. It writes through the process's Web API client
+// (Deps.WebAPI), so that the environment's concurrency limit and the waits its 429s ask for are
+// shared with the reads, as Dataverse counts its service protection limits per user. Without
+// one, the consumers of one environment share a client of their own. Either way a write is sent
+// once: the consumer's retry policy decides about more.
 func New(c config.Consumer, d dest.Deps) (dest.Publisher, error) {
 	s, err := spec(c)
 	if err != nil {
@@ -40,21 +43,24 @@ func New(c config.Consumer, d dest.Deps) (dest.Publisher, error) {
 	if s.Environment == "" || s.Table == "" || len(s.Key) == 0 {
 		return nil, fmt.Errorf("consumer %s: a dataverse consumer needs environment, table and key", c.Name)
 	}
-	shared, err := d.Shared("dataverse "+s.Environment, func() (any, error) {
-		credential := d.Credential
-		if d.DataverseCredential != nil {
-			credential = d.DataverseCredential
+	p := &Publisher{spec: s}
+	if d.WebAPI != nil {
+		if p.env = d.WebAPI.EnvironmentAt(s.Environment); p.env == nil {
+			return nil, fmt.Errorf("consumer %s: dataverse %s: not an environment of the Web API client (Environments lists what it needs)", c.Name, s.Environment)
 		}
-		cred, err := credential()
+	} else {
+		shared, err := d.Shared("dataverse "+s.Environment, func() (any, error) {
+			cred, err := d.Credential()
+			if err != nil {
+				return nil, fmt.Errorf("credential: %w", err)
+			}
+			return webapi.New(map[string]string{s.Environment: s.Environment}, webapi.Options{Credential: cred, HTTPClient: d.HTTPClient, MaxAttempts: 1})
+		})
 		if err != nil {
-			return nil, fmt.Errorf("credential: %w", err)
+			return nil, fmt.Errorf("consumer %s: dataverse %s: %w", c.Name, s.Environment, err)
 		}
-		return webapi.New(map[string]string{s.Environment: s.Environment}, webapi.Options{Credential: cred, HTTPClient: d.HTTPClient, MaxAttempts: 1})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: dataverse %s: %w", c.Name, s.Environment, err)
+		p.env = shared.(*webapi.Client).Environments()[0]
 	}
-	p := &Publisher{env: shared.(*webapi.Client).Environments()[0], spec: s}
 	switch s.Mode {
 	case "update":
 		p.cond = webapi.UpdateOnly
@@ -62,6 +68,18 @@ func New(c config.Consumer, d dest.Deps) (dest.Publisher, error) {
 		p.cond = webapi.CreateOnly
 	}
 	return p, nil
+}
+
+// Environments are the environment URLs of the dataverse consumers among consumers, each once,
+// in file order: what a Web API client given to them as Deps.WebAPI must hold.
+func Environments(consumers []config.Consumer) []string {
+	var out []string
+	for _, c := range consumers {
+		if s, err := spec(c); err == nil && c.Type == Kind.Config.Name && s.Environment != "" && !slices.Contains(out, s.Environment) {
+			out = append(out, s.Environment)
+		}
+	}
+	return out
 }
 
 // Publish makes one write: a Delete event deletes the row (one already gone counts as done),

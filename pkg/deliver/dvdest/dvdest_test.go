@@ -14,6 +14,7 @@ import (
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
+	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/failures"
 )
@@ -236,5 +237,85 @@ func TestDataverse_KeyWithoutAValueIsAPermanentFailure(t *testing.T) {
 	}
 	if len(w.Requests()) != 0 {
 		t.Error("a request was sent for a row without its key")
+	}
+}
+
+// Given the process's Web API client (Options.WebAPI, as serve wires it), consumers write
+// through its environment: a 429 a write gets makes the reads of that client wait too, as
+// Dataverse counts its limits per user.
+func TestDataverse_WritesShareTheWebAPIClientsThrottling(t *testing.T) {
+	w := mirrorStandIn(t)
+	rf, err := config.LoadRoutesBytes("routes.yaml", []byte(fmt.Sprintf(mirrorRoutes, "upsert")), func(k string) (string, bool) {
+		if k == "DVROUTER_DATAVERSE_ENVIRONMENTS" {
+			return "contoso=" + w.URL, true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := webapi.New(map[string]string{"contoso": w.URL}, webapi.Options{Credential: w.Credential(), WriteAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := deliver.New(rf.Consumers, &memRecorder{}, deliver.Options{Budget: 5 * time.Second, Logger: zerolog.Nop(), WebAPI: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	if out, err := d.Deliver(t.Context(), contactEvent(1, "Create", dataverse.Row{"fullname": "A"}), target); err != nil || len(out.Delivered) != 1 {
+		t.Fatalf("first write: %+v, %v", out, err) // the definitions are now known: the next request is the write
+	}
+
+	w.ThrottleAfter(0, 1, "1")
+	done := make(chan deliver.Outcome, 1)
+	go func() {
+		out, _ := d.Deliver(t.Context(), contactEvent(2, "Create", dataverse.Row{"fullname": "B"}), target)
+		done <- out
+	}()
+	for deadline := time.Now().Add(3 * time.Second); !throttledOnce(w); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the write was never answered 429")
+		}
+	}
+	sent := len(w.Requests())
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err = c.EnvironmentAt(w.URL).GetRow(ctx, "new_contactmirror", "00000002-3d4e-4f60-8b70-000000000002", nil)
+	if !webapi.IsThrottled(err) || len(w.Requests()) != sent {
+		t.Errorf("read right after the write's 429: %v, %d requests sent; want it refused at once as throttled, nothing sent", err, len(w.Requests())-sent)
+	}
+	if out := <-done; len(out.Delivered) != 1 {
+		t.Errorf("throttled write: %+v, want delivered after the wait", out)
+	}
+}
+
+func throttledOnce(w *testenv.WebAPI) bool {
+	for _, r := range w.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDataverse_AnEnvironmentTheClientLacksIsAConfigurationError(t *testing.T) {
+	w := mirrorStandIn(t)
+	rf, err := config.LoadRoutesBytes("routes.yaml", []byte(fmt.Sprintf(mirrorRoutes, "upsert")), func(k string) (string, bool) {
+		if k == "DVROUTER_DATAVERSE_ENVIRONMENTS" {
+			return "contoso=" + w.URL, true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := webapi.New(map[string]string{"other": "https://other.crm.dynamics.com"}, webapi.Options{Credential: w.Credential()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = deliver.New(rf.Consumers, &memRecorder{}, deliver.Options{Logger: zerolog.Nop(), WebAPI: c})
+	if err == nil || !strings.Contains(err.Error(), "mirror") || !strings.Contains(err.Error(), w.URL) {
+		t.Errorf("err = %v, want one naming the consumer and its environment", err)
 	}
 }

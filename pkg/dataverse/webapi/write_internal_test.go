@@ -1,0 +1,59 @@
+package webapi
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// Segment writes what url.PathEscape of the OData literal writes, the single quote kept.
+func TestSegment_EscapesAsPathEscape(t *testing.T) {
+	for _, v := range []any{"plain", "O'Neil", "a/b?c;d,e f#g%h", "Zoë ü 日本", "$&+:=@~-_.", "\x00\x7f", true, 42, int64(-7), 1.5, json.Number("1e3")} {
+		lit, err := Literal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "k=" + strings.ReplaceAll(url.PathEscape(lit), "%27", "'")
+		if got, err := (Key{{Column: "k", Value: v}}).Segment(); err != nil || got != want {
+			t.Errorf("%#v: %q, %v; want %q", v, got, err, want)
+		}
+	}
+}
+
+func cannedBatchAnswer(statuses ...string) string {
+	var b strings.Builder
+	b.WriteString("--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_2\r\n\r\n")
+	for i, s := range statuses {
+		if i > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("--changesetresponse_2\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\nHTTP/1.1 " + s + "\r\nOData-Version: 4.0\r\n\r\n")
+	}
+	b.WriteString("\r\n--changesetresponse_2--\r\n--batchresponse_1--\r\n")
+	return b.String()
+}
+
+// carriedOut says yes only to a change set answer with exactly one 2xx per write; anything else
+// is read the long way, which finds the error.
+func TestCarriedOut_OnlyEveryWriteDone(t *testing.T) {
+	const ct = "multipart/mixed; boundary=batchresponse_1"
+	cases := []struct {
+		name, body, ct string
+		n              int
+		want           bool
+	}{
+		{"three 204s", cannedBatchAnswer("204 No Content", "204 No Content", "200 OK"), ct, 3, true},
+		{"one short", cannedBatchAnswer("204 No Content", "204 No Content"), ct, 3, false},
+		{"one more", cannedBatchAnswer("204 No Content", "204 No Content"), ct, 1, false},
+		{"a 412", cannedBatchAnswer("204 No Content", "412 Precondition Failed"), ct, 2, false},
+		{"other boundary", cannedBatchAnswer("204 No Content"), "multipart/mixed; boundary=x", 1, false},
+		{"single error part", "--batchresponse_1\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 400 Bad Request\r\n\r\n{}\r\n--batchresponse_1--\r\n", ct, 1, false},
+		{"not a status", strings.Replace(cannedBatchAnswer("204 No Content"), "HTTP/1.1 204", "HTTP/1.1 2xx", 1), ct, 1, false},
+	}
+	for _, c := range cases {
+		if got := carriedOut([]byte(c.body), c.ct, c.n); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -281,7 +281,7 @@ func TestDataverse_WritesShareTheWebAPIClientsThrottling(t *testing.T) {
 	sent := len(w.Requests())
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	_, err = c.EnvironmentAt(w.URL).GetRow(ctx, "new_contactmirror", "00000002-3d4e-4f60-8b70-000000000002", nil)
+	_, err = c.EnvironmentAt(w.URL).GetRow(ctx, "new_contactmirror", "00000002-3d4e-4f60-8b70-000000000002", []string{"new_name"})
 	if !webapi.IsThrottled(err) || len(w.Requests()) != sent {
 		t.Errorf("read right after the write's 429: %v, %d requests sent; want it refused at once as throttled, nothing sent", err, len(w.Requests())-sent)
 	}

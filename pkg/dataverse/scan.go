@@ -29,8 +29,6 @@ type decoder struct {
 	sniffing int
 	// How far the scratch stacks went, for done.
 	hwAttrs, hwFmts, hwVals int
-	// room is the room the next image entity's row is made with (see images).
-	room int
 	// The last date formatted, and its milliseconds (see date).
 	lastDate   string
 	lastDateMS int64
@@ -50,7 +48,7 @@ const maxScratch = 4096
 
 // start readies the decoder for a body; done lets go of it.
 func (d *decoder) start(s string, base int) {
-	d.s, d.base, d.i, d.depth, d.shape, d.sniffing, d.room = s, base, 0, 0, nil, 0, 0
+	d.s, d.base, d.i, d.depth, d.shape, d.sniffing = s, base, 0, 0, nil, 0
 	d.lastDate, d.lastDateMS = "", 0
 }
 

@@ -349,8 +349,6 @@ func (d *decoder) sniff() (name string, has int, err error) {
 func (d *decoder) entity(first, pend bool) (val, error) {
 	v := val{k: kEntity}
 	abase, fbase := len(d.attrs), len(d.fmts)
-	room := d.room // an image's (see images); an entity inside it gets none
-	d.room = 0
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {
@@ -386,7 +384,7 @@ func (d *decoder) entity(first, pend bool) (val, error) {
 		v.x = &pending{attrs: d.attrs[abase:len(d.attrs):len(d.attrs)], fmts: d.fmts[fbase:len(d.fmts):len(d.fmts)]}
 		return v, nil
 	}
-	v.x = d.buildRow(abase, fbase, room)
+	v.x = d.buildRow(abase, fbase)
 	return v, nil
 }
 
@@ -545,11 +543,10 @@ func wanted(set, k string) bool {
 	return false
 }
 
-// buildRow turns the attrs and fmts pushed since abase and fbase into a Web API row, made with
-// room for that many more entries, and pops them.
-func (d *decoder) buildRow(abase, fbase, room int) Row {
+// buildRow turns the attrs and fmts pushed since abase and fbase into a Web API row and pops them.
+func (d *decoder) buildRow(abase, fbase int) Row {
 	attrs, fmts := d.attrs[abase:], d.fmts[fbase:]
-	row := make(Row, rowSize(attrs, fmts)+room)
+	row := make(Row, rowSize(attrs, fmts))
 	fill(&d.boxes, row, attrs, fmts)
 	d.popEntity(abase, fbase)
 	return row

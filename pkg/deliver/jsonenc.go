@@ -3,6 +3,7 @@ package deliver
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 
@@ -241,25 +242,48 @@ func appendString(b []byte, s string) []byte {
 
 // plainRun is how many leading bytes of s a JSON string holds as they are. It tests eight
 // bytes at a time for a control character, '"', '\\' or a non-ASCII byte, with the word tricks
-// of "Bit Twiddling Hacks" (haszero, hasless): most text needs no escaping at all.
+// of "Bit Twiddling Hacks" (haszero, hasless), and goes straight to the first byte that needs a
+// look; the last (or only) part word of a string of eight bytes or more is tested as the word
+// ending the string, overlapping bytes already passed. Most text needs no escaping at all.
 func plainRun(s string) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		control := (x - ones*0x20) & ^x & highs
-		quote := x ^ (ones * '"')
-		quote = (quote - ones) & ^quote & highs
-		backslash := x ^ (ones * '\\')
-		backslash = (backslash - ones) & ^backslash & highs
-		if control|quote|backslash|x&highs != 0 {
-			break
+		if m := stops8(load8(s, i)); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
 		}
+	}
+	if i == len(s) {
+		return i
+	}
+	if len(s) >= 8 {
+		// The bytes below i are plain, so none of them is flagged (a borrow only flags a byte
+		// above a match): the lowest flag is the first byte at or after i that needs a look.
+		if m := stops8(load8(s, len(s)-8)); m != 0 {
+			return len(s) - 8 + bits.TrailingZeros64(m)>>3
+		}
+		return len(s)
 	}
 	for ; i < len(s) && s[i] < utf8.RuneSelf && plainASCII[s[i]]; i++ {
 	}
 	return i
+}
+
+// load8 reads s[i:i+8] as a little-endian word (the compiler makes it one load).
+func load8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// stops8 sets the high bit of each byte of x that is a control character, '"', '\\' or not
+// ASCII. A byte above a true match may be flagged too (a borrow), never one below: the lowest
+// flag is exact. Per byte, c-0x20 has its high bit set for c < 0x20 (and some c >= 0x80),
+// (c^'"')-1 for c == '"' (and c >= 0x80), (c^'\\')-1 for c == '\\' (and c >= 0x80), and c
+// itself for c >= 0x80; no other byte sets it in any of them.
+func stops8(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, b := x^(ones*'"'), x^(ones*'\\')
+	return ((x - ones*0x20) | (q - ones) | (b - ones) | x) & highs
 }
 
 // validNumber reports whether s is a JSON number literal.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dvrouter/dvrouter/pkg/config"
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
@@ -217,6 +218,34 @@ func TestEncode_PayloadsOwnTheirBytes(t *testing.T) {
 		}
 		if !json.Valid(b) || !strings.Contains(string(b), `"second"`) {
 			t.Errorf("%s payload = %s", format, b)
+		}
+	}
+}
+
+// plainRun against a byte-at-a-time reference: every byte value at every position of strings
+// up to 24 bytes long, after plain bytes and after other stops.
+func TestPlainRun_MatchesByteLoop(t *testing.T) {
+	ref := func(s string) int {
+		i := 0
+		for i < len(s) && s[i] < utf8.RuneSelf && plainASCII[s[i]] {
+			i++
+		}
+		return i
+	}
+	for n := 1; n <= 24; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				for _, fill := range []byte{'a', 0x01, '"', 0xe2} {
+					b := []byte(strings.Repeat("x", n))
+					b[at] = byte(c)
+					for k := at + 1; k < n; k += 3 {
+						b[k] = fill
+					}
+					if got, want := plainRun(string(b)), ref(string(b)); got != want {
+						t.Fatalf("plainRun(%q) = %d, want %d", b, got, want)
+					}
+				}
+			}
 		}
 	}
 }

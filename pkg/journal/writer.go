@@ -92,7 +92,7 @@ func (j *Journal) CreateTable(ctx context.Context) error {
 }
 
 // OpenLazy is Open without creating the table, for a start-up that must not wait on
-// Table Storage: writes to a missing table are lost and counted.
+// Table Storage: a write that finds the table missing creates it and tries again.
 func OpenLazy(cfg Config) (*Journal, error) {
 	j, err := newJournal(cfg)
 	if err != nil {
@@ -341,5 +341,14 @@ func unhealthy(err error) bool {
 func (j *Journal) submit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), j.cfg.CallTimeout)
 	defer cancel()
-	return j.batches.InsertOrReplace(ctx, b.entities)
+	err := j.batches.InsertOrReplace(ctx, b.entities)
+	if isCode(err, aztables.TableNotFound) {
+		// OpenLazy's table not created yet, or one deleted (or an in-memory emulator
+		// restarted): create it and write once more; a second failure is the batch's.
+		if cerr := j.CreateTable(ctx); cerr != nil {
+			return fmt.Errorf("%w (and %v)", err, cerr)
+		}
+		err = j.batches.InsertOrReplace(ctx, b.entities)
+	}
+	return err
 }

@@ -119,11 +119,6 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 	batchID, changesetID := "batch_"+newID(), "changeset_"+newID()
 	body := bodies.Get().(*bytes.Buffer)
 	body.Reset()
-	defer func() {
-		if body.Cap() <= 4<<20 { // a rare huge batch is not kept
-			bodies.Put(body)
-		}
-	}()
 	w.writeBody(body, batchID, changesetID, entities)
 
 	req, err := runtime.NewRequest(ctx, http.MethodPost, w.endpoint+"/$batch"+w.query)
@@ -143,6 +138,11 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 		return fmt.Errorf("table %s: batch: %w", w.table, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusAccepted && body.Cap() <= 4<<20 {
+		// Only after a 202: the service read the whole body to answer it. A server that
+		// answers early (a 403) may leave the transport still sending it.
+		bodies.Put(body)
+	}
 	return w.readResponse(resp)
 }
 

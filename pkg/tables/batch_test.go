@@ -243,12 +243,7 @@ func TestBatchWriter_TokenCredentialSendsABearerToken(t *testing.T) {
 			http.Error(w, "unexpected body", http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("Content-Type", "multipart/mixed; boundary=batchresponse_1")
-		w.WriteHeader(http.StatusAccepted)
-		fmt.Fprint(w, "--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_1\r\n\r\n"+
-			"--changesetresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"+
-			"HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nDataServiceVersion: 3.0;\r\n\r\n\r\n"+
-			"--changesetresponse_1--\r\n--batchresponse_1--\r\n")
+		accepted(w)
 	}))
 	defer srv.Close()
 	cred := tokenCredential{scopes: make(chan []string, 1)}
@@ -266,5 +261,31 @@ func TestBatchWriter_TokenCredentialSendsABearerToken(t *testing.T) {
 	}
 	if got := <-cred.scopes; !reflect.DeepEqual(got, []string{"https://storage.azure.com/.default"}) {
 		t.Errorf("scopes %v", got)
+	}
+}
+
+// accepted answers a batch of one as the Table service does when it is written.
+func accepted(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "multipart/mixed; boundary=batchresponse_1")
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprint(w, "--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_1\r\n\r\n"+
+		"--changesetresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"+
+		"HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nDataServiceVersion: 3.0;\r\n\r\n\r\n"+
+		"--changesetresponse_1--\r\n--batchresponse_1--\r\n")
+}
+
+func TestBatchWriter_SASInTheConnectionStringGoesOnTheURL(t *testing.T) {
+	var query, path, auth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		query, path, auth = r.URL.RawQuery, r.URL.Path, r.Header.Get("Authorization")
+		accepted(w)
+	}))
+	defer srv.Close()
+	conn := "TableEndpoint=" + srv.URL + "/acct;SharedAccessSignature=sv=2019-02-02&ss=t&sig=c2ln"
+	if err := writer(t, tables.Account{ConnectionString: conn}, "T").InsertOrReplace(context.Background(), []tables.Entity{entity(t, "p", 1, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if query != "sv=2019-02-02&ss=t&sig=c2ln" || path != "/acct/$batch" || auth != "" {
+		t.Errorf("query %q, path %q, Authorization %q", query, path, auth)
 	}
 }

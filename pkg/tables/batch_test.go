@@ -289,3 +289,20 @@ func TestBatchWriter_SASInTheConnectionStringGoesOnTheURL(t *testing.T) {
 		t.Errorf("query %q, path %q, Authorization %q", query, path, auth)
 	}
 }
+
+func TestBatchWriter_RefusesAMalformedConnectionStringWithoutShowingIt(t *testing.T) {
+	for _, conn := range []string{
+		"AccountName=a;AccountKey=bm90IGJhc2U2NA!!;TableEndpoint=http://127.0.0.1:1/a",
+		"AccountKey=c2VjcmV0;TableEndpoint=http://127.0.0.1:1/a",
+		"AccountName=a;TableEndpoint=http://127.0.0.1:1/a",
+		"nonsense",
+	} {
+		_, err := tables.Account{ConnectionString: conn}.BatchWriter("T", nil)
+		if err == nil || !strings.Contains(err.Error(), "connection string is malformed") {
+			t.Errorf("%q: error %v", conn, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "c2VjcmV0") || strings.Contains(err.Error(), "bm90")) {
+			t.Errorf("the error %q shows the key", err)
+		}
+	}
+}

@@ -532,7 +532,7 @@ func openJournal(s *config.Settings, log zerolog.Logger) (*journal.Journal, erro
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := j.CreateTable(ctx); err != nil {
-		log.Warn().Err(err).Str("table", s.JournalTable).Msg("delivery journal table not created; entries are lost until it exists")
+		log.Warn().Err(err).Str("table", s.JournalTable).Msg("delivery journal table not created at start; the first batch that finds it missing creates it and writes again")
 	}
 	return j, nil
 }

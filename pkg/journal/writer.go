@@ -46,6 +46,7 @@ type Config struct {
 type Journal struct {
 	client  *aztables.Client
 	service *aztables.ServiceClient
+	batches *tables.BatchWriter // the flusher's writes: cheaper than the SDK's SubmitTransaction
 	table   string
 	cfg     Config
 	log     zerolog.Logger
@@ -91,7 +92,7 @@ func (j *Journal) CreateTable(ctx context.Context) error {
 }
 
 // OpenLazy is Open without creating the table, for a start-up that must not wait on
-// Table Storage: writes to a missing table are lost and counted.
+// Table Storage: a write that finds the table missing creates it and tries again.
 func OpenLazy(cfg Config) (*Journal, error) {
 	j, err := newJournal(cfg)
 	if err != nil {
@@ -110,14 +111,18 @@ func newJournal(cfg Config) (*Journal, error) {
 	// Few retries: a batch that cannot be written is counted as lost rather than holding up
 	// the batches behind it, so a table that is down costs the journal entries, never
 	// deliveries their time.
-	opts := &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{
+	opts := azcore.ClientOptions{
 		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, TryTimeout: 5 * time.Second},
-	}}
-	svc, err := cfg.Account.Service(opts)
+	}
+	svc, err := cfg.Account.Service(&aztables.ClientOptions{ClientOptions: opts})
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &Journal{client: svc.NewClient(cfg.Table), service: svc, table: cfg.Table, cfg: cfg, log: cfg.Log,
+	batches, err := cfg.Account.BatchWriter(cfg.Table, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	return &Journal{client: svc.NewClient(cfg.Table), service: svc, batches: batches, table: cfg.Table, cfg: cfg, log: cfg.Log,
 		ch: make(chan Entry, cfg.Buffer), closing: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
@@ -186,9 +191,9 @@ func (j *Journal) Flush(ctx context.Context) error {
 // batch is one transaction: up to maxBatch entities of one partition, and the entries whose
 // copies it holds.
 type batch struct {
-	pk      string
-	actions []aztables.TransactionAction
-	rows    map[string]bool
+	pk       string
+	entities []tables.Entity
+	rows     map[string]bool
 }
 
 func (j *Journal) start() {
@@ -256,12 +261,12 @@ func (j *Journal) write(round []Entry) {
 			if len(bs) == 0 {
 				order = append(order, x.pk)
 			}
-			if len(bs) == 0 || len(bs[len(bs)-1].actions) == maxBatch || bs[len(bs)-1].rows[x.rk] {
+			if len(bs) == 0 || len(bs[len(bs)-1].entities) == maxBatch || bs[len(bs)-1].rows[x.rk] {
 				bs = append(bs, &batch{pk: x.pk, rows: map[string]bool{}})
 				byPK[x.pk] = bs
 			}
 			b := bs[len(bs)-1]
-			b.actions = append(b.actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: x.body})
+			b.entities = append(b.entities, tables.Entity{PartitionKey: x.pk, RowKey: x.rk, JSON: x.body})
 			b.rows[x.rk] = true
 			if o := owners[b]; len(o) == 0 || o[len(o)-1] != i {
 				owners[b] = append(o, i)
@@ -336,11 +341,14 @@ func unhealthy(err error) bool {
 func (j *Journal) submit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), j.cfg.CallTimeout)
 	defer cancel()
-	if len(b.actions) == 1 {
-		// One entity needs no transaction; a plain upsert is a cheaper request.
-		_, err := j.client.UpsertEntity(ctx, b.actions[0].Entity, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
-		return err
+	err := j.batches.InsertOrReplace(ctx, b.entities)
+	if isCode(err, aztables.TableNotFound) {
+		// OpenLazy's table not created yet, or one deleted (or an in-memory emulator
+		// restarted): create it and write once more; a second failure is the batch's.
+		if cerr := j.CreateTable(ctx); cerr != nil {
+			return fmt.Errorf("%w (and %v)", err, cerr)
+		}
+		err = j.batches.InsertOrReplace(ctx, b.entities)
 	}
-	_, err := j.client.SubmitTransaction(ctx, b.actions, nil)
 	return err
 }

@@ -92,6 +92,7 @@ func cloudEvent(ev *dataverse.Event, o *config.CloudEvent) dest.CloudEvent {
 		Subject: ev.RecordID,
 		Time:    ev.OperationCreatedAt,
 		Binary:  o.Mode == "binary",
+		Reread:  ev.Reread,
 	}
 	if ce.Source == "" {
 		switch {
@@ -159,6 +160,9 @@ func appendCloudEvent(b []byte, ce *dest.CloudEvent, ev *dataverse.Event) ([]byt
 	if !ce.Time.IsZero() {
 		b = append(b, `,"time":`...)
 		b = appendString(b, ce.TimeText())
+	}
+	if ce.Reread {
+		b = append(b, `,"`+dest.CloudEventRereadExtension+`":true`...)
 	}
 	b = append(b, `,"datacontenttype":"application/json","data":`...)
 	b, err := appendEvent(b, ev)

@@ -63,7 +63,14 @@ type CloudEvent struct {
 	// Binary says the body is the data alone (binary content mode) and the attributes travel
 	// only outside it; otherwise the body is the structured event.
 	Binary bool
+	// Reread sets the extension attribute CloudEventRereadExtension to true: the row was read
+	// from the Dataverse Web API before matching.
+	Reread bool
 }
+
+// CloudEventRereadExtension is the CloudEvents extension attribute saying the event was re-read
+// (CloudEvents 1.0 section 3.1.1: attribute names are lower-case ASCII letters and digits).
+const CloudEventRereadExtension = "dvrouterreread"
 
 // TimeText is the CloudEvents `time`: RFC 3339 in UTC with the milliseconds Dataverse carries.
 func (c *CloudEvent) TimeText() string { return c.Time.UTC().Format("2006-01-02T15:04:05.000Z") }

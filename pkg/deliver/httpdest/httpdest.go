@@ -32,6 +32,10 @@ const (
 	HeaderAttempt        = "X-Dvrouter-Attempt"
 	// HeaderTest is "true" on a test event (and absent on every other request).
 	HeaderTest = "X-Dvrouter-Test"
+	// HeaderReread is "true" on an event whose row was read from the Dataverse Web API before
+	// matching (dataverse.Event.Reread), so that a raw consumer, whose body is the context as
+	// Dataverse sent it, can tell too; absent on every other request.
+	HeaderReread = "X-Dvrouter-Reread"
 
 	// Standard Webhooks (https://www.standardwebhooks.com).
 	HeaderWebhookID        = "webhook-id"
@@ -179,6 +183,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	if m.Test {
 		h[HeaderTest] = []string{"true"}
 	}
+	if m.Event.Reread {
+		h[HeaderReread] = []string{"true"}
+	}
 	if len(p.keys) > 0 {
 		// Signed per attempt: the timestamp is the time of sending, so a receiver's replay window
 		// judges this attempt, not the first one.
@@ -274,6 +281,7 @@ const (
 	HeaderCEType        = "Ce-Type"
 	HeaderCESubject     = "Ce-Subject"
 	HeaderCETime        = "Ce-Time"
+	HeaderCEReread      = "Ce-Dvrouterreread" // dest.CloudEventRereadExtension, in canonical form
 )
 
 func setCloudEventHeaders(h http.Header, ce *dest.CloudEvent) {
@@ -286,6 +294,9 @@ func setCloudEventHeaders(h http.Header, ce *dest.CloudEvent) {
 	}
 	if !ce.Time.IsZero() {
 		h[HeaderCETime] = []string{ce.TimeText()}
+	}
+	if ce.Reread {
+		h[HeaderCEReread] = []string{"true"}
 	}
 }
 

@@ -27,6 +27,9 @@ const (
 	PropRecordID      = "recordId"
 	// PropTest is true on a test event (and absent on every other message).
 	PropTest = "dvrouterTest"
+	// PropReread is true on an event whose row was read from the Dataverse Web API before
+	// matching (dataverse.Event.Reread), which a raw body does not say; absent otherwise.
+	PropReread = "dvrouterReread"
 )
 
 // Publisher sends to one queue or topic.
@@ -109,6 +112,9 @@ func (p *Publisher) Publish(ctx context.Context, m dest.Message) error {
 	if m.Test {
 		msg.ApplicationProperties[PropTest] = true
 	}
+	if ev.Reread {
+		msg.ApplicationProperties[PropReread] = true
+	}
 	if p.sessionByRecord {
 		msg.SessionID = &ev.RecordID
 	}
@@ -133,6 +139,9 @@ func setCloudEventProperties(props map[string]any, ce *dest.CloudEvent) {
 	}
 	if !ce.Time.IsZero() {
 		props["cloudEvents:time"] = ce.Time.UTC()
+	}
+	if ce.Reread {
+		props["cloudEvents:"+dest.CloudEventRereadExtension] = true
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dvrouter/dvrouter/pkg/dataverse"
 	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/journal"
 )
 
 // RowReader reads columns of an event's row from the Dataverse Web API, in the row's Web API
@@ -73,8 +74,15 @@ func (d *Dispatcher) complete(ctx context.Context, ev *dataverse.Event, reroutin
 		LastError:        fmt.Sprintf("reading %v (%s) from the Web API: %v", cols, why, rerr),
 		Payload:          ev.Raw,
 	}
-	if _, err := d.Recorder.Record(ctx, f); err != nil {
+	kept, err := d.Recorder.Record(ctx, f)
+	if err != nil {
 		return res, true, fmt.Errorf("record reread failure of event %s: %w", ev.ID, err)
+	}
+	if d.Journal != nil {
+		d.Journal.Add(journal.Entry{At: time.Now(), EventID: ev.ID, CorrelationID: ev.CorrelationID,
+			Table: ev.Table, RecordID: ev.RecordID, Message: ev.Message, Consumer: journal.NoConsumer,
+			Outcome: journal.RereadFailed, AttemptCount: 1, Error: f.LastError, FailureID: kept.ID,
+			Source: ev.Source, Version: RowVersion(ev)})
 	}
 	EventLog(d.Log.Error(), ev).Str("kind", string(failures.KindReread)).Strs("columns", cols).
 		Str("error", rerr.Error()).Msg("failure recorded: the row could not be read, the event is kept unmatched")

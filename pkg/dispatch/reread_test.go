@@ -23,6 +23,8 @@ import (
 	"github.com/dvrouter/dvrouter/pkg/deliver"
 	"github.com/dvrouter/dvrouter/pkg/dispatch"
 	"github.com/dvrouter/dvrouter/pkg/failures"
+	"github.com/dvrouter/dvrouter/pkg/journal"
+	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // recorder is a Deliverer that delivers everything and keeps what it was given.
@@ -228,7 +230,12 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	disp := &dispatch.Dispatcher{Routes: s, Deliver: d, Recorder: store, Rows: rows, Log: zerolog.Nop()}
+	j, err := journal.Open(context.Background(), journal.Config{Account: tables.Account{ConnectionString: az.ConnectionString()}, Table: "RereadJournal", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close(context.Background())
+	disp := &dispatch.Dispatcher{Routes: s, Deliver: d, Recorder: store, Rows: rows, Journal: j, Log: zerolog.Nop()}
 
 	w.FailNext(503, 503) // the definition read fails twice: the read fails
 	res, err := disp.Dispatch(context.Background(), ev)
@@ -246,6 +253,18 @@ routes:
 	if kept.EventID != ev.ID || kept.Table != "account" || kept.RecordID != ev.RecordID || !strings.Contains(kept.LastError, "503") {
 		t.Fatalf("kept = %+v", kept)
 	}
+	if err := j.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, q := range map[string]journal.Query{"event": {EventID: ev.ID}, "record": {Table: "account", RecordID: ev.RecordID}} {
+		got, err := j.Lookup(context.Background(), q)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("journal by %s = %+v (err %v), want the one reread-failed entry", name, got, err)
+		}
+		if e := got[0]; e.Outcome != journal.RereadFailed || e.Consumer != journal.NoConsumer || e.FailureID != kept.ID || !strings.Contains(e.Error, "503") {
+			t.Errorf("journal by %s: %+v", name, e)
+		}
+	}
 
 	replayer := &failures.Replayer{Store: store, Sender: d, Router: disp, Budget: 5 * time.Second, Log: zerolog.Nop()}
 	w.FailNext(503, 503)
@@ -259,6 +278,13 @@ routes:
 	out, err = replayer.Replay(context.Background(), kept.ID, failures.Actor{Name: "test"})
 	if err != nil || out.Result != failures.ResultDelivered || out.Routed == nil || !slices.Equal(out.Routed.Delivered, []string{"erp"}) {
 		t.Fatalf("replay = %+v (err %v)", out, err)
+	}
+	if err := j.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := j.Lookup(context.Background(), journal.Query{EventID: ev.ID})
+	if err != nil || len(entries) != 2 || entries[0].Outcome != journal.Delivered || entries[0].Consumer != "erp" {
+		t.Fatalf("journal after the replay = %+v (err %v), want erp delivered then the reread-failed entry", entries, err)
 	}
 	reqs := good.Requests()
 	if len(reqs) != 1 {

@@ -67,7 +67,15 @@ const (
 	// A test event an operator sent (its message is deliver.TestMessage); never kept.
 	TestDelivered Outcome = "test-delivered"
 	TestFailed    Outcome = "test-failed"
+	// RereadFailed: the event's row could not be read from the Dataverse Web API, so it was
+	// matched to no consumer and kept as one failure of kind reread; its entry names the
+	// consumer NoConsumer.
+	RereadFailed Outcome = "reread-failed"
 )
+
+// NoConsumer is the consumer of an entry that concerns the event before any consumer
+// (RereadFailed).
+const NoConsumer = "-"
 
 // Attempt is one try at reaching the consumer, as delivery and the failure store note it.
 type Attempt = failures.Try

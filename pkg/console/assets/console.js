@@ -702,7 +702,7 @@ function historyForm(values) {
   return form;
 }
 
-const knownOutcome = new Set(['delivered', 'failed', 'breaker-open', 'paused', 'replayed', 'discarded', 'test-delivered', 'test-failed']);
+const knownOutcome = new Set(['delivered', 'failed', 'breaker-open', 'paused', 'replayed', 'discarded', 'test-delivered', 'test-failed', 'reread-failed']);
 
 function outcomeBadge(outcome) {
   const o = text(outcome);

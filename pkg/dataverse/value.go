@@ -268,6 +268,12 @@ func (d *decoder) typeName() (string, error) {
 				full = full[:i]
 			}
 			return full, err
+		default:
+			if d.s[j] < 0x20 {
+				// A raw control character is not JSON: let the string reader say so.
+				_, err := d.str()
+				return "", err
+			}
 		}
 	}
 	return "", d.eof()

@@ -4,9 +4,8 @@
 // Exits non-zero on the first check that fails.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, must, step } from './browser.mjs';
 
-const env = process.env;
 const consoleURL = must('CONSOLE_URL');
 const key = must('CONSOLE_KEY');
 const actor = must('CONSOLE_ACTOR');
@@ -14,26 +13,7 @@ const readerKey = must('CONSOLE_READER_KEY');
 const tokenAt = must('CONSOLE_TOKEN_AT');
 const shots = must('CONSOLE_SCREENSHOTS');
 
-function must(name) {
-  const v = env[name];
-  if (!v) throw new Error(`${name} is not set: run this through go test ./test/console`);
-  return v;
-}
-
-function step(name) {
-  console.log(`- ${name}`);
-}
-
-const context = await chromium.launchPersistentContext(must('BROWSER_PROFILE'), {
-  executablePath: env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-  viewport: { width: 1280, height: 800 },
-  timezoneId: 'UTC',
-  locale: 'en-US',
-});
-context.setDefaultTimeout(30_000);
+const context = await launch(30_000);
 const pageErrors = [];
 
 const accountRow = '#changes tbody tr[data-table="account"]';

@@ -3,8 +3,6 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,13 +20,7 @@ import (
 // reads after StaleAfter/3 (20 minutes with the setting below), and the view and the API only
 // read and write the token store. So the state is written into the store as a read would.
 func TestConsole_ChangeTrackingInABrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing: install Debian's chromium (make test does: apt-get install -y chromium): %v", chromiumPath, err)
-	}
-	nodeModules := testenv.NodeModules(t)
-	if _, err := os.Stat(filepath.Join(nodeModules, "playwright-core", "package.json")); err != nil {
-		t.Fatalf("playwright-core is missing from %s: run npm ci (make test does)", nodeModules)
-	}
+	requireBrowser(t)
 	az := testenv.StartAzurite(t)
 	const (
 		envURL      = "https://contoso.crm4.dynamics.com"
@@ -80,28 +72,14 @@ routes:
 		"DVROUTER_ROUTES="+routes,
 		"DVROUTER_ADMIN_KEYS="+adminKeyName+"="+adminKey+",rita:reader="+readerKey)
 
-	shots := os.Getenv("CONSOLE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv.RepoRoot(), "test", "console", "changes.test.mjs"))
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(),
+	shots := screenshotDir(t)
+	runBrowserScript(ctx, t, srv, "changes.test.mjs",
 		"CONSOLE_URL="+srv.URL+"/api/console/",
 		"CONSOLE_KEY="+adminKey,
 		"CONSOLE_ACTOR="+adminKeyName,
 		"CONSOLE_READER_KEY="+readerKey,
 		"CONSOLE_TOKEN_AT="+tokenAt.Format("2006-01-02T15:04:05.000Z"),
-		"CONSOLE_SCREENSHOTS="+shots,
-		"CHROMIUM="+chromiumPath,
-		"BROWSER_PROFILE="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("browser script failed: %v\ndvrouter log:\n%s", err, srv.out)
-	}
+		"CONSOLE_SCREENSHOTS="+shots)
 
 	// The reset reached the store: no token, no pending read, the next read is a full one.
 	states, err := store.List(ctx)

@@ -3,9 +3,8 @@
 // passes what it seeded in CONSOLE_SEEDED. Exits non-zero on the first check that fails.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, must, step } from './browser.mjs';
 
-const env = process.env;
 const consoleURL = must('CONSOLE_URL');
 const key = must('CONSOLE_KEY');
 const seeded = JSON.parse(must('CONSOLE_SEEDED'));
@@ -18,26 +17,7 @@ const total = seeded.erp + seeded.ledger + seeded.crm;
 const realRoles = (await fetch(new URL('../me', consoleURL), { headers: { 'x-functions-key': readerKey } })).status === 200;
 const timeout = 30_000;
 
-function must(name) {
-  const v = env[name];
-  if (!v) throw new Error(`${name} is not set: run this through go test ./test/console`);
-  return v;
-}
-
-function step(name) {
-  console.log(`- ${name}`);
-}
-
-const context = await chromium.launchPersistentContext(must('BROWSER_PROFILE'), {
-  executablePath: env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-  viewport: { width: 1280, height: 800 },
-  timezoneId: 'UTC',
-  locale: 'en-US',
-});
-context.setDefaultTimeout(timeout);
+const context = await launch(timeout);
 
 // Every page records what the browser refused (CSP) and what the page threw.
 await context.addInitScript(() => {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,13 +52,7 @@ type seeded struct {
 // replays a consumer's failures (dry run, then progress) and another's that fail again, all
 // in chromium; then checks in the store and at the consumers that it really happened.
 func TestConsole_SupportLoopInABrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing: install Debian's chromium (make test does: apt-get install -y chromium): %v", chromiumPath, err)
-	}
-	nodeModules := testenv.NodeModules(t)
-	if _, err := os.Stat(filepath.Join(nodeModules, "playwright-core", "package.json")); err != nil {
-		t.Fatalf("playwright-core is missing from %s: run npm ci (make test does)", nodeModules)
-	}
+	requireBrowser(t)
 
 	az := testenv.StartAzurite(t)
 	const table = "ConsoleFailures"
@@ -121,32 +114,18 @@ routes:
 	// script plays the platform (it sets x-ms-client-principal) against this one.
 	behindAppService := startDvrouter(t, append(env, "DVROUTER_APPSERVICE_AUTH=true")...)
 
-	shots := os.Getenv("CONSOLE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 	config, _ := json.Marshal(want)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv.RepoRoot(), "test", "console", "console.test.mjs"))
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(),
+	runBrowserScript(ctx, t, srv, "console.test.mjs",
 		"CONSOLE_URL="+srv.URL+"/api/console/",
 		"CONSOLE_KEY="+adminKey,
 		"CONSOLE_ACTOR="+adminKeyName,
 		"CONSOLE_READER_KEY="+readerKey,
 		"CONSOLE_APPSERVICE_URL="+behindAppService.URL+"/api/console/",
 		"CONSOLE_SEEDED="+string(config),
-		"CONSOLE_SCREENSHOTS="+shots,
-		"CHROMIUM="+chromiumPath,
-		"BROWSER_PROFILE="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("browser script failed: %v\ndvrouter log:\n%s", err, srv.out)
-	}
+		"CONSOLE_SCREENSHOTS="+shots)
 	t.Logf("screenshots in %s", shots)
 
 	// What the browser did, seen from the outside.

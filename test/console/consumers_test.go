@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,13 +19,7 @@ import (
 // sees the result, resumes it, and checks that a reader is offered none of it; then checks at
 // the consumer and in the store that it really happened.
 func TestConsole_ConsumerOperationsInABrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing: install Debian's chromium (make test does: apt-get install -y chromium): %v", chromiumPath, err)
-	}
-	nodeModules := testenv.NodeModules(t)
-	if _, err := os.Stat(filepath.Join(nodeModules, "playwright-core", "package.json")); err != nil {
-		t.Fatalf("playwright-core is missing from %s: run npm ci (make test does)", nodeModules)
-	}
+	requireBrowser(t)
 	az := testenv.StartAzurite(t)
 	const table = "ConsoleOpsFailures"
 	store := openStore(t, az, table)
@@ -50,34 +42,20 @@ routes:
 		"DVROUTER_ROUTES="+routes,
 		"DVROUTER_ADMIN_KEYS="+adminKeyName+"="+adminKey+",rita:reader="+readerKey)
 
-	shots := os.Getenv("CONSOLE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 	// The browser script posts an event while the consumer is paused, through this hook.
 	webhook := srv.URL + "/api/dataverse/webhook"
 	body := event(t, "create-contact-sync.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv.RepoRoot(), "test", "console", "consumers.test.mjs"))
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(),
+	runBrowserScript(ctx, t, srv, "consumers.test.mjs",
 		"CONSOLE_URL="+srv.URL+"/api/console/",
 		"CONSOLE_KEY="+adminKey,
 		"CONSOLE_ACTOR="+adminKeyName,
 		"CONSOLE_READER_KEY="+readerKey,
 		"CONSOLE_WEBHOOK="+webhook,
 		"CONSOLE_EVENT="+string(body),
-		"CONSOLE_SCREENSHOTS="+shots,
-		"CHROMIUM="+chromiumPath,
-		"BROWSER_PROFILE="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("browser script failed: %v\ndvrouter log:\n%s", err, srv.out)
-	}
+		"CONSOLE_SCREENSHOTS="+shots)
 
 	// Only the test event reached erp: the event posted while it was paused was kept.
 	reqs := erp.Requests()

@@ -169,3 +169,44 @@ func recordAll(tb testing.TB, store *failures.Store, fs []failures.Failure) []fa
 	}
 	return out
 }
+
+// requireBrowser fails t when chromium or playwright-core is missing (make test installs both).
+func requireBrowser(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s is missing: install Debian's chromium (make test does: apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	nodeModules := testenv.NodeModules(t)
+	if _, err := os.Stat(filepath.Join(nodeModules, "playwright-core", "package.json")); err != nil {
+		t.Fatalf("playwright-core is missing from %s: run npm ci (make test does)", nodeModules)
+	}
+}
+
+// screenshotDir is where the browser scripts save their screenshots: CONSOLE_SCREENSHOTS,
+// made when missing, or a temporary directory.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	shots := os.Getenv("CONSOLE_SCREENSHOTS")
+	if shots == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return shots
+}
+
+// runBrowserScript runs test/console/<script> in node with env beside the browser's own settings
+// (CHROMIUM, a fresh BROWSER_PROFILE), logs what it printed and fails t, with srv's log, when it
+// fails.
+func runBrowserScript(ctx context.Context, t *testing.T, srv *dvrouter, script string, env ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv.RepoRoot(), "test", "console", script))
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(append(os.Environ(), env...), "CHROMIUM="+chromiumPath, "BROWSER_PROFILE="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser script:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser script failed: %v\ndvrouter log:\n%s", err, srv.out)
+	}
+}

@@ -23,9 +23,7 @@ package changes
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -375,11 +373,7 @@ func ChangeID(host, table, id, version string) string {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	sum := sha256.Sum256(b)
-	sum[6] = sum[6]&0x0f | 0x80
-	sum[8] = sum[8]&0x3f | 0x80
-	h := hex.EncodeToString(sum[:16])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return dataverse.HashUUID(b)
 }
 
 // selectOf is the $select for the columns routes need: lookups as _x_value, in a fixed order so

@@ -66,6 +66,13 @@ func (c *context) eventID() string {
 	} else {
 		put("")
 	}
+	return HashUUID(b)
+}
+
+// HashUUID is the id eventID and other derived ids print: the first 16 bytes of b's SHA-256 as
+// a lowercase UUID with the version nibble set to 8 (RFC 9562 "custom") and the RFC 4122
+// variant bits.
+func HashUUID(b []byte) string {
 	sum := sha256.Sum256(b)
 	sum[6] = sum[6]&0x0f | 0x80
 	sum[8] = sum[8]&0x3f | 0x80

@@ -73,9 +73,15 @@ func TestMetrics_OneLinePerConsumerPerIntervalWithTheRightCounts(t *testing.T) {
 	}
 
 	lines, got, _ := metricsTotals(t, logs, "healthy")
-	// One line: the ticker wrote the 7 in the first interval, and nothing came after.
-	if lines != 1 || got["delivered"] != 7 || got["failed"] != 0 || got["retried"] != 0 || got["latencyCount"] != 7 {
-		t.Errorf("healthy: %d lines summing to %v, want one line: 7 delivered, nothing else", lines, got)
+	// The 7 went out on the ticker, in one line or, when a tick fell among them on a busy
+	// machine, two; the idle intervals after them wrote nothing.
+	if lines < 1 || lines > 2 || got["delivered"] != 7 || got["failed"] != 0 || got["retried"] != 0 || got["latencyCount"] != 7 {
+		t.Errorf("healthy: %d lines summing to %v, want one or two lines: 7 delivered, nothing else", lines, got)
+	}
+	for _, l := range logs.withMsg(t, "consumer metrics") {
+		if l["consumer"] == "healthy" && l["delivered"] == float64(0) {
+			t.Errorf("healthy has a metrics line for an interval with nothing delivered: %v", l)
+		}
 	}
 	lines, got, last := metricsTotals(t, logs, "flaky")
 	want := map[string]float64{"delivered": 3, "failed": 3, "kept": 3, "notKept": 0, "retried": 5, "breakerRefused": 1, "breakerChanges": 1, "latencyCount": 5}

@@ -39,8 +39,8 @@ var charts = [
     visualization: 'timechart'
   }
   {
-    title: 'Failed deliveries per consumer: kept, not kept (the event comes again), refused by the breaker'
-    query: '${metricsLines}| summarize kept = sum(toint(m.kept)), notKept = sum(toint(m.notKept)), breakerRefused = sum(toint(m.breakerRefused)) by consumer, bin(timestamp, {TimeRange:grain})\n| render timechart'
+    title: 'Failed deliveries per consumer: kept, not kept (the event comes again), refused by the breaker, held by a pause'
+    query: '${metricsLines}| summarize kept = sum(toint(m.kept)), notKept = sum(toint(m.notKept)), breakerRefused = sum(toint(m.breakerRefused)), paused = sum(toint(m.paused)) by consumer, bin(timestamp, {TimeRange:grain})\n| render timechart'
     visualization: 'timechart'
   }
   {

@@ -371,6 +371,7 @@ func (d *Deliverer) send(ctx context.Context, deadline time.Time, ev *dataverse.
 		return r
 	}
 	if pause := c.cb.Paused(); pause != nil { // one atomic read (see operations.go)
+		c.stats.paused.Add(1)
 		r.Kind, r.Error = failures.KindPaused, pausedText(t.Consumer, pause)
 		return r
 	}

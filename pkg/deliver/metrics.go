@@ -19,7 +19,8 @@ type stats struct {
 	failed         atomic.Int64 // deliveries that ended failed, refused by the breaker included
 	refused        atomic.Int64 // of those, refused by the breaker without an attempt
 	retried        atomic.Int64 // attempts after the first
-	kept           atomic.Int64 // failed deliveries recorded in the failure store
+	paused         atomic.Int64 // deliveries held by an operator's pause: never attempted, kept
+	kept           atomic.Int64 // failed or held deliveries recorded in the failure store
 	notKept        atomic.Int64 // failed deliveries the store could not take (the event comes again)
 	breakerChanges atomic.Int64 // breaker state changes this instance made
 	latency        histogram    // deliveries that reached the consumer, retries included
@@ -159,15 +160,15 @@ func (m *metricsLoop) write() {
 	for _, name := range m.d.names {
 		c := m.d.consumers[name]
 		s := &c.stats
-		delivered, failed, refused := s.delivered.Swap(0), s.failed.Swap(0), s.refused.Swap(0)
+		delivered, failed, refused, paused := s.delivered.Swap(0), s.failed.Swap(0), s.refused.Swap(0), s.paused.Swap(0)
 		retried, kept, notKept, changes := s.retried.Swap(0), s.kept.Swap(0), s.notKept.Swap(0), s.breakerChanges.Swap(0)
 		lat := s.latency.take()
-		if delivered+failed+kept+notKept+changes == 0 {
+		if delivered+failed+paused+kept+notKept+changes == 0 {
 			continue
 		}
 		ms := func(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
 		m.d.log.Log().Str("consumer", name).Float64("intervalSeconds", math.Round(seconds*1000)/1000).
-			Int64("delivered", delivered).Int64("failed", failed).Int64("kept", kept).Int64("notKept", notKept).
+			Int64("delivered", delivered).Int64("failed", failed).Int64("paused", paused).Int64("kept", kept).Int64("notKept", notKept).
 			Int64("retried", retried).Int64("breakerRefused", refused).Int64("breakerChanges", changes).
 			Str("breaker", c.cb.Status().State).
 			Int64("latencyCount", lat.n).Float64("latencyAvgMs", ms(lat.avg)).Float64("latencyP50Ms", ms(lat.p50)).

@@ -25,7 +25,7 @@ func metricsTotals(t *testing.T, logs *logBuffer, consumer string) (lines int, s
 			t.Errorf("metrics line %v has a level: it must be written whatever the log level", l)
 		}
 		lines++
-		for _, k := range []string{"delivered", "failed", "kept", "notKept", "retried", "breakerRefused", "breakerChanges", "latencyCount"} {
+		for _, k := range []string{"delivered", "failed", "paused", "kept", "notKept", "retried", "breakerRefused", "breakerChanges", "latencyCount"} {
 			v, ok := l[k].(float64)
 			if !ok {
 				t.Fatalf("metrics line %v: %s missing or not a number", l, k)
@@ -100,5 +100,35 @@ func TestMetrics_OneLinePerConsumerPerIntervalWithTheRightCounts(t *testing.T) {
 	}
 	if lines, _, _ := metricsTotals(t, logs, "idle"); lines != 0 {
 		t.Errorf("idle consumer got %d metrics lines, want none", lines)
+	}
+}
+
+func TestMetrics_APausedConsumerCountsItsHeldDeliveries(t *testing.T) {
+	erp := testenv.StartConsumer(t)
+	logs := &logBuffer{}
+	rec := &memRecorder{}
+	d, err := deliver.New([]config.Consumer{consumerConfig("erp", erp.URL)}, rec,
+		deliver.Options{Logger: zerolog.New(logs).Level(zerolog.ErrorLevel), MetricsInterval: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := d.Pause(ctx, "erp", "alice", "ERP upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := d.Deliver(ctx, testEvent(), []deliver.Target{target("erp")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines, got, _ := metricsTotals(t, logs, "erp")
+	if lines != 1 || got["paused"] != 3 || got["kept"] != 3 || got["failed"] != 0 || got["delivered"] != 0 || got["latencyCount"] != 0 {
+		t.Errorf("erp: %d lines summing to %v, want one line: 3 paused and kept, nothing failed or sent", lines, got)
+	}
+	if n := erp.Count(); n != 0 {
+		t.Errorf("the paused consumer got %d requests, want 0", n)
 	}
 }

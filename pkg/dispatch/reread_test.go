@@ -266,7 +266,7 @@ routes:
 		}
 	}
 
-	replayer := &failures.Replayer{Store: store, Sender: d, Router: disp, Budget: 5 * time.Second, Log: zerolog.Nop()}
+	replayer := &failures.Replayer{Store: store, Sender: d, Router: disp, Budget: 5 * time.Second, Observe: j.ObserveFailure, Log: zerolog.Nop()}
 	w.FailNext(503, 503)
 	out, err := replayer.Replay(context.Background(), kept.ID, failures.Actor{Name: "test"})
 	if err != nil || out.Result != failures.ResultFailed || !strings.Contains(out.Error, "reading the row") {
@@ -283,8 +283,14 @@ routes:
 		t.Fatal(err)
 	}
 	entries, err := j.Lookup(context.Background(), journal.Query{EventID: ev.ID})
-	if err != nil || len(entries) != 2 || entries[0].Outcome != journal.Delivered || entries[0].Consumer != "erp" {
-		t.Fatalf("journal after the replay = %+v (err %v), want erp delivered then the reread-failed entry", entries, err)
+	// Newest first: erp's delivery, the replay whose read failed again, the first read's failure.
+	if err != nil || len(entries) != 3 || entries[0].Outcome != journal.Delivered || entries[0].Consumer != "erp" {
+		t.Fatalf("journal after the replays = %+v (err %v), want erp delivered, then two reread-failed entries", entries, err)
+	}
+	for _, e := range entries[1:] {
+		if e.Outcome != journal.RereadFailed || e.Consumer != journal.NoConsumer || e.FailureID != kept.ID {
+			t.Errorf("journal entry %+v, want reread-failed for no consumer, naming failure %s", e, kept.ID)
+		}
 	}
 	reqs := good.Requests()
 	if len(reqs) != 1 {

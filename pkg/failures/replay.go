@@ -139,6 +139,17 @@ type Observed struct {
 	Tries      []Try  // the replay's attempts at the consumer
 }
 
+// journaled says whether a replay or discard of f that ended in result is observed. A rerouted
+// failure (poison, reread) that routes now is not: each of its deliveries is an outcome of its
+// own. One that fails again or is discarded is, when it names its event (a poison message that
+// never decoded has no event to look it up by).
+func journaled(f Failure, result string) bool {
+	if !f.Kind.Rerouted() {
+		return true
+	}
+	return f.EventID != "" && result != ResultDelivered
+}
+
 func (r *Replayer) observe(o Observed) {
 	if r.Observe != nil {
 		o.Failure.Payload = nil
@@ -310,7 +321,7 @@ func (r *Replayer) save(ctx context.Context, f Failure, etag ETag, out *ReplayOu
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("result", out.Result).Str("error", out.Error).
 		AnErr("saveError", saveErr).Msg("failure replayed")
-	if saveErr == nil && !f.Kind.Rerouted() {
+	if saveErr == nil && journaled(f, out.Result) {
 		r.observe(Observed{Failure: f, Result: out.Result, At: time.Now(), Duration: time.Since(start), StatusCode: statusCode,
 			Error: out.Error, Paused: out.paused, Tries: out.tries})
 	}
@@ -540,7 +551,7 @@ func (r *Replayer) Discard(ctx context.Context, id string, by Actor, reason stri
 	}
 	r.Log.Info().Str("who", by.Name).Str("key", by.Key).Str("id", f.ID).Str("consumer", f.Consumer).
 		Str("kind", string(f.Kind)).Str("eventId", f.EventID).Str("reason", reason).Msg("failure discarded")
-	if !f.Kind.Rerouted() {
+	if journaled(f, "discarded") {
 		r.observe(Observed{Failure: f, Result: "discarded", At: time.Now(), Error: reason})
 	}
 	f.Payload = nil

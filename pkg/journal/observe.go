@@ -9,6 +9,9 @@ func (j *Journal) ObserveFailure(o failures.Observed) {
 	e := Entry{At: o.At, EventID: f.EventID, CorrelationID: f.CorrelationID, Table: f.Table,
 		RecordID: f.RecordID, Message: f.Message, Route: f.Route, Consumer: f.Consumer,
 		Duration: o.Duration, Error: o.Error, FailureID: f.ID, StatusCode: o.StatusCode, Attempts: o.Tries}
+	if e.Consumer == "" { // a reread failure concerns the event before any consumer
+		e.Consumer = NoConsumer
+	}
 	switch o.Result {
 	case failures.ResultDelivered:
 		e.Outcome, e.AttemptCount = Replayed, max(len(o.Tries), 1)
@@ -21,6 +24,9 @@ func (j *Journal) ObserveFailure(o failures.Observed) {
 		e.Outcome = Discarded
 	default:
 		e.Outcome, e.AttemptCount = Failed, max(len(o.Tries), 1)
+		if f.Kind == failures.KindReread { // the row still could not be read
+			e.Outcome = RereadFailed
+		}
 	}
 	j.Add(e)
 }

@@ -38,12 +38,13 @@ func (c *context) eventID() string {
 	}
 	putGUID := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
+		// Copied whole, then lowered in place: a byte-by-byte append checks capacity per byte.
+		n := len(b)
+		b = append(b, s...)
+		for i := n; i < len(b); i++ {
+			if c := b[i]; 'A' <= c && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
 			}
-			b = append(b, c)
 		}
 	}
 	putGUID(c.orgID)

@@ -37,7 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
+
 	"math"
 	"strconv"
 	"strings"
@@ -150,7 +150,7 @@ type record struct {
 	body   []byte
 }
 
-// indexRow is an index row as stored: its keys, nothing else.
+// indexRow is an index row as read: its keys, nothing else.
 type indexRow struct {
 	PartitionKey string
 	RowKey       string
@@ -191,29 +191,44 @@ func records(e Entry) ([]record, error) {
 	}
 	out := make([]record, 1, 4)
 	out[0] = record{pk: base.PartitionKey, rk: base.RowKey, body: body}
-	add := func(pk, prefix string) error {
-		x := indexRow{PartitionKey: pk, RowKey: prefix + "|" + tail}
-		b, err := json.Marshal(x)
-		if err != nil {
-			return fmt.Errorf("encode journal index: %w", err)
-		}
-		out = append(out, record{pk: x.PartitionKey, rk: x.RowKey, body: b})
-		return nil
+	add := func(pk, prefix string) {
+		rk := prefix + "|" + tail
+		out = append(out, record{pk: pk, rk: rk, body: indexBody(pk, rk)})
 	}
-	if err := add(eventKeys(e.EventID)); err != nil {
-		return nil, err
-	}
+	add(eventKeys(e.EventID))
 	if e.Table != "" && e.RecordID != "" {
-		if err := add(recordKeys(e.Table, e.RecordID)); err != nil {
-			return nil, err
-		}
+		add(recordKeys(e.Table, e.RecordID))
 	}
 	if e.CorrelationID != "" {
-		if err := add(correlationKeys(e.CorrelationID)); err != nil {
-			return nil, err
-		}
+		add(correlationKeys(e.CorrelationID))
 	}
 	return out, nil
+}
+
+// indexBody is an index row as stored, its keys and nothing else:
+// {"PartitionKey":"...","RowKey":"..."}. Three of an outcome's four entities are index rows,
+// so they are written without encoding/json's reflection.
+func indexBody(pk, rk string) []byte {
+	b := make([]byte, 0, len(pk)+len(rk)+32)
+	b = append(b, `{"PartitionKey":`...)
+	b = appendJSONString(b, pk)
+	b = append(b, `,"RowKey":`...)
+	b = appendJSONString(b, rk)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string. Keys are escaped (no control characters, no
+// backslash), so only a quote or non-ASCII text needs encoding/json's care.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // rowKeys are the keys of the row an index row's tail ("<inverted time>|<event>|<consumer>",
@@ -269,16 +284,22 @@ func correlationKeys(id string) (pk, prefix string) {
 }
 
 func indexKeys(kind, prefix string) (string, string) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(prefix))
-	return fmt.Sprintf("%s%02x", kind, h.Sum32()%indexBuckets), prefix
+	const hex = "0123456789abcdef"
+	n := fnv32a(prefix) % indexBuckets
+	return kind + string([]byte{hex[n>>4&0xf], hex[n&0xf]}), prefix
 }
 
 // shardOf is the consumer partition shard of an escaped event id.
-func shardOf(eventID string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(eventID))
-	return int(h.Sum32() % consumerShards)
+func shardOf(eventID string) int { return int(fnv32a(eventID) % consumerShards) }
+
+// fnv32a is hash/fnv's FNV-1a of s, without its allocation.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // escape keeps a key free of what Table Storage forbids in keys (/ \ # ? and control

@@ -1,7 +1,11 @@
 package journal
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -27,5 +31,23 @@ func TestWriter_CreatesAMissingTableAndWrites(t *testing.T) {
 	}
 	if got, err := j.Lookup(context.Background(), Query{EventID: "ev-00007"}); err != nil || len(got) != 1 {
 		t.Errorf("lookup: %d entries, %v", len(got), err)
+	}
+}
+
+// The index rows and partition hashes written by hand are what encoding/json and hash/fnv give.
+func TestRecords_HandWrittenEncodingMatchesTheLibraries(t *testing.T) {
+	for _, s := range []string{"", "ev-1", `quo"te`, "ünïcode", "a%7Cb", "c|erp|2024072510|3"} {
+		want, _ := json.Marshal(indexRow{PartitionKey: s, RowKey: s + "|x"})
+		if got := indexBody(s, s+"|x"); !bytes.Equal(got, want) {
+			t.Errorf("indexBody(%q) = %s, want %s", s, got, want)
+		}
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(s))
+		if got := fnv32a(s); got != h.Sum32() {
+			t.Errorf("fnv32a(%q) = %d, want %d", s, got, h.Sum32())
+		}
+		if pk, _ := indexKeys("e", s); pk != fmt.Sprintf("e%02x", h.Sum32()%indexBuckets) {
+			t.Errorf("indexKeys(%q) = %s", s, pk)
+		}
 	}
 }

@@ -185,10 +185,7 @@ func records(e Entry) ([]record, error) {
 	ev, cons := escape(e.EventID), escape(e.Consumer)
 	tail := inv + "|" + ev + "|" + cons
 	base.PartitionKey, base.RowKey = rowKeys(tail)
-	body, err := json.Marshal(base)
-	if err != nil {
-		return nil, fmt.Errorf("encode journal entry: %w", err)
-	}
+	body := base.appendJSON(make([]byte, 0, 512+len(base.Attempts)+len(base.Error)))
 	out := make([]record, 1, 4)
 	out[0] = record{pk: base.PartitionKey, rk: base.RowKey, body: body}
 	add := func(pk, prefix string) {
@@ -203,6 +200,57 @@ func records(e Entry) ([]record, error) {
 		add(correlationKeys(e.CorrelationID))
 	}
 	return out, nil
+}
+
+// appendJSON appends x as encoding/json would encode it (the same properties, in the same
+// order, omitempty alike), without its reflection: every outcome is one row.
+func (x entity) appendJSON(b []byte) []byte {
+	str := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, v)
+	}
+	num := func(name string, v int) {
+		if v == 0 {
+			return
+		}
+		b = append(b, `,"`+name+`":`...)
+		b = strconv.AppendInt(b, int64(v), 10)
+	}
+	b = append(b, `{"PartitionKey":`...)
+	b = appendJSONString(b, x.PartitionKey)
+	str("RowKey", x.RowKey, false)
+	str("At", x.At, false)
+	str("EventID", x.EventID, false)
+	str("CorrelationID", x.CorrelationID, true)
+	str("Table", x.Table, true)
+	str("RecordID", x.RecordID, true)
+	str("Message", x.Message, true)
+	str("Route", x.Route, true)
+	str("Consumer", x.Consumer, false)
+	str("Outcome", x.Outcome, false)
+	str("Attempts", x.Attempts, true)
+	num("AttemptCount", x.AttemptCount)
+	num("StatusCode", x.StatusCode)
+	b = append(b, `,"DurationMs":`...)
+	if d := math.Abs(x.DurationMs); d == 0 || (d >= 1e-6 && d < 1e21) {
+		b = strconv.AppendFloat(b, x.DurationMs, 'f', -1, 64) // encoding/json's form in this range
+	} else {
+		f, err := json.Marshal(x.DurationMs)
+		if err != nil { // NaN or an infinity, which no duration gives
+			f = []byte("0")
+		}
+		b = append(b, f...)
+	}
+	str("Error", x.Error, true)
+	str("FailureID", x.FailureID, true)
+	str("Source", x.Source, true)
+	str("Version", x.Version, true)
+	return append(b, '}')
 }
 
 // indexBody is an index row as stored, its keys and nothing else:

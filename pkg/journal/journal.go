@@ -22,9 +22,10 @@
 // properties, not four (the writer's and Table Storage's work per entity grows with its
 // properties).
 //
-// The bucket is a hash of the looked-up value over indexBuckets partitions: a flush of a few
-// thousand outcomes then lands in a few dozen partitions, written as transactions of up to 100
-// entities, instead of one request per event; and the writes of thousands of events a second
+// The bucket is a hash of the looked-up value over indexBuckets partitions: the outcomes of a
+// second then land in a few dozen partitions, written as transactions of 100 entities (the
+// writer sends a partition's as soon as it is full, the rest every FlushInterval), instead of
+// one request per event; and the writes of thousands of events a second
 // are spread evenly, well under Table Storage's per-partition rate. The consumer partitions are
 // split by hour and by consumerShards (a hash of the event id), so that one busy consumer is
 // not one hot partition, at the price of consumerShards queries per hour of a range lookup.

@@ -323,11 +323,11 @@ func (j *Journal) store(b *batch) {
 		err = errSkipped
 	} else if err = j.submit(b); err != nil && unhealthy(err) {
 		if !j.down.Swap(true) {
-			j.log.Warn().Err(err).Msg("journal: table storage is failing; entries are lost until it answers")
+			j.log.Warn().Err(err).Str("until", "the next interval").Msg("journal entries not written")
 		}
 	}
 	if err != nil && !errors.Is(err, errSkipped) && !unhealthy(err) {
-		j.log.Warn().Err(err).Int("entities", len(b.entities)).Msg("journal batch not written")
+		j.log.Warn().Err(err).Int("entities", len(b.entities)).Msg("journal entries not written")
 	}
 	var written, lost int64
 	for _, t := range b.owners {

@@ -22,9 +22,10 @@
 // properties, not four (the writer's and Table Storage's work per entity grows with its
 // properties).
 //
-// The bucket is a hash of the looked-up value over indexBuckets partitions: a flush of a few
-// thousand outcomes then lands in a few dozen partitions, written as transactions of up to 100
-// entities, instead of one request per event; and the writes of thousands of events a second
+// The bucket is a hash of the looked-up value over indexBuckets partitions: the outcomes of a
+// second then land in a few dozen partitions, written as transactions of 100 entities (the
+// writer sends a partition's as soon as it is full, the rest every FlushInterval), instead of
+// one request per event; and the writes of thousands of events a second
 // are spread evenly, well under Table Storage's per-partition rate. The consumer partitions are
 // split by hour and by consumerShards (a hash of the event id), so that one busy consumer is
 // not one hot partition, at the price of consumerShards queries per hour of a range lookup.
@@ -37,7 +38,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
+
 	"math"
 	"strconv"
 	"strings"
@@ -150,7 +151,7 @@ type record struct {
 	body   []byte
 }
 
-// indexRow is an index row as stored: its keys, nothing else.
+// indexRow is an index row as read: its keys, nothing else.
 type indexRow struct {
 	PartitionKey string
 	RowKey       string
@@ -185,35 +186,98 @@ func records(e Entry) ([]record, error) {
 	ev, cons := escape(e.EventID), escape(e.Consumer)
 	tail := inv + "|" + ev + "|" + cons
 	base.PartitionKey, base.RowKey = rowKeys(tail)
-	body, err := json.Marshal(base)
-	if err != nil {
-		return nil, fmt.Errorf("encode journal entry: %w", err)
-	}
+	body := base.appendJSON(make([]byte, 0, 512+len(base.Attempts)+len(base.Error)))
 	out := make([]record, 1, 4)
 	out[0] = record{pk: base.PartitionKey, rk: base.RowKey, body: body}
-	add := func(pk, prefix string) error {
-		x := indexRow{PartitionKey: pk, RowKey: prefix + "|" + tail}
-		b, err := json.Marshal(x)
-		if err != nil {
-			return fmt.Errorf("encode journal index: %w", err)
-		}
-		out = append(out, record{pk: x.PartitionKey, rk: x.RowKey, body: b})
-		return nil
+	add := func(pk, prefix string) {
+		rk := prefix + "|" + tail
+		out = append(out, record{pk: pk, rk: rk, body: indexBody(pk, rk)})
 	}
-	if err := add(eventKeys(e.EventID)); err != nil {
-		return nil, err
-	}
+	add(eventKeys(e.EventID))
 	if e.Table != "" && e.RecordID != "" {
-		if err := add(recordKeys(e.Table, e.RecordID)); err != nil {
-			return nil, err
-		}
+		add(recordKeys(e.Table, e.RecordID))
 	}
 	if e.CorrelationID != "" {
-		if err := add(correlationKeys(e.CorrelationID)); err != nil {
-			return nil, err
-		}
+		add(correlationKeys(e.CorrelationID))
 	}
 	return out, nil
+}
+
+// appendJSON appends x as encoding/json would encode it (the same properties, in the same
+// order, omitempty alike), without its reflection: every outcome is one row.
+func (x entity) appendJSON(b []byte) []byte {
+	str := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, v)
+	}
+	num := func(name string, v int) {
+		if v == 0 {
+			return
+		}
+		b = append(b, `,"`+name+`":`...)
+		b = strconv.AppendInt(b, int64(v), 10)
+	}
+	b = append(b, `{"PartitionKey":`...)
+	b = appendJSONString(b, x.PartitionKey)
+	str("RowKey", x.RowKey, false)
+	str("At", x.At, false)
+	str("EventID", x.EventID, false)
+	str("CorrelationID", x.CorrelationID, true)
+	str("Table", x.Table, true)
+	str("RecordID", x.RecordID, true)
+	str("Message", x.Message, true)
+	str("Route", x.Route, true)
+	str("Consumer", x.Consumer, false)
+	str("Outcome", x.Outcome, false)
+	str("Attempts", x.Attempts, true)
+	num("AttemptCount", x.AttemptCount)
+	num("StatusCode", x.StatusCode)
+	b = append(b, `,"DurationMs":`...)
+	if d := math.Abs(x.DurationMs); d == 0 || (d >= 1e-6 && d < 1e21) {
+		b = strconv.AppendFloat(b, x.DurationMs, 'f', -1, 64) // encoding/json's form in this range
+	} else {
+		f, err := json.Marshal(x.DurationMs)
+		if err != nil { // NaN or an infinity, which no duration gives
+			f = []byte("0")
+		}
+		b = append(b, f...)
+	}
+	str("Error", x.Error, true)
+	str("FailureID", x.FailureID, true)
+	str("Source", x.Source, true)
+	str("Version", x.Version, true)
+	return append(b, '}')
+}
+
+// indexBody is an index row as stored, its keys and nothing else:
+// {"PartitionKey":"...","RowKey":"..."}. Three of an outcome's four entities are index rows,
+// so they are written without encoding/json's reflection.
+func indexBody(pk, rk string) []byte {
+	b := make([]byte, 0, len(pk)+len(rk)+32)
+	b = append(b, `{"PartitionKey":`...)
+	b = appendJSONString(b, pk)
+	b = append(b, `,"RowKey":`...)
+	b = appendJSONString(b, rk)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string. Keys are escaped (no control characters, no
+// backslash), so only a quote or non-ASCII text needs encoding/json's care.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // rowKeys are the keys of the row an index row's tail ("<inverted time>|<event>|<consumer>",
@@ -269,16 +333,22 @@ func correlationKeys(id string) (pk, prefix string) {
 }
 
 func indexKeys(kind, prefix string) (string, string) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(prefix))
-	return fmt.Sprintf("%s%02x", kind, h.Sum32()%indexBuckets), prefix
+	const hex = "0123456789abcdef"
+	n := fnv32a(prefix) % indexBuckets
+	return kind + string([]byte{hex[n>>4&0xf], hex[n&0xf]}), prefix
 }
 
 // shardOf is the consumer partition shard of an escaped event id.
-func shardOf(eventID string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(eventID))
-	return int(h.Sum32() % consumerShards)
+func shardOf(eventID string) int { return int(fnv32a(eventID) % consumerShards) }
+
+// fnv32a is hash/fnv's FNV-1a of s, without its allocation.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // escape keeps a key free of what Table Storage forbids in keys (/ \ # ? and control

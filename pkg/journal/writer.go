@@ -19,8 +19,10 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultBuffer        = 20000
-	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultBuffer = 20000
+	// DefaultFlushInterval is how long an entry may wait for its batches to fill: the journal
+	// is a history, not the acknowledgement path, and fuller transactions are fewer requests.
+	DefaultFlushInterval = time.Second
 	DefaultWorkers       = 4
 	// DefaultCallTimeout bounds one batch write, retries included.
 	DefaultCallTimeout = 10 * time.Second
@@ -52,6 +54,9 @@ type Journal struct {
 	log     zerolog.Logger
 
 	ch      chan Entry
+	work    chan *batch   // the flusher's batches, taken by Workers writers
+	kick    chan struct{} // Flush: write what is gathered now
+	down    atomic.Bool   // a batch found the store failing: skip until the next interval
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -123,7 +128,8 @@ func newJournal(cfg Config) (*Journal, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	return &Journal{client: svc.NewClient(cfg.Table), service: svc, batches: batches, table: cfg.Table, cfg: cfg, log: cfg.Log,
-		ch: make(chan Entry, cfg.Buffer), closing: make(chan struct{}), done: make(chan struct{})}, nil
+		ch: make(chan Entry, cfg.Buffer), work: make(chan *batch), kick: make(chan struct{}, 1),
+		closing: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 func isCode(err error, code aztables.TableErrorCode) bool {
@@ -176,9 +182,14 @@ func (j *Journal) Close(ctx context.Context) {
 }
 
 // Flush waits until every entry added before the call has been written or lost, or ctx ends.
+// It asks the flusher to write what it holds now rather than at the next FlushInterval.
 func (j *Journal) Flush(ctx context.Context) error {
 	target := j.added.Load()
 	for j.written.Load()+j.lost.Load() < target {
+		select {
+		case j.kick <- struct{}{}:
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -188,143 +199,151 @@ func (j *Journal) Flush(ctx context.Context) error {
 	return nil
 }
 
-// batch is one transaction: up to maxBatch entities of one partition, and the entries whose
-// copies it holds.
+// tracked is an entry on its way: how many of its entities are not yet stored or lost, and
+// whether one was lost. The last of its batches to finish counts it.
+type tracked struct {
+	left   atomic.Int32
+	failed atomic.Bool
+}
+
+// batch is one transaction: up to maxBatch entities of one partition, and for each the entry
+// it belongs to (an entry has at most one entity in a partition).
 type batch struct {
 	pk       string
 	entities []tables.Entity
-	rows     map[string]bool
+	owners   []*tracked
+	rows     map[string]struct{} // a transaction holds an entity once
 }
 
 func (j *Journal) start() {
-	go j.run()
+	var wg sync.WaitGroup
+	for range j.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range j.work {
+				j.store(b)
+			}
+		}()
+	}
+	go func() {
+		j.run()
+		close(j.work)
+		wg.Wait()
+		close(j.done)
+	}()
 }
 
-// run is the flusher: it takes entries off the buffer, groups their copies by partition, and
-// writes a round of batches every FlushInterval or sooner when the round is full.
+// gatherInterval is how often the flusher takes what Add left in the buffer. The flusher does
+// not wait on the buffer itself: a receiver waiting there would be woken by every Add, which
+// costs the delivery that adds a scheduler wake-up (a futex call, and the other core's time).
+const gatherInterval = 50 * time.Millisecond
+
+// run is the flusher: every gatherInterval it takes the entries off the buffer and gathers
+// their entities by partition. A partition's batch goes to the workers as soon as it holds
+// maxBatch entities, and every FlushInterval (or when Flush asks) the partly filled ones go
+// too: under load nearly every transaction is full, and an entry waits at most about
+// FlushInterval. When the workers are all busy the flusher waits on them and the buffer fills
+// behind it: Add then drops and counts.
 func (j *Journal) run() {
-	defer close(j.done)
-	const roundLimit = 2000 // entries per round: bounds memory, keeps batches full under load
 	tick := time.NewTicker(j.cfg.FlushInterval)
 	defer tick.Stop()
-	var round []Entry
+	gather := time.NewTicker(min(gatherInterval, j.cfg.FlushInterval))
+	defer gather.Stop()
+	open := map[string]*batch{}
+	take := func() {
+		for n := len(j.ch); n > 0; n-- {
+			j.place(<-j.ch, open)
+		}
+	}
+	sendAll := func() {
+		take()
+		for pk, b := range open {
+			j.work <- b
+			delete(open, pk)
+		}
+	}
 	for {
 		select {
-		case e := <-j.ch:
-			round = append(round, e)
-			if len(round) >= roundLimit {
-				j.write(round)
-				round = round[:0]
-			}
+		case <-gather.C:
+			take()
 		case <-tick.C:
-			if len(round) > 0 {
-				j.write(round)
-				round = round[:0]
-			}
+			j.down.Store(false) // the store gets another try each interval
+			sendAll()
+		case <-j.kick:
+			sendAll()
 		case <-j.closing:
-		drain:
-			for {
-				select {
-				case e := <-j.ch:
-					round = append(round, e)
-					if len(round) >= roundLimit {
-						j.write(round)
-						round = round[:0]
-					}
-				default:
-					break drain
-				}
-			}
-			if len(round) > 0 {
-				j.write(round)
-			}
+			sendAll()
 			return
 		}
 	}
 }
 
-// write stores one round of entries and counts each as written or lost.
-func (j *Journal) write(round []Entry) {
-	byPK := map[string][]*batch{}
-	var order []string
-	owners := map[*batch][]int{}
-	failed := make([]bool, len(round))
-	for i, e := range round {
-		xs, err := records(e)
+// place adds e's entities to the open batches of their partitions, handing a batch to the
+// workers when it is full.
+func (j *Journal) place(e Entry, open map[string]*batch) {
+	xs, err := records(e)
+	if err != nil {
+		j.log.Warn().Err(err).Msg("journal entry not kept")
+		j.lost.Add(1)
+		return
+	}
+	t := &tracked{}
+	t.left.Store(int32(len(xs)))
+	for _, x := range xs {
+		b := open[x.pk]
+		if b != nil {
+			if _, dup := b.rows[x.rk]; dup {
+				j.work <- b
+				b = nil
+			}
+		}
+		if b == nil {
+			b = &batch{pk: x.pk, entities: make([]tables.Entity, 0, maxBatch), owners: make([]*tracked, 0, maxBatch),
+				rows: make(map[string]struct{}, maxBatch)}
+			open[x.pk] = b
+		}
+		b.entities = append(b.entities, tables.Entity{PartitionKey: x.pk, RowKey: x.rk, JSON: x.body})
+		b.owners = append(b.owners, t)
+		b.rows[x.rk] = struct{}{}
+		if len(b.entities) == maxBatch {
+			j.work <- b
+			delete(open, x.pk)
+		}
+	}
+}
+
+// store writes one batch and settles its entries: an entry is written when the last of its
+// batches is, lost when any of them failed. After a batch finds Table Storage unreachable or
+// failing, the batches behind it until the next interval are lost at once instead of each
+// waiting out its own retries.
+func (j *Journal) store(b *batch) {
+	var err error
+	if j.down.Load() {
+		err = errSkipped
+	} else if err = j.submit(b); err != nil && unhealthy(err) {
+		if !j.down.Swap(true) {
+			j.log.Warn().Err(err).Str("until", "the next interval").Msg("journal entries not written")
+		}
+	}
+	if err != nil && !errors.Is(err, errSkipped) && !unhealthy(err) {
+		j.log.Warn().Err(err).Int("entities", len(b.entities)).Msg("journal entries not written")
+	}
+	var written, lost int64
+	for _, t := range b.owners {
 		if err != nil {
-			j.log.Warn().Err(err).Msg("journal entry not kept")
-			failed[i] = true
-			continue
+			t.failed.Store(true)
 		}
-		for _, x := range xs {
-			bs := byPK[x.pk]
-			if len(bs) == 0 {
-				order = append(order, x.pk)
-			}
-			if len(bs) == 0 || len(bs[len(bs)-1].entities) == maxBatch || bs[len(bs)-1].rows[x.rk] {
-				bs = append(bs, &batch{pk: x.pk, rows: map[string]bool{}})
-				byPK[x.pk] = bs
-			}
-			b := bs[len(bs)-1]
-			b.entities = append(b.entities, tables.Entity{PartitionKey: x.pk, RowKey: x.rk, JSON: x.body})
-			b.rows[x.rk] = true
-			if o := owners[b]; len(o) == 0 || o[len(o)-1] != i {
-				owners[b] = append(o, i)
+		if t.left.Add(-1) == 0 {
+			if t.failed.Load() {
+				lost++
+			} else {
+				written++
 			}
 		}
-	}
-	var all []*batch
-	for _, pk := range order {
-		all = append(all, byPK[pk]...)
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	// down is set by the first batch that finds Table Storage unreachable or failing: the rest
-	// of the round is then lost at once instead of each batch waiting out its own retries.
-	var down atomic.Bool
-	var failedBatches atomic.Int64
-	var firstErr atomic.Value
-	work := make(chan *batch)
-	for range min(j.cfg.Workers, len(all)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				var err error
-				if down.Load() {
-					err = errSkipped
-				} else if err = j.submit(b); err != nil && unhealthy(err) {
-					down.Store(true)
-				}
-				if err != nil {
-					failedBatches.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					mu.Lock()
-					for _, i := range owners[b] {
-						failed[i] = true
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, b := range all {
-		work <- b
-	}
-	close(work)
-	wg.Wait()
-	var lost int64
-	for _, f := range failed {
-		if f {
-			lost++
-		}
-	}
-	if n := failedBatches.Load(); n > 0 {
-		msg, _ := firstErr.Load().(string)
-		j.log.Warn().Int64("batches", n).Int64("entries", lost).Str("error", msg).Msg("journal entries not written")
 	}
 	j.lost.Add(lost)
-	j.written.Add(int64(len(round)) - lost)
+	j.written.Add(written)
 }
 
 var errSkipped = errors.New("skipped: table storage is failing")

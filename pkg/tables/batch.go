@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -133,6 +134,9 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(body.Bytes())), "multipart/mixed; boundary="+batchID); err != nil {
 		return fmt.Errorf("table %s: batch request: %w", w.table, err)
 	}
+	// The answer is read here, only as far as readResponse needs, not downloaded whole by the
+	// pipeline: a hundred operations are answered with a hundred parts.
+	runtime.SkipBodyDownload(req)
 	resp, err := w.pipeline.Do(req)
 	if err != nil {
 		return fmt.Errorf("table %s: batch: %w", w.table, err)
@@ -143,8 +147,24 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 		// answers early (a 403) may leave the transport still sending it.
 		bodies.Put(body)
 	}
-	return w.readResponse(resp)
+	head := heads.Get().(*[answerHead]byte)
+	defer heads.Put(head)
+	n, err := io.ReadFull(resp.Body, head[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("table %s: batch: read the answer: %w", w.table, err)
+	}
+	// The rest is read to its end so that the connection is kept for the next batch.
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return fmt.Errorf("table %s: batch: read the answer: %w", w.table, err)
+	}
+	return w.readResponse(resp, head[:n])
 }
+
+// answerHead is how much of a batch's answer is read: the first operation's status and, when
+// the changeset failed, its one error part, or the error of a refused request, are well within.
+const answerHead = 8 << 10
+
+var heads = sync.Pool{New: func() any { return new([answerHead]byte) }}
 
 // writeBody writes the multipart/mixed body of one changeset of InsertOrReplace operations, as
 // "Performing entity group transactions" of the Table service's REST reference shows it.
@@ -156,9 +176,9 @@ func (w *BatchWriter) writeBody(b *bytes.Buffer, batchID, changesetID string, en
 		b.WriteByte('/')
 		b.WriteString(w.table)
 		b.WriteString("(PartitionKey='")
-		b.WriteString(keyInURL(e.PartitionKey))
+		appendKeyInURL(b, e.PartitionKey)
 		b.WriteString("',RowKey='")
-		b.WriteString(keyInURL(e.RowKey))
+		appendKeyInURL(b, e.RowKey)
 		b.WriteString("') HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json;odata=nometadata\r\n" +
 			"Prefer: return-no-content\r\nDataServiceVersion: 3.0\r\n\r\n")
 		b.Write(e.JSON)
@@ -167,23 +187,40 @@ func (w *BatchWriter) writeBody(b *bytes.Buffer, batchID, changesetID string, en
 	b.WriteString("--" + changesetID + "--\r\n--" + batchID + "--\r\n")
 }
 
-// keyInURL quotes a key for an entity's address: a quote doubled (OData's string literal),
-// then percent-encoded as a path segment, as the SDK does.
-func keyInURL(k string) string {
-	if strings.IndexByte(k, '\'') >= 0 {
-		k = strings.ReplaceAll(k, "'", "''")
+// appendKeyInURL writes a key for an entity's address: a quote doubled (OData's string
+// literal), then percent-encoded as a path segment, as the SDK does (url.PathEscape's rules,
+// without its allocation: every journal key has a "|" to encode).
+func appendKeyInURL(b *bytes.Buffer, k string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c == '\'':
+			b.WriteString("%27%27")
+		case pathSegmentKeeps(c):
+			b.WriteByte(c)
+		default:
+			b.Write([]byte{'%', hex[c>>4], hex[c&0xf]})
+		}
 	}
-	return url.PathEscape(k)
 }
 
-// readResponse finds the first operation's status in the batch's answer: the service answers
+// pathSegmentKeeps says url.PathEscape leaves c as it is.
+func pathSegmentKeeps(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', '~', '$', '&', '+', ':', '=', '@':
+		return true
+	}
+	return false
+}
+
+// readResponse finds the first operation's status in the start of the batch's answer, body: the service answers
 // 202 with one 204 per operation, or, when the changeset failed, with the one error that
 // failed it, whose message starts with the failed operation's index ("3:The property ...").
-func (w *BatchWriter) readResponse(resp *http.Response) error {
-	body, err := runtime.Payload(resp)
-	if err != nil {
-		return fmt.Errorf("table %s: batch: read the answer: %w", w.table, err)
-	}
+func (w *BatchWriter) readResponse(resp *http.Response, body []byte) error {
 	if resp.StatusCode != http.StatusAccepted {
 		re := &azcore.ResponseError{StatusCode: resp.StatusCode, ErrorCode: resp.Header.Get("x-ms-error-code"), RawResponse: resp}
 		code, msg := odataError(body)

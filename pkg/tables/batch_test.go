@@ -306,3 +306,22 @@ func TestBatchWriter_RefusesAMalformedConnectionStringWithoutShowingIt(t *testin
 		}
 	}
 }
+
+// The stand-in the journal's benchmark writes to takes what the writer sends as the service
+// does, and answers so that the writer reads success.
+func TestBatchWriter_TableBatchSinkTakesWhatTheServiceTakes(t *testing.T) {
+	sink := testenv.StartTableBatchSink(t)
+	w := writer(t, tables.Account{ConnectionString: sink.ConnectionString()}, "T")
+	var es []tables.Entity
+	for i := range 100 {
+		es = append(es, entity(t, "p", i, nil))
+	}
+	for range 2 {
+		if err := w.InsertOrReplace(context.Background(), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sink.Batches() != 2 || sink.Operations() != 200 {
+		t.Fatalf("the stand-in took %d batches of %d entities, want 2 of 200", sink.Batches(), sink.Operations())
+	}
+}

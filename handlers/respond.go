@@ -23,9 +23,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeBody answers with body, JSON already encoded and ending in a newline.
+//
+// The two values share one array and go in under their canonical names: Header.Set would
+// allocate a slice for each and canonicalize each name, on every answer. net/http adds the
+// Content-Length itself (the body is written once, before the handler returns).
 func writeBody(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	values := [...]string{"application/json", "nosniff"}
+	h["Content-Type"] = values[0:1:1]
+	h["X-Content-Type-Options"] = values[1:2:2]
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -106,15 +106,15 @@ func quoteByte(c byte) string {
 }
 
 func (d *decoder) ws() {
-	for d.i < len(d.s) {
-		switch d.s[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
+	// One table load per byte rather than a switch of four compares: ws runs before every
+	// token, and the serializer writes no whitespace, so the first test nearly always ends it.
+	for d.i < len(d.s) && space[d.s[d.i]] {
+		d.i++
 	}
 }
+
+// space marks JSON's whitespace bytes.
+var space = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 // peek skips whitespace and returns the next byte without consuming it.
 func (d *decoder) peek() (byte, error) {
@@ -207,9 +207,11 @@ func (d *decoder) str() (string, error) {
 		// Eight bytes at a time while none of them needs a look; then straight to the one that does.
 		for i+8 <= len(s) {
 			x := load8(s, i)
-			m := stops8(x)
-			if !high {
-				m |= x & msb
+			var m uint64
+			if high {
+				m = stops8(x)
+			} else {
+				m = stopsOrHigh8(x)
 			}
 			if m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
@@ -258,6 +260,16 @@ func stops8(x uint64) uint64 {
 	q := x ^ (lsb * '"')
 	b := x ^ (lsb * '\\')
 	return ((q-lsb)&^q | (b-lsb)&^b | (x-lsb*0x20)&^x) & msb
+}
+
+// stopsOrHigh8 is stops8 that also flags each byte of 0x80 or more, in fewer operations: a
+// byte's own high bit needs no masking out of the three tests. Per byte, c-0x20 has its high bit
+// set for c < 0x20, (c^'"')-1 for c == '"', (c^'\\')-1 for c == '\\', each also for some bytes of
+// 0x80 or more, and c itself for those; a borrow only flags a byte above a true match, so the
+// lowest flag is exact.
+func stopsOrHigh8(x uint64) uint64 {
+	q, b := x^(lsb*'"'), x^(lsb*'\\')
+	return ((x - lsb*0x20) | (q - lsb) | (b - lsb) | x) & msb
 }
 
 // plain marks the bytes a string scan can pass over without a second look.

@@ -250,6 +250,9 @@ func (d *decoder) typeName() (string, error) {
 		return "", d.skip()
 	}
 	for j := d.i + 1; j < len(d.s); j++ {
+		if !typeStop[d.s[j]] {
+			continue // one table load per letter of the name
+		}
 		switch d.s[j] {
 		case ':', '"':
 			name := d.s[d.i+1 : j]
@@ -278,6 +281,16 @@ func (d *decoder) typeName() (string, error) {
 	}
 	return "", d.eof()
 }
+
+// typeStop marks the bytes that end the plain part of a "__type" value: its colon, its closing
+// quote, an escape, or a control character (which the string reader refuses).
+var typeStop = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t[':'], t['"'], t['\\'] = true, true, true
+	return t
+}()
 
 // The tail of a "__type" value in the SDK's contract namespace, with the closing quote.
 const (

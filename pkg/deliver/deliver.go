@@ -256,12 +256,26 @@ func (d *Deliverer) Deliver(ctx context.Context, ev *dataverse.Event, targets []
 	}
 	wg.Wait()
 
+	// All delivered, the common outcome, or none: the list is results itself, not a copy.
 	out := Outcome{Delivered: []Result{}, Failed: []Result{}}
-	for _, r := range results {
-		if r.Delivered {
-			out.Delivered = append(out.Delivered, r)
-		} else {
-			out.Failed = append(out.Failed, r)
+	delivered := 0
+	for i := range results {
+		if results[i].Delivered {
+			delivered++
+		}
+	}
+	switch delivered {
+	case len(results):
+		out.Delivered = results
+	case 0:
+		out.Failed = results
+	default:
+		for _, r := range results {
+			if r.Delivered {
+				out.Delivered = append(out.Delivered, r)
+			} else {
+				out.Failed = append(out.Failed, r)
+			}
 		}
 	}
 	if err := errors.Join(recordErrs...); err != nil {

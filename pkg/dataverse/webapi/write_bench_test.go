@@ -106,7 +106,7 @@ func cannedWrites(b *testing.B) (*webapi.Environment, []webapi.Write) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		rw.Header().Set("OData-Version", "4.0")
 		switch {
-		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/Attributes/"):
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Attributes"):
 			rw.Header().Set("Content-Type", "application/json; odata.metadata=minimal")
 			_, _ = io.WriteString(rw, `{"value":[]}`)
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/EntityDefinitions"):

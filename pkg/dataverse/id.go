@@ -3,8 +3,9 @@ package dataverse
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"strconv"
+
+	"github.com/dvrouter/dvrouter/pkg/uuid"
 )
 
 // idVersion starts the hashed text; a change to the derivation changes it, so ids of one
@@ -75,17 +76,5 @@ func (c *context) eventID() string {
 // variant bits.
 func HashUUID(b []byte) string {
 	sum := sha256.Sum256(b)
-	sum[6] = sum[6]&0x0f | 0x80
-	sum[8] = sum[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], sum[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], sum[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], sum[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], sum[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:36], sum[10:16])
-	return string(out[:])
+	return uuid.Format([16]byte(sum[:16]), 8)
 }

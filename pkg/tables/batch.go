@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+
+	"github.com/dvrouter/dvrouter/pkg/uuid"
 )
 
 // Entity is one entity to write: its keys, and its JSON (keys included, as the Table service
@@ -117,7 +117,7 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 	if len(entities) == 0 {
 		return nil
 	}
-	batchID, changesetID := "batch_"+newID(), "changeset_"+newID()
+	batchID, changesetID := "batch_"+uuid.Random(), "changeset_"+uuid.Random()
 	body := bodies.Get().(*bytes.Buffer)
 	body.Reset()
 	w.writeBody(body, batchID, changesetID, entities)
@@ -269,23 +269,4 @@ func odataError(b []byte) (code, message string) {
 		return "", ""
 	}
 	return v.Err.Code, v.Err.Message.Value
-}
-
-// newID is a random UUID (version 4) for a multipart boundary.
-func newID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:]) // crypto/rand.Read does not fail
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
 }

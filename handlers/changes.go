@@ -41,18 +41,7 @@ type changesInvocation struct {
 }
 
 func (h *changesInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		refuseInvocation(w, h.log, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
-		return
-	}
-	raw, status, err := readBounded(w, r, 1<<20, h.settings.BodyReadTimeout)
-	if err != nil {
-		refuseInvocation(w, h.log, status, "invocation could not be read", err.Error())
-		return
-	}
-	if _, err := customhandler.ParseInvokeRequest(raw); err != nil {
-		refuseInvocation(w, h.log, http.StatusBadRequest, "malformed invocation", err.Error())
+	if _, ok := readTimerInvocation(w, r, h.settings, h.log); !ok {
 		return
 	}
 	if h.changes == nil {

@@ -100,19 +100,8 @@ type retentionInvocation struct {
 }
 
 func (h *retentionInvocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		refuseInvocation(w, h.log, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
-		return
-	}
-	raw, status, err := readBounded(w, r, 1<<20, h.settings.BodyReadTimeout)
-	if err != nil {
-		refuseInvocation(w, h.log, status, "invocation could not be read", err.Error())
-		return
-	}
-	req, err := customhandler.ParseInvokeRequest(raw)
-	if err != nil {
-		refuseInvocation(w, h.log, http.StatusBadRequest, "malformed invocation", err.Error())
+	req, ok := readTimerInvocation(w, r, h.settings, h.log)
+	if !ok {
 		return
 	}
 	log := h.log.With().Str("invocationId", r.Header.Get(headerInvocationID)).Bool("pastDue", timerPastDue(req)).Logger()
@@ -140,4 +129,25 @@ func timerPastDue(req *customhandler.InvokeRequest) bool {
 	var timer struct{ IsPastDue bool }
 	_ = json.Unmarshal(data, &timer)
 	return timer.IsPastDue
+}
+
+// readTimerInvocation reads the Functions host's invocation of a timer function. When it is not
+// one (not a POST, unreadable, malformed) the refusal is written and ok is false.
+func readTimerInvocation(w http.ResponseWriter, r *http.Request, settings *config.Settings, log zerolog.Logger) (req *customhandler.InvokeRequest, ok bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuseInvocation(w, log, http.StatusMethodNotAllowed, "method not allowed", "the Functions host POSTs invocations")
+		return nil, false
+	}
+	raw, status, err := readBounded(w, r, 1<<20, settings.BodyReadTimeout)
+	if err != nil {
+		refuseInvocation(w, log, status, "invocation could not be read", err.Error())
+		return nil, false
+	}
+	req, err = customhandler.ParseInvokeRequest(raw)
+	if err != nil {
+		refuseInvocation(w, log, http.StatusBadRequest, "malformed invocation", err.Error())
+		return nil, false
+	}
+	return req, true
 }

@@ -25,6 +25,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,15 +249,18 @@ func (e *Environment) Batch(ctx context.Context, writes []Write) error {
 	if len(writes) > MaxBatch {
 		return fmt.Errorf("dataverse %s: %d writes in one batch, at most %d", e.url, len(writes), MaxBatch)
 	}
-	body, contentType, err := e.batchBody(ctx, writes)
+	body := newBatchBuffer()
+	defer body.finish()
+	contentType, err := e.batchBody(ctx, body, writes)
 	if err != nil {
 		return err
 	}
-	req, err := e.NewRequest(ctx, http.MethodPost, "$batch", body)
+	req, err := e.NewRequest(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: body.wrote}), http.MethodPost, "$batch", nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
+	req.ContentLength, req.Body, req.GetBody = int64(len(*body.buf)), http.NoBody, body.reader
 	resp, err := e.do(req, e.client.opts.WriteAttempts)
 	if err != nil {
 		return nameWrite(err, http.MethodPost, "$batch", "")
@@ -268,22 +272,24 @@ func (e *Environment) Batch(ctx context.Context, writes []Write) error {
 	return e.readBatch(resp, len(writes))
 }
 
-// batchBody writes the multipart/mixed body: one change set whose parts are the writes, each an
-// application/http request with its Content-ID (1-based, the write's place), as "Batch requests"
-// and "Change sets" of the batch page show them. It is written straight into one buffer sized
-// for it, each part's MIME header made once per batch: mime/multipart and fmt per part cost
-// more than the rest of the batch on dvrouter's side (BenchmarkDataverseBatch100Canned). The
-// buffer is not pooled: it would need a Close to know when the transport is done sending it,
-// and net/http sends a body of a type it does not know as in memory with its header flushed
-// apart and through a fresh 32 KiB copy buffer, which cost more than the allocation saved.
-func (e *Environment) batchBody(ctx context.Context, writes []Write) ([]byte, string, error) {
+// batchBody writes the multipart/mixed body into buf: one change set whose parts are the writes,
+// each an application/http request with its Content-ID (1-based, the write's place), as "Batch
+// requests" and "Change sets" of the batch page show them. Each part's MIME header is made once
+// per batch: mime/multipart and fmt per part cost more than the rest of the batch on dvrouter's
+// side (BenchmarkDataverseBatch100Canned).
+func (e *Environment) batchBody(ctx context.Context, buf *batchBuffer, writes []Write) (string, error) {
 	batch, changes := "batch_"+randomID(), "changeset_"+randomID()
 	api := e.APIURL()
 	size := 2*len(batch) + 2*len(changes) + 128
 	for _, w := range writes {
 		size += len(changes) + len(api) + len(w.Body) + 256
 	}
-	b := make([]byte, 0, size)
+	b := *buf.buf
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
+	b = b[:0]
+	defer func() { *buf.buf = b }()
 	b = append(b, "--"...)
 	b = append(b, batch...)
 	b = append(b, "\r\nContent-Type: multipart/mixed; boundary="...)
@@ -295,7 +301,7 @@ func (e *Environment) batchBody(ctx context.Context, writes []Write) ([]byte, st
 		var err error
 		if w.Table != table || i == 0 {
 			if set, err = e.EntitySetName(ctx, w.Table); err != nil {
-				return nil, "", err
+				return "", err
 			}
 			table = w.Table
 		}
@@ -309,7 +315,7 @@ func (e *Environment) batchBody(ctx context.Context, writes []Write) ([]byte, st
 		b = append(b, ' ')
 		b = append(b, api...)
 		if b, err = e.appendPath(b, set, w); err != nil {
-			return nil, "", err
+			return "", err
 		}
 		b = append(b, " HTTP/1.1\r\n"...)
 		if c := w.condition(); c != "" {
@@ -331,7 +337,77 @@ func (e *Environment) batchBody(ctx context.Context, writes []Write) ([]byte, st
 	b = append(b, "--\r\n\r\n--"...)
 	b = append(b, batch...)
 	b = append(b, "--\r\n"...)
-	return b, "multipart/mixed; boundary=" + batch, nil
+	return "multipart/mixed; boundary=" + batch, nil
+}
+
+// batchBodies holds the buffers $batch bodies are written into: one is some 35 KB for 100 writes.
+// Allocating it for each batch cost a fifth of BenchmarkDataverseBatch100Canned (clearing it,
+// and the collections its garbage brought on).
+var batchBodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// batchBuffer is a $batch body whose buffer goes back to batchBodies only once net/http can no
+// longer read it. RoundTrip returning does not say so: the transport may still be writing the
+// body when the answer is in (a server may answer before reading the whole request). What does
+// is httptrace's WroteRequest, called once each time the transport has finished writing a
+// request, its body read and closed. So the buffer is put back when Batch is done with the
+// request (finish) and every reader handed to the transport (the first send's and each retry's,
+// all through GetBody) has been written. A reader that was never written (the connection failed
+// before) keeps the buffer out of the pool for good: it is left to the garbage collector, never
+// reused while something might still read it.
+type batchBuffer struct {
+	buf *[]byte
+
+	mu      sync.Mutex
+	readers int  // handed to the transport and not yet written
+	done    bool // Batch is done with the request: no more readers will be asked for
+	broken  bool // a write reported without a reader to match: never reuse this buffer
+}
+
+func newBatchBuffer() *batchBuffer {
+	return &batchBuffer{buf: batchBodies.Get().(*[]byte)}
+}
+
+// reader is the request's GetBody: each send of the request (the first and every retry, by do
+// and by the transport) reads the body through its own reader.
+func (b *batchBuffer) reader() (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf == nil { // cannot happen: the buffer is put back only after the last send
+		return nil, errors.New("batch body already released")
+	}
+	b.readers++
+	// A *bytes.Reader in io.NopCloser is a body net/http knows is in memory: it writes it with
+	// the header, in one write when it fits the transport's write buffer.
+	return io.NopCloser(bytes.NewReader(*b.buf)), nil
+}
+
+// wrote is the request's httptrace WroteRequest.
+func (b *batchBuffer) wrote(httptrace.WroteRequestInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.readers--
+	if b.readers < 0 {
+		b.broken = true
+	}
+	b.release()
+}
+
+// finish says Batch has the answer (or has given up): the transport asks for no more readers.
+func (b *batchBuffer) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	b.release()
+}
+
+func (b *batchBuffer) release() {
+	if !b.done || b.readers != 0 || b.broken || b.buf == nil {
+		return
+	}
+	if cap(*b.buf) <= 1<<20 { // a batch of large rows is not worth keeping around
+		batchBodies.Put(b.buf)
+	}
+	b.buf = nil
 }
 
 // batchAnswers holds the buffers $batch answers are read into: one is some 30 KB for 100 writes.

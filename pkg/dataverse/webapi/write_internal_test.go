@@ -2,6 +2,7 @@ package webapi
 
 import (
 	"encoding/json"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"testing"
@@ -54,6 +55,49 @@ func TestCarriedOut_OnlyEveryWriteDone(t *testing.T) {
 	for _, c := range cases {
 		if got := carriedOut([]byte(c.body), c.ct, c.n); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// A batch body goes back to the pool only when Batch is done and every reader handed to the
+// transport has been written; a reader never written keeps it out for good.
+func TestBatchBuffer_ReleasedOnlyWhenNothingCanReadIt(t *testing.T) {
+	released := func(b *batchBuffer) bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.buf == nil
+	}
+	cases := []struct {
+		name  string
+		steps string // r: a reader handed out, w: a write reported, f: Batch done
+		want  bool
+	}{
+		{"written, then done", "rwf", true},
+		{"done, then written (the answer came first)", "rfw", true},
+		{"a retry, both written", "rwrwf", true},
+		{"a retry, the first written late", "rrwfw", true},
+		{"done with a write outstanding", "rrwf", false},
+		{"a reader never written", "rf", false},
+		{"nothing sent", "f", true},
+		{"a write with no reader", "wrwf", false},
+		{"written, not done", "rw", false},
+	}
+	for _, c := range cases {
+		b := newBatchBuffer()
+		for _, s := range c.steps {
+			switch s {
+			case 'r':
+				if _, err := b.reader(); err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+			case 'w':
+				b.wrote(httptrace.WroteRequestInfo{})
+			case 'f':
+				b.finish()
+			}
+		}
+		if got := released(b); got != c.want {
+			t.Errorf("%s: released %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -1,9 +1,17 @@
 package webapi_test
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +161,126 @@ func TestBatch_ThrottledBatchWaitsAndGoesThrough(t *testing.T) {
 
 	if w.RowCount("contact") != 1 || time.Since(start) < 100*time.Millisecond {
 		t.Errorf("rows %d after %s: want the batch carried out after two Retry-After waits", w.RowCount("contact"), time.Since(start))
+	}
+}
+
+// RoundTrip may return before the body is written (a server may answer first; HTTP/2 writes the
+// body alongside reading the answer); httptrace's WroteRequest says when the transport is done
+// with it. A batch written meanwhile must not go into the buffer still being sent.
+func TestBatch_BodyKeptUntilTheTransportHasWrittenIt(t *testing.T) {
+	const n = 100
+	lagging := &laggingTransport{n: n}
+	c, err := webapi.New(map[string]string{orgID: "http://127.0.0.1:1"}, webapi.Options{Credential: cannedToken{}, HTTPClient: &http.Client{Transport: lagging}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := c.Environment(orgID, "", "")
+	for b := range 8 {
+		writes := make([]webapi.Write, n)
+		for i := range writes {
+			writes[i] = upsert(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf(`{"description": "batch %d"}`, b), webapi.CreateOrUpdate)
+		}
+		if err := env.Batch(t.Context(), writes); err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+	}
+	lagging.wg.Wait()
+	if lagging.bodies != 8 || len(lagging.problems) > 0 {
+		t.Errorf("%d bodies written, want 8; %d torn: %v", lagging.bodies, len(lagging.problems), lagging.problems)
+	}
+}
+
+// laggingTransport answers a $batch of n upserts with every write carried out at once, and reads
+// its body 5 ms later, as a transport still writing it would; then it calls WroteRequest. It
+// answers the table's definition too.
+type laggingTransport struct {
+	n  int
+	wg sync.WaitGroup
+
+	mu       sync.Mutex
+	bodies   int
+	problems []string
+}
+
+func (l *laggingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	answer := func(contentType, body string) *http.Response {
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {contentType}},
+			Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}
+	}
+	switch {
+	case req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/Attributes"):
+		return answer("application/json", `{"value":[]}`), nil
+	case req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/EntityDefinitions"):
+		return answer("application/json", `{"value":[{"EntitySetName":"contacts","PrimaryIdAttribute":"contactid","MetadataId":"608861bc-50a4-4c5f-a02c-21fe1943e2cf"}]}`), nil
+	}
+	trace := httptrace.ContextClientTrace(req.Context())
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		time.Sleep(5 * time.Millisecond)
+		problem := checkBatchBody(req, l.n)
+		req.Body.Close()
+		if trace != nil && trace.WroteRequest != nil {
+			trace.WroteRequest(httptrace.WroteRequestInfo{})
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.bodies++
+		if problem != "" {
+			l.problems = append(l.problems, problem)
+		}
+	}()
+	var a strings.Builder
+	a.WriteString("--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_2\r\n\r\n")
+	for i := range l.n {
+		fmt.Fprintf(&a, "--changesetresponse_2\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: %d\r\n\r\nHTTP/1.1 204 No Content\r\nOData-Version: 4.0\r\n\r\n\r\n", i+1)
+	}
+	a.WriteString("--changesetresponse_2--\r\n--batchresponse_1--\r\n")
+	return answer("multipart/mixed; boundary=batchresponse_1", a.String()), nil
+}
+
+// checkBatchBody reads a one-change-set $batch of n upserts and says what is wrong with it: every
+// part must parse, carry its declared Content-Length, and hold the same description as the first.
+func checkBatchBody(r *http.Request, n int) string {
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return err.Error()
+	}
+	outer, err := multipart.NewReader(r.Body, params["boundary"]).NextPart()
+	if err != nil {
+		return "batch: " + err.Error()
+	}
+	_, params, err = mime.ParseMediaType(outer.Header.Get("Content-Type"))
+	if err != nil {
+		return "change set: " + err.Error()
+	}
+	changes := multipart.NewReader(outer, params["boundary"])
+	var batch string
+	for i := 0; ; i++ {
+		p, err := changes.NextPart()
+		if err == io.EOF {
+			if i != n {
+				return fmt.Sprintf("%d parts, want %d", i, n)
+			}
+			return ""
+		}
+		if err != nil {
+			return fmt.Sprintf("part %d: %v", i+1, err)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(p))
+		if err != nil {
+			return fmt.Sprintf("part %d: %v", i+1, err)
+		}
+		var body struct{ Description string }
+		data, err := io.ReadAll(req.Body)
+		if err != nil || int64(len(data)) != req.ContentLength || json.Unmarshal(data, &body) != nil {
+			return fmt.Sprintf("part %d: a body of %d bytes (Content-Length %d) that is not the write's JSON (%v)", i+1, len(data), req.ContentLength, err)
+		}
+		if i == 0 {
+			batch = body.Description
+		} else if body.Description != batch {
+			return fmt.Sprintf("part %d is of %q, part 1 of %q", i+1, body.Description, batch)
+		}
 	}
 }
 

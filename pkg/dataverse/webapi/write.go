@@ -66,13 +66,7 @@ func (k Key) appendSegment(b []byte) ([]byte, error) {
 		b = append(b, '=')
 		if x, ok := p.Value.(string); ok {
 			b = append(b, '\'')
-			for j := 0; j < len(x); j++ {
-				if x[j] == '\'' {
-					b = append(b, "''"...)
-				} else {
-					b = appendPathByte(b, x[j])
-				}
-			}
+			b = appendEscaped(b, x, true)
 			b = append(b, '\'')
 			continue
 		}
@@ -80,27 +74,47 @@ func (k Key) appendSegment(b []byte) ([]byte, error) {
 		if err != nil {
 			return b, fmt.Errorf("key column %s: %w", p.Column, err)
 		}
-		for j := 0; j < len(lit); j++ {
-			b = appendPathByte(b, lit[j])
-		}
+		b = appendEscaped(b, lit, false)
 	}
 	return b, nil
 }
 
-// appendPathByte appends c as url.PathEscape writes it in a path segment, but for the single
-// quote, which stays as it is, as the Web API's own examples write it.
-func appendPathByte(b []byte, c byte) []byte {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return append(b, c)
+// appendEscaped appends s as url.PathEscape writes it in a path segment, but for the single quote,
+// which stays as it is, as the Web API's own examples write it (doubled, with quoteDoubled: s is
+// the inside of a text literal). The bytes that need nothing are appended a run at a time.
+func appendEscaped(b []byte, s string, quoteDoubled bool) []byte {
+	for {
+		i := 0
+		for i < len(s) && pathSafe[s[i]] {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			return b
+		}
+		switch c := s[i]; {
+		case c == '\'' && quoteDoubled:
+			b = append(b, "''"...)
+		case c == '\'':
+			b = append(b, c)
+		default:
+			const hex = "0123456789ABCDEF"
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+		s = s[i+1:]
 	}
-	switch c {
-	case '-', '_', '.', '~', '$', '&', '+', ':', '=', '@', '\'':
-		return append(b, c)
-	}
-	const hex = "0123456789ABCDEF"
-	return append(b, '%', hex[c>>4], hex[c&15])
 }
+
+// pathSafe holds the bytes url.PathEscape leaves as they are in a path segment.
+var pathSafe = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	for _, c := range "-_.~$&+:=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // Literal writes v as an OData literal: text in single quotes (a quote doubled), numbers and
 // booleans as they are. A key cannot be null.
@@ -532,34 +546,64 @@ func carriedOut(data []byte, contentType string, n int) bool {
 	if err != nil || mt != "multipart/mixed" || cparams["boundary"] == "" {
 		return false
 	}
-	// From here: the change set's delimiter, a part's MIME header, its status line, the
-	// answer's header, blank lines (a 204 has no body), the next delimiter ...
+	// From here, line by line: the change set's delimiter, a part's MIME header, its status line,
+	// the answer's header, blank lines (a 204 has no body), the next delimiter ... One search for
+	// the end of each line: searching for a blank line ("\r\n\r\n") stops, and compares, at
+	// every line's end anyway.
 	delim := []byte("--" + cparams["boundary"])
-	crlf2 := []byte("\r\n\r\n")
+	var line []byte
 	for parts := 0; ; parts++ {
-		after, ok := bytes.CutPrefix(rest, delim)
+		if line, rest, ok = cutLine(rest); !ok {
+			return false
+		}
+		after, ok := bytes.CutPrefix(line, delim)
 		switch {
 		case !ok:
 			return false
-		case bytes.HasPrefix(after, []byte("--")):
+		case string(after) == "--":
 			return parts == n
-		case !bytes.HasPrefix(after, []byte("\r\n")):
+		case len(after) != 0:
 			return false
 		}
-		_, msg, ok := bytes.Cut(after, crlf2) // the part's MIME header, Content-ID and all
-		if !ok {
+		if rest, ok = skipHeader(rest); !ok { // the part's MIME header, Content-ID and all
 			return false
 		}
-		status, _, _ := bytes.Cut(msg, []byte("\r\n"))
-		if len(status) < 12 || !bytes.HasPrefix(status, []byte("HTTP/1.1 2")) || !isDigit(status[10]) || !isDigit(status[11]) || (len(status) > 12 && status[12] != ' ') {
+		if line, rest, ok = cutLine(rest); !ok {
 			return false
 		}
-		if _, rest, ok = bytes.Cut(msg, crlf2); !ok { // the answer's header
+		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 2")) || !isDigit(line[10]) || !isDigit(line[11]) || (len(line) > 12 && line[12] != ' ') {
+			return false
+		}
+		if rest, ok = skipHeader(rest); !ok { // the answer's header
 			return false
 		}
 		for bytes.HasPrefix(rest, []byte("\r\n")) {
 			rest = rest[2:]
 		}
+	}
+}
+
+// cutLine cuts the CRLF-ended line at the start of b from what follows it.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		return nil, nil, false
+	}
+	return b[:i-1], b[i+1:], true
+}
+
+// skipHeader returns what follows the header at the start of b: its CRLF-ended lines up to a
+// blank one.
+func skipHeader(b []byte) ([]byte, bool) {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		switch {
+		case i < 1 || b[i-1] != '\r':
+			return nil, false
+		case i == 1:
+			return b[2:], true
+		}
+		b = b[i+1:]
 	}
 }
 

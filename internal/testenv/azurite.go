@@ -73,6 +73,40 @@ func LaunchAzurite() (*Azurite, error) {
 	return a, nil
 }
 
+// SharedAzurite is one in-memory Azurite (LaunchAzurite) for a whole test binary: the first test
+// that asks for it launches it, so a run of tests that need none starts none, and Run stops it
+// after the last. A package declares one and wires it up in two lines:
+//
+//	var shared testenv.SharedAzurite
+//
+//	func TestMain(m *testing.M) { shared.Run(m) }
+type SharedAzurite struct {
+	once sync.Once
+	az   *Azurite
+	err  error
+}
+
+// Get returns the shared Azurite, launching it on first use. It fails the test (it does not
+// skip) when Azurite cannot start, and every later Get fails with the same error.
+func (s *SharedAzurite) Get(t testing.TB) *Azurite {
+	t.Helper()
+	s.once.Do(func() { s.az, s.err = LaunchAzurite() })
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.az
+}
+
+// Run runs the tests, stops the shared Azurite when one was launched and exits with the tests'
+// code: what a TestMain does.
+func (s *SharedAzurite) Run(m *testing.M) {
+	code := m.Run()
+	if s.az != nil {
+		s.az.Stop()
+	}
+	os.Exit(code)
+}
+
 func (a *Azurite) startOnFreePort() error {
 	var err error
 	// A port found free can be taken before Azurite binds it; try a few.

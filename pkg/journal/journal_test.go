@@ -3,9 +3,7 @@ package journal
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,27 +15,13 @@ import (
 )
 
 // One in-memory Azurite serves every test that does not stop it; each test gets its own table.
-var shared struct {
-	once sync.Once
-	az   *testenv.Azurite
-	err  error
-}
+var shared testenv.SharedAzurite
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.az != nil {
-		shared.az.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Run(m) }
 
 func sharedAzurite(t testing.TB) *testenv.Azurite {
 	t.Helper()
-	shared.once.Do(func() { shared.az, shared.err = testenv.LaunchAzurite() })
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.az
+	return shared.Get(t)
 }
 
 var tableSeq atomic.Int64

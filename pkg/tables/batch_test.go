@@ -9,10 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,27 +24,13 @@ import (
 )
 
 // One in-memory Azurite serves every test; each test gets its own table.
-var shared struct {
-	once sync.Once
-	az   *testenv.Azurite
-	err  error
-}
+var shared testenv.SharedAzurite
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.az != nil {
-		shared.az.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Run(m) }
 
 func azurite(t *testing.T) *testenv.Azurite {
 	t.Helper()
-	shared.once.Do(func() { shared.az, shared.err = testenv.LaunchAzurite() })
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.az
+	return shared.Get(t)
 }
 
 var tableSeq atomic.Int64

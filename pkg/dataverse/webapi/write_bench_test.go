@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,8 @@ import (
 //
 //	go test -run '^$' -bench 'BenchmarkDataverse(Upsert|Batch100)(Canned)?$' -benchtime 2s ./pkg/dataverse/webapi
 //
-// (a Batch100 op is the whole batch.)
+// (a Batch100 op is the whole batch), and the canned pair interleaved in one benchmark,
+// BenchmarkDataverseBatchVsUpsertCanned.
 //
 //   - Upsert, Batch100: against the test stand-in, which parses every part, decodes every body
 //     and updates its row store, all on the same two cores as dvrouter. Its per-write work is
@@ -88,6 +90,39 @@ func BenchmarkDataverseUpsertCanned(b *testing.B) {
 func BenchmarkDataverseBatch100Canned(b *testing.B) {
 	env, writes := cannedWrites(b)
 	benchBatch(b, env, writes)
+}
+
+// BenchmarkDataverseBatchVsUpsertCanned is the canned pair interleaved: each op is one upsert then
+// one batch of 100, on the same environment, server and connection, each timed on its own. Run
+// one after the other, the two benchmarks of the pair see whatever load the machine has at the
+// time, and a load that comes or goes between them moves their ratio; interleaved, both see the
+// same. It reports the median of each (a median, not a mean: a preempted round trip is the
+// machine's, not the client's) and batch/upsert, the target's ratio (under 2).
+func BenchmarkDataverseBatchVsUpsertCanned(b *testing.B) {
+	env, writes := cannedWrites(b)
+	var upserts, batches []time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		if err := env.Apply(b.Context(), writes[i%len(writes)]); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := env.Batch(b.Context(), writes); err != nil {
+			b.Fatal(err)
+		}
+		upserts, batches = append(upserts, mid.Sub(start)), append(batches, time.Since(mid))
+	}
+	up, batch := median(upserts), median(batches)
+	b.ReportMetric(float64(up.Nanoseconds())/1e3, "upsert-µs")
+	b.ReportMetric(float64(batch.Nanoseconds())/1e3, "batch-µs")
+	b.ReportMetric(float64(batch)/float64(up), "batch/upsert")
+}
+
+func median(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 // cannedWrites is an environment on a loopback server with Dataverse's answers written out

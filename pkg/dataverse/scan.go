@@ -142,18 +142,39 @@ func describe(c byte) string {
 	return "a number"
 }
 
+// open consumes the '{' or '[' at d.i. It is kept small enough to be inlined (the error is built
+// out of line): every object and array of the body passes through it.
 func (d *decoder) open() error {
 	d.i++
 	d.depth++
 	if d.depth > MaxDepth {
-		return d.errAt(d.i-1, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+		return d.tooDeep()
 	}
 	return nil
+}
+
+func (d *decoder) tooDeep() error {
+	return d.errAt(d.i-1, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
 }
 
 // next advances to the next member of an object (close '}') or element of an array (close ']').
 // It returns false, having consumed the closing byte, when there are no more.
 func (d *decoder) next(first bool, close byte) (bool, error) {
+	// The serializer writes no whitespace: a ',' right before the next member, or the closing
+	// byte, is settled here.
+	if d.i+1 < len(d.s) {
+		switch d.s[d.i] {
+		case ',':
+			if !first && d.s[d.i+1] > ' ' {
+				d.i++
+				return true, nil
+			}
+		case close:
+			d.i++
+			d.depth--
+			return false, nil
+		}
+	}
 	c, err := d.peek()
 	if err != nil {
 		return false, err
@@ -186,6 +207,10 @@ func (d *decoder) key() (string, error) {
 	k, err := d.str()
 	if err != nil {
 		return "", err
+	}
+	if d.i < len(d.s) && d.s[d.i] == ':' { // no whitespace before the colon: the usual case
+		d.i++
+		return k, nil
 	}
 	c, err := d.peek()
 	if err != nil {
@@ -418,18 +443,18 @@ func (d *decoder) number() (string, error) {
 }
 
 // literal consumes true, false or null.
-func (d *decoder) literal() (kind, bool, error) {
+func (d *decoder) literal() (kind, error) {
 	rest := d.s[d.i:]
 	switch {
 	case strings.HasPrefix(rest, "true"):
 		d.i += 4
-		return kBool, true, nil
+		return kTrue, nil
 	case strings.HasPrefix(rest, "false"):
 		d.i += 5
-		return kBool, false, nil
+		return kFalse, nil
 	case strings.HasPrefix(rest, "null"):
 		d.i += 4
-		return kNull, false, nil
+		return kNull, nil
 	}
 	// Find the first byte that breaks the literal, for a precise offset.
 	for _, lit := range []string{"true", "false", "null"} {
@@ -438,15 +463,15 @@ func (d *decoder) literal() (kind, bool, error) {
 		}
 		for j := 1; j < len(lit); j++ {
 			if j >= len(rest) {
-				return 0, false, d.eof()
+				return 0, d.eof()
 			}
 			if rest[j] != lit[j] {
 				d.i += j
-				return 0, false, d.unexpected("in literal " + lit)
+				return 0, d.unexpected("in literal " + lit)
 			}
 		}
 	}
-	return 0, false, d.unexpected("looking for the beginning of a value")
+	return 0, d.unexpected("looking for the beginning of a value")
 }
 
 // skip consumes one value of any type, checking that it is well-formed.
@@ -500,7 +525,7 @@ func (d *decoder) skip() error {
 		_, err := d.number()
 		return err
 	default:
-		_, _, err := d.literal()
+		_, err := d.literal()
 		return err
 	}
 }

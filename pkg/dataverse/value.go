@@ -15,7 +15,8 @@ type kind uint8
 
 const (
 	kNull kind = iota
-	kBool
+	kTrue
+	kFalse
 	kString // also a /Date()/ string, already ISO 8601, and a multi-select, already joined
 	kNumber
 	kWrapped // OptionSetValue or Money (or an untyped {"Value": n}): a number in an object
@@ -29,14 +30,16 @@ const (
 
 // val is a decoded value before it is placed in a Row. Keeping it as a plain struct (not an
 // interface) means nothing is boxed until its final Web API form is known. It is kept small, with
-// few pointers, because the scratch stacks copy it around.
+// few pointers, because the scratch stacks copy it around; and at seven words, so that a (val,
+// error) result, which every reader of a value returns, travels in registers (Go's register ABI
+// has nine for results; one more field and the error goes through memory). A boolean is its kind.
 type val struct {
 	k  kind
-	b  bool   // kBool: the value; kRef: Name was present and not null
 	s  string // kString, kNumber, kWrapped: the text; kEntity, kRef: Id; kRelationship: SchemaName
 	s2 string // kEntity, kRef: LogicalName; kRelationship: PrimaryEntityRole ("" when null)
 	// x holds the rest: kEntity: Row, or *pending for the Target; kObject: Row;
-	// kCollection: []any of Row; kArray: []val; kRef: the Name, boxed once (a string).
+	// kCollection: []any of Row; kArray: []val; kRef: the Name, boxed once (a string), or nil
+	// when the Name was null or absent.
 	x any
 }
 
@@ -120,8 +123,8 @@ func (d *decoder) value(h hint) (val, error) {
 		n, err := d.number()
 		return val{k: kNumber, s: n}, err
 	default:
-		k, b, err := d.literal()
-		return val{k: k, b: b}, err
+		k, err := d.literal()
+		return val{k: k}, err
 	}
 }
 
@@ -182,8 +185,10 @@ func (d *decoder) object(h hint) (val, error) {
 		}
 		return val{k: kObject, x: Row{}}, nil
 	}
-	if strings.HasPrefix(d.s[d.i:], `"__type"`) {
-		if _, err := d.key(); err != nil {
+	if rest := d.s[d.i:]; strings.HasPrefix(rest, `"__type"`) {
+		if strings.HasPrefix(rest, `"__type":`) {
+			d.i += len(`"__type":`) // the serializer's form: the key needs no second reading
+		} else if _, err := d.key(); err != nil {
 			return val{}, err
 		}
 		name, err := d.typeName()
@@ -417,7 +422,7 @@ func (d *decoder) optString(field string) (string, error) {
 	case '"':
 		return d.str()
 	case 'n':
-		_, _, err := d.literal()
+		_, err := d.literal()
 		return "", err
 	}
 	d.shapeErr(field, "want a string, got "+describe(c))
@@ -471,7 +476,7 @@ func (d *decoder) pair(field string, h hint, keep string) (k string, v val, ok b
 	c := d.s[d.i]
 	if c != '{' {
 		if c == 'n' {
-			_, _, err = d.literal()
+			_, err = d.literal()
 			return "", val{}, false, err
 		}
 		d.shapeErr(field, "want {\"key\", \"value\"} elements, got "+describe(c))
@@ -625,7 +630,7 @@ func place(bx *boxes, row Row, key string, v *val) {
 		}
 		// The Web API's formatted value of a lookup is the record's name; an explicit
 		// FormattedValues entry, placed after this, wins.
-		if v.b {
+		if v.x != nil {
 			row[formattedKey(short)] = v.x // the name, boxed once when read
 		}
 	case kArray:
@@ -644,8 +649,10 @@ func place(bx *boxes, row Row, key string, v *val) {
 // any returns the value in Web API shape, outside of a column position.
 func (v *val) any(bx *boxes) any {
 	switch v.k {
-	case kBool:
-		return v.b
+	case kTrue:
+		return true
+	case kFalse:
+		return false
 	case kString:
 		return bx.str(v.s)
 	case kNumber, kWrapped:
@@ -661,7 +668,7 @@ func (v *val) any(bx *boxes) any {
 		// An entity reference that is not a column (inside an unknown structure): keep the SDK's
 		// own shape, which says everything and needs no guessing.
 		r := Row{"Id": bx.strOrNil(v.s), "LogicalName": bx.strOrNil(v.s2), "Name": nil}
-		if v.b {
+		if v.x != nil {
 			r["Name"] = v.x
 		}
 		return r
@@ -731,7 +738,7 @@ func (d *decoder) ref(first bool) (val, error) {
 			} else if c == '"' {
 				var name string
 				name, err = d.str()
-				v.x, v.b = d.boxes.str(name), true
+				v.x = d.boxes.str(name)
 			} else {
 				_, err = d.optString("Name")
 			}

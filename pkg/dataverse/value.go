@@ -373,6 +373,38 @@ func (d *decoder) sniff() (name string, has int, err error) {
 func (d *decoder) entity(first, pend bool) (val, error) {
 	v := val{k: kEntity}
 	abase, fbase := len(d.attrs), len(d.fmts)
+	// The serializer's members in its order and form, each recognized by its literal text rather
+	// than read as a key; at the first that differs, the loop below takes over.
+	if d.member(first, `,"Attributes":`) {
+		first = false
+		if err := d.attributes(); err != nil {
+			return val{}, err
+		}
+		d.literalMember(`,"EntityState":null`)
+		ok := d.member(false, `,"FormattedValues":`)
+		if ok {
+			if err := d.formatted(); err != nil {
+				return val{}, err
+			}
+			ok = d.member(false, `,"Id":`)
+		}
+		if ok {
+			var err error
+			if v.s, err = d.optString("Id"); err != nil {
+				return val{}, err
+			}
+			d.emptyArrayMember(`,"KeyAttributes":[]`)
+			ok = d.member(false, `,"LogicalName":`)
+		}
+		if ok {
+			var err error
+			if v.s2, err = d.optString("LogicalName"); err != nil {
+				return val{}, err
+			}
+			d.emptyArrayMember(`,"RelatedEntities":[]`)
+			d.literalMember(`,"RowVersion":null`)
+		}
+	}
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {
@@ -410,6 +442,31 @@ func (d *decoder) entity(first, pend bool) (val, error) {
 	}
 	v.x = d.buildRow(abase, fbase)
 	return v, nil
+}
+
+// member consumes lit, `,"name":`, when the next member is name in the serializer's form (without
+// the comma when it is the object's first) and reports whether it did.
+func (d *decoder) member(first bool, lit string) bool {
+	if first {
+		lit = lit[1:]
+	}
+	if strings.HasPrefix(d.s[d.i:], lit) {
+		d.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// literalMember consumes lit, a whole member whose value is a literal (`,"RowVersion":null`),
+// when it comes next.
+func (d *decoder) literalMember(lit string) { d.member(false, lit) }
+
+// emptyArrayMember consumes lit, a whole member whose value is [], when it comes next and the
+// array would not nest too deeply (open refuses that, and so must this).
+func (d *decoder) emptyArrayMember(lit string) {
+	if d.depth < MaxDepth {
+		d.member(false, lit)
+	}
 }
 
 // optString reads a string or null ("").
@@ -715,6 +772,26 @@ func multiSelect(elems []val) (string, bool) {
 // ref reads an EntityReference.
 func (d *decoder) ref(first bool) (val, error) {
 	v := val{k: kRef}
+	// The serializer's members in its order and form (see entity), then the loop.
+	if d.member(first, `,"Id":`) {
+		first = false
+		var err error
+		if v.s, err = d.optString("Id"); err != nil {
+			return val{}, err
+		}
+		d.emptyArrayMember(`,"KeyAttributes":[]`)
+		if d.member(false, `,"LogicalName":`) {
+			if v.s2, err = d.optString("LogicalName"); err != nil {
+				return val{}, err
+			}
+			if d.member(false, `,"Name":`) {
+				if err = d.refName(&v); err != nil {
+					return val{}, err
+				}
+				d.literalMember(`,"RowVersion":null`)
+			}
+		}
+	}
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {
@@ -733,15 +810,7 @@ func (d *decoder) ref(first bool) (val, error) {
 		case "LogicalName":
 			v.s2, err = d.optString("LogicalName")
 		case "Name":
-			if c, perr := d.peek(); perr != nil {
-				return val{}, perr
-			} else if c == '"' {
-				var name string
-				name, err = d.str()
-				v.x = d.boxes.str(name)
-			} else {
-				_, err = d.optString("Name")
-			}
+			err = d.refName(&v)
 		default:
 			err = d.skip()
 		}
@@ -751,9 +820,34 @@ func (d *decoder) ref(first bool) (val, error) {
 	}
 }
 
+// refName reads an EntityReference's Name into v.x, boxed once, or leaves v.x nil for null.
+func (d *decoder) refName(v *val) error {
+	c, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if c != '"' {
+		_, err = d.optString("Name")
+		return err
+	}
+	name, err := d.str()
+	v.x = d.boxes.str(name)
+	return err
+}
+
 // wrapped reads an OptionSetValue or Money: {"Value": n}.
 func (d *decoder) wrapped(first bool) (val, error) {
 	v := val{k: kNull}
+	if d.member(first, `,"Value":`) { // the serializer's form (see entity)
+		first = false
+		var err error
+		if v, err = d.value(hintNone); err != nil {
+			return val{}, err
+		}
+		if v.k == kNumber {
+			v.k = kWrapped
+		}
+	}
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {

@@ -225,10 +225,31 @@ func (d *decoder) key() (string, error) {
 
 // str reads the string starting at d.i (a '"'). Without escapes it is a substring of the body.
 func (d *decoder) str() (string, error) {
+	// The usual string, ASCII without escapes, ends at the first byte that needs a look: its
+	// closing quote. Anything else (a non-ASCII byte, an escape, the end of the body) goes on
+	// in strFrom.
 	s := d.s
-	start := d.i + 1
+	start, i := d.i+1, d.i+1
+	for i+8 <= len(s) {
+		if m := stopsOrHigh8(load8(s, i)); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if s[i] == '"' {
+				d.i = i + 1
+				return s[start:i], nil
+			}
+			break
+		}
+		i += 8
+	}
+	return d.strFrom(start, i)
+}
+
+// strFrom is str for the string that opened at start-1, whose bytes from start to i are plain
+// ASCII.
+func (d *decoder) strFrom(start, i int) (string, error) {
+	s := d.s
 	high := false
-	for i := start; ; i++ {
+	for ; ; i++ {
 		// Eight bytes at a time while none of them needs a look; then straight to the one that does.
 		for i+8 <= len(s) {
 			x := load8(s, i)

@@ -100,8 +100,11 @@ func (d *decoder) value(h hint) (val, error) {
 	}
 	switch {
 	case c == '"':
-		if iso, ok := d.rawDate(); ok {
-			return val{k: kString, s: iso}, nil
+		// A /Date()/ string opens with '/' or its escape "\/": only those are tried as dates.
+		if j := d.i + 1; j < len(d.s) && (d.s[j] == '\\' || d.s[j] == '/') {
+			if iso, ok := d.rawDate(); ok {
+				return val{k: kString, s: iso}, nil
+			}
 		}
 		s, err := d.str()
 		if err != nil {

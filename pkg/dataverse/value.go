@@ -581,7 +581,10 @@ func (d *decoder) pair(field string, h hint, keep string) (k string, v val, ok b
 			if d.i < len(d.s) && d.s[d.i] == '}' { // and nothing else: the pair is read
 				d.i++
 				d.depth--
-				return pairDone(k, v, haveVal, keep)
+				if keep == "" || wanted(keep, k) {
+					return k, v, true, nil
+				}
+				return "", val{}, false, nil
 			}
 		}
 	}
@@ -623,15 +626,7 @@ func (d *decoder) pair(field string, h hint, keep string) (k string, v val, ok b
 			return "", val{}, false, err
 		}
 	}
-	if !haveKey {
-		return "", val{}, false, nil
-	}
-	return pairDone(k, v, haveVal, keep)
-}
-
-// pairDone is pair's answer for a pair with key k.
-func pairDone(k string, v val, haveVal bool, keep string) (string, val, bool, error) {
-	if !haveVal || (keep != "" && !wanted(keep, k)) {
+	if !haveKey || !haveVal || (keep != "" && !wanted(keep, k)) {
 		return "", val{}, false, nil
 	}
 	return k, v, true, nil

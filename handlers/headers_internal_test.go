@@ -6,7 +6,7 @@ import (
 )
 
 func TestHeaderNames_AreCanonical(t *testing.T) {
-	for _, name := range []string{headerWebhookKey, headerSizeExceeded, headerInvocationID} {
+	for _, name := range []string{headerWebhookKey, headerSizeExceeded, headerOrganization, headerContentType, headerInvocationID} {
 		if got := textproto.CanonicalMIMEHeaderKey(name); got != name {
 			t.Errorf("%q is not canonical; Header.Get would look for %q", name, got)
 		}

@@ -31,8 +31,10 @@ type Enqueuer interface {
 }
 
 // Request headers the webhook reads, in canonical form: Header.Get canonicalizes any other
-// spelling of a name on every call, and that costs an allocation.
+// spelling of a name on every call, and that costs an allocation. Being canonical, they are read
+// with headerValue, straight from the map the server filled with canonical names.
 const (
+	headerContentType  = "Content-Type"
 	headerWebhookKey   = "X-Dvrouter-Key"
 	headerSizeExceeded = "X-Ms-Dynamics-Msg-Size-Exceeded" // x-ms-dynamics-msg-size-exceeded
 	headerOrganization = "X-Ms-Dynamics-Organization"      // x-ms-dynamics-organization: the environment's host
@@ -54,11 +56,11 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", "the webhook accepts POST only")
 		return
 	}
-	if len(h.settings.WebhookKeys) > 0 && !h.settings.WebhookKeyValid(r.Header.Get(headerWebhookKey)) {
+	if len(h.settings.WebhookKeys) > 0 && !h.settings.WebhookKeyValid(headerValue(r.Header, headerWebhookKey)) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "header x-dvrouter-key is missing or matches no configured webhook key")
 		return
 	}
-	if msg, ok := jsonContentType(r.Header.Get("Content-Type")); !ok {
+	if msg, ok := jsonContentType(headerValue(r.Header, headerContentType)); !ok {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported content type", msg)
 		return
 	}
@@ -69,8 +71,8 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, err := dataverse.DecodeWith(body, dataverse.DecodeOptions{
-		SizeExceeded:     r.Header.Get(headerSizeExceeded) != "",
-		OrganizationHost: r.Header.Get(headerOrganization),
+		SizeExceeded:     headerValue(r.Header, headerSizeExceeded) != "",
+		OrganizationHost: headerValue(r.Header, headerOrganization),
 		Lookups:          h.lookups,
 	})
 	if err != nil {
@@ -111,6 +113,16 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, http.StatusOK, append(res.AppendJSON(make([]byte, 0, 256)), '\n'))
+}
+
+// headerValue is h.Get(name) for a name already in canonical form: Get checks and, if need be,
+// rewrites the name on every call (a pass over its bytes), which a constant needs only once, in
+// TestHeaderNames_AreCanonical. net/http's server stores request headers under canonical names.
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // jsonContentType accepts application/json, text/json and any +json type, with parameters.

@@ -308,7 +308,7 @@ func (d *decoder) topInt(field string) (int, bool, error) {
 		return 0, false, err
 	}
 	if c == 'n' {
-		_, _, err := d.literal()
+		_, err := d.literal()
 		return 0, false, err
 	}
 	if c != '-' && (c < '0' || c > '9') {
@@ -334,7 +334,7 @@ func (d *decoder) created(c *context) error {
 	}
 	switch ch {
 	case 'n':
-		_, _, err := d.literal()
+		_, err := d.literal()
 		return err
 	case '"':
 	default:

@@ -142,18 +142,39 @@ func describe(c byte) string {
 	return "a number"
 }
 
+// open consumes the '{' or '[' at d.i. It is kept small enough to be inlined (the error is built
+// out of line): every object and array of the body passes through it.
 func (d *decoder) open() error {
 	d.i++
 	d.depth++
 	if d.depth > MaxDepth {
-		return d.errAt(d.i-1, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
+		return d.tooDeep()
 	}
 	return nil
+}
+
+func (d *decoder) tooDeep() error {
+	return d.errAt(d.i-1, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels")
 }
 
 // next advances to the next member of an object (close '}') or element of an array (close ']').
 // It returns false, having consumed the closing byte, when there are no more.
 func (d *decoder) next(first bool, close byte) (bool, error) {
+	// The serializer writes no whitespace: a ',' right before the next member, or the closing
+	// byte, is settled here.
+	if d.i+1 < len(d.s) {
+		switch d.s[d.i] {
+		case ',':
+			if !first && d.s[d.i+1] > ' ' {
+				d.i++
+				return true, nil
+			}
+		case close:
+			d.i++
+			d.depth--
+			return false, nil
+		}
+	}
 	c, err := d.peek()
 	if err != nil {
 		return false, err
@@ -187,6 +208,10 @@ func (d *decoder) key() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if d.i < len(d.s) && d.s[d.i] == ':' { // no whitespace before the colon: the usual case
+		d.i++
+		return k, nil
+	}
 	c, err := d.peek()
 	if err != nil {
 		return "", err
@@ -200,10 +225,31 @@ func (d *decoder) key() (string, error) {
 
 // str reads the string starting at d.i (a '"'). Without escapes it is a substring of the body.
 func (d *decoder) str() (string, error) {
+	// The usual string, ASCII without escapes, ends at the first byte that needs a look: its
+	// closing quote. Anything else (a non-ASCII byte, an escape, the end of the body) goes on
+	// in strFrom.
 	s := d.s
-	start := d.i + 1
+	start, i := d.i+1, d.i+1
+	for i+8 <= len(s) {
+		if m := stopsOrHigh8(load8(s, i)); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if s[i] == '"' {
+				d.i = i + 1
+				return s[start:i], nil
+			}
+			break
+		}
+		i += 8
+	}
+	return d.strFrom(start, i)
+}
+
+// strFrom is str for the string that opened at start-1, whose bytes from start to i are plain
+// ASCII.
+func (d *decoder) strFrom(start, i int) (string, error) {
+	s := d.s
 	high := false
-	for i := start; ; i++ {
+	for ; ; i++ {
 		// Eight bytes at a time while none of them needs a look; then straight to the one that does.
 		for i+8 <= len(s) {
 			x := load8(s, i)
@@ -418,18 +464,18 @@ func (d *decoder) number() (string, error) {
 }
 
 // literal consumes true, false or null.
-func (d *decoder) literal() (kind, bool, error) {
+func (d *decoder) literal() (kind, error) {
 	rest := d.s[d.i:]
 	switch {
 	case strings.HasPrefix(rest, "true"):
 		d.i += 4
-		return kBool, true, nil
+		return kTrue, nil
 	case strings.HasPrefix(rest, "false"):
 		d.i += 5
-		return kBool, false, nil
+		return kFalse, nil
 	case strings.HasPrefix(rest, "null"):
 		d.i += 4
-		return kNull, false, nil
+		return kNull, nil
 	}
 	// Find the first byte that breaks the literal, for a precise offset.
 	for _, lit := range []string{"true", "false", "null"} {
@@ -438,15 +484,15 @@ func (d *decoder) literal() (kind, bool, error) {
 		}
 		for j := 1; j < len(lit); j++ {
 			if j >= len(rest) {
-				return 0, false, d.eof()
+				return 0, d.eof()
 			}
 			if rest[j] != lit[j] {
 				d.i += j
-				return 0, false, d.unexpected("in literal " + lit)
+				return 0, d.unexpected("in literal " + lit)
 			}
 		}
 	}
-	return 0, false, d.unexpected("looking for the beginning of a value")
+	return 0, d.unexpected("looking for the beginning of a value")
 }
 
 // skip consumes one value of any type, checking that it is well-formed.
@@ -500,7 +546,7 @@ func (d *decoder) skip() error {
 		_, err := d.number()
 		return err
 	default:
-		_, _, err := d.literal()
+		_, err := d.literal()
 		return err
 	}
 }

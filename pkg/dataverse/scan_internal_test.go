@@ -2,6 +2,7 @@ package dataverse
 
 import (
 	"math/bits"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,41 @@ func TestWordStops_LowestFlagExact(t *testing.T) {
 				}
 				if got, want := lowest(stopsOrHigh8(load8(s, 0))), first(w, true); got != want {
 					t.Fatalf("stopsOrHigh8(%q): lowest flag at %d, want %d", s, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestTypeName_MatchesByteLoop checks typeName's word scan against the byte-at-a-time reading it
+// replaced: a __type value of every length up to 24 with every byte value at every position,
+// then a colon and the contracts namespace, gives the same name, error and position.
+func TestTypeName_MatchesByteLoop(t *testing.T) {
+	ref := func(s string) (string, bool) {
+		for j := 1; j < len(s); j++ {
+			switch c := s[j]; {
+			case c == ':' || c == '"':
+				return s[1:j], true
+			case c == '\\' || c < 0x20:
+				return "", false // the string reader's answer, not compared here
+			}
+		}
+		return "", false
+	}
+	for n := 0; n <= 24; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				name := []byte(strings.Repeat("E", n))
+				name[at] = byte(c)
+				s := `"` + string(name) + contractsPlain
+				want, ok := ref(s)
+				if !ok {
+					continue
+				}
+				d := &decoder{s: s}
+				got, err := d.typeName()
+				if err != nil || got != want {
+					t.Fatalf("typeName(%q) = %q, %v; want %q", s, got, err, want)
 				}
 			}
 		}

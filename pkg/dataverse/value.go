@@ -1,6 +1,7 @@
 package dataverse
 
 import (
+	"math/bits"
 	"strings"
 )
 
@@ -15,7 +16,8 @@ type kind uint8
 
 const (
 	kNull kind = iota
-	kBool
+	kTrue
+	kFalse
 	kString // also a /Date()/ string, already ISO 8601, and a multi-select, already joined
 	kNumber
 	kWrapped // OptionSetValue or Money (or an untyped {"Value": n}): a number in an object
@@ -29,14 +31,16 @@ const (
 
 // val is a decoded value before it is placed in a Row. Keeping it as a plain struct (not an
 // interface) means nothing is boxed until its final Web API form is known. It is kept small, with
-// few pointers, because the scratch stacks copy it around.
+// few pointers, because the scratch stacks copy it around; and at seven words, so that a (val,
+// error) result, which every reader of a value returns, travels in registers (Go's register ABI
+// has nine for results; one more field and the error goes through memory). A boolean is its kind.
 type val struct {
 	k  kind
-	b  bool   // kBool: the value; kRef: Name was present and not null
 	s  string // kString, kNumber, kWrapped: the text; kEntity, kRef: Id; kRelationship: SchemaName
 	s2 string // kEntity, kRef: LogicalName; kRelationship: PrimaryEntityRole ("" when null)
 	// x holds the rest: kEntity: Row, or *pending for the Target; kObject: Row;
-	// kCollection: []any of Row; kArray: []val; kRef: the Name, boxed once (a string).
+	// kCollection: []any of Row; kArray: []val; kRef: the Name, boxed once (a string), or nil
+	// when the Name was null or absent.
 	x any
 }
 
@@ -96,8 +100,11 @@ func (d *decoder) value(h hint) (val, error) {
 	}
 	switch {
 	case c == '"':
-		if iso, ok := d.rawDate(); ok {
-			return val{k: kString, s: iso}, nil
+		// A /Date()/ string opens with '/' or its escape "\/": only those are tried as dates.
+		if j := d.i + 1; j < len(d.s) && (d.s[j] == '\\' || d.s[j] == '/') {
+			if iso, ok := d.rawDate(); ok {
+				return val{k: kString, s: iso}, nil
+			}
 		}
 		s, err := d.str()
 		if err != nil {
@@ -120,8 +127,8 @@ func (d *decoder) value(h hint) (val, error) {
 		n, err := d.number()
 		return val{k: kNumber, s: n}, err
 	default:
-		k, b, err := d.literal()
-		return val{k: k, b: b}, err
+		k, err := d.literal()
+		return val{k: k}, err
 	}
 }
 
@@ -182,8 +189,10 @@ func (d *decoder) object(h hint) (val, error) {
 		}
 		return val{k: kObject, x: Row{}}, nil
 	}
-	if strings.HasPrefix(d.s[d.i:], `"__type"`) {
-		if _, err := d.key(); err != nil {
+	if rest := d.s[d.i:]; strings.HasPrefix(rest, `"__type"`) {
+		if strings.HasPrefix(rest, `"__type":`) {
+			d.i += len(`"__type":`) // the serializer's form: the key needs no second reading
+		} else if _, err := d.key(); err != nil {
 			return val{}, err
 		}
 		name, err := d.typeName()
@@ -249,9 +258,21 @@ func (d *decoder) typeName() (string, error) {
 		// A non-string __type is no type at all: keep the object generic.
 		return "", d.skip()
 	}
-	for j := d.i + 1; j < len(d.s); j++ {
+	j := d.i + 1
+	// A word at a time to the first stop: the flags of stops8 and those of ':' (a zero byte of
+	// x^':'), each exact in its lowest bit, so their union's lowest is the first stop.
+	for j+8 <= len(d.s) {
+		x := load8(d.s, j)
+		c := x ^ (lsb * ':')
+		if m := stops8(x) | (c-lsb)&^c&msb; m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		j += 8
+	}
+	for ; j < len(d.s); j++ {
 		if !typeStop[d.s[j]] {
-			continue // one table load per letter of the name
+			continue // one table load per letter, near the end of the body
 		}
 		switch d.s[j] {
 		case ':', '"':
@@ -368,6 +389,38 @@ func (d *decoder) sniff() (name string, has int, err error) {
 func (d *decoder) entity(first, pend bool) (val, error) {
 	v := val{k: kEntity}
 	abase, fbase := len(d.attrs), len(d.fmts)
+	// The serializer's members in its order and form, each recognized by its literal text rather
+	// than read as a key; at the first that differs, the loop below takes over.
+	if d.member(first, `,"Attributes":`) {
+		first = false
+		if err := d.attributes(); err != nil {
+			return val{}, err
+		}
+		d.literalMember(`,"EntityState":null`)
+		ok := d.member(false, `,"FormattedValues":`)
+		if ok {
+			if err := d.formatted(); err != nil {
+				return val{}, err
+			}
+			ok = d.member(false, `,"Id":`)
+		}
+		if ok {
+			var err error
+			if v.s, err = d.optString("Id"); err != nil {
+				return val{}, err
+			}
+			d.emptyArrayMember(`,"KeyAttributes":[]`)
+			ok = d.member(false, `,"LogicalName":`)
+		}
+		if ok {
+			var err error
+			if v.s2, err = d.optString("LogicalName"); err != nil {
+				return val{}, err
+			}
+			d.emptyArrayMember(`,"RelatedEntities":[]`)
+			d.literalMember(`,"RowVersion":null`)
+		}
+	}
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {
@@ -407,6 +460,31 @@ func (d *decoder) entity(first, pend bool) (val, error) {
 	return v, nil
 }
 
+// member consumes lit, `,"name":`, when the next member is name in the serializer's form (without
+// the comma when it is the object's first) and reports whether it did.
+func (d *decoder) member(first bool, lit string) bool {
+	if first {
+		lit = lit[1:]
+	}
+	if strings.HasPrefix(d.s[d.i:], lit) {
+		d.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// literalMember consumes lit, a whole member whose value is a literal (`,"RowVersion":null`),
+// when it comes next.
+func (d *decoder) literalMember(lit string) { d.member(false, lit) }
+
+// emptyArrayMember consumes lit, a whole member whose value is [], when it comes next and the
+// array would not nest too deeply (open refuses that, and so must this).
+func (d *decoder) emptyArrayMember(lit string) {
+	if d.depth < MaxDepth {
+		d.member(false, lit)
+	}
+}
+
 // optString reads a string or null ("").
 func (d *decoder) optString(field string) (string, error) {
 	c, err := d.peek()
@@ -417,7 +495,7 @@ func (d *decoder) optString(field string) (string, error) {
 	case '"':
 		return d.str()
 	case 'n':
-		_, _, err := d.literal()
+		_, err := d.literal()
 		return "", err
 	}
 	d.shapeErr(field, "want a string, got "+describe(c))
@@ -471,7 +549,7 @@ func (d *decoder) pair(field string, h hint, keep string) (k string, v val, ok b
 	c := d.s[d.i]
 	if c != '{' {
 		if c == 'n' {
-			_, _, err = d.literal()
+			_, err = d.literal()
 			return "", val{}, false, err
 		}
 		d.shapeErr(field, "want {\"key\", \"value\"} elements, got "+describe(c))
@@ -499,6 +577,14 @@ func (d *decoder) pair(field string, h hint, keep string) (k string, v val, ok b
 			}
 			if err != nil {
 				return "", val{}, false, err
+			}
+			if d.i < len(d.s) && d.s[d.i] == '}' { // and nothing else: the pair is read
+				d.i++
+				d.depth--
+				if keep == "" || wanted(keep, k) {
+					return k, v, true, nil
+				}
+				return "", val{}, false, nil
 			}
 		}
 	}
@@ -625,7 +711,7 @@ func place(bx *boxes, row Row, key string, v *val) {
 		}
 		// The Web API's formatted value of a lookup is the record's name; an explicit
 		// FormattedValues entry, placed after this, wins.
-		if v.b {
+		if v.x != nil {
 			row[formattedKey(short)] = v.x // the name, boxed once when read
 		}
 	case kArray:
@@ -644,8 +730,10 @@ func place(bx *boxes, row Row, key string, v *val) {
 // any returns the value in Web API shape, outside of a column position.
 func (v *val) any(bx *boxes) any {
 	switch v.k {
-	case kBool:
-		return v.b
+	case kTrue:
+		return true
+	case kFalse:
+		return false
 	case kString:
 		return bx.str(v.s)
 	case kNumber, kWrapped:
@@ -661,7 +749,7 @@ func (v *val) any(bx *boxes) any {
 		// An entity reference that is not a column (inside an unknown structure): keep the SDK's
 		// own shape, which says everything and needs no guessing.
 		r := Row{"Id": bx.strOrNil(v.s), "LogicalName": bx.strOrNil(v.s2), "Name": nil}
-		if v.b {
+		if v.x != nil {
 			r["Name"] = v.x
 		}
 		return r
@@ -708,6 +796,26 @@ func multiSelect(elems []val) (string, bool) {
 // ref reads an EntityReference.
 func (d *decoder) ref(first bool) (val, error) {
 	v := val{k: kRef}
+	// The serializer's members in its order and form (see entity), then the loop.
+	if d.member(first, `,"Id":`) {
+		first = false
+		var err error
+		if v.s, err = d.optString("Id"); err != nil {
+			return val{}, err
+		}
+		d.emptyArrayMember(`,"KeyAttributes":[]`)
+		if d.member(false, `,"LogicalName":`) {
+			if v.s2, err = d.optString("LogicalName"); err != nil {
+				return val{}, err
+			}
+			if d.member(false, `,"Name":`) {
+				if err = d.refName(&v); err != nil {
+					return val{}, err
+				}
+				d.literalMember(`,"RowVersion":null`)
+			}
+		}
+	}
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {
@@ -726,15 +834,7 @@ func (d *decoder) ref(first bool) (val, error) {
 		case "LogicalName":
 			v.s2, err = d.optString("LogicalName")
 		case "Name":
-			if c, perr := d.peek(); perr != nil {
-				return val{}, perr
-			} else if c == '"' {
-				var name string
-				name, err = d.str()
-				v.x, v.b = d.boxes.str(name), true
-			} else {
-				_, err = d.optString("Name")
-			}
+			err = d.refName(&v)
 		default:
 			err = d.skip()
 		}
@@ -744,9 +844,34 @@ func (d *decoder) ref(first bool) (val, error) {
 	}
 }
 
+// refName reads an EntityReference's Name into v.x, boxed once, or leaves v.x nil for null.
+func (d *decoder) refName(v *val) error {
+	c, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if c != '"' {
+		_, err = d.optString("Name")
+		return err
+	}
+	name, err := d.str()
+	v.x = d.boxes.str(name)
+	return err
+}
+
 // wrapped reads an OptionSetValue or Money: {"Value": n}.
 func (d *decoder) wrapped(first bool) (val, error) {
 	v := val{k: kNull}
+	if d.member(first, `,"Value":`) { // the serializer's form (see entity)
+		first = false
+		var err error
+		if v, err = d.value(hintNone); err != nil {
+			return val{}, err
+		}
+		if v.k == kNumber {
+			v.k = kWrapped
+		}
+	}
 	for ; ; first = false {
 		more, err := d.next(first, '}')
 		if err != nil {

@@ -187,15 +187,22 @@ var plainASCII = func() (t [utf8.RuneSelf]bool) {
 }()
 
 // appendString writes s as a JSON string the way encoding/json does with HTML escaping off:
-// invalid UTF-8 becomes U+FFFD, and U+2028/U+2029 are escaped for JavaScript's sake.
+// invalid UTF-8 becomes U+FFFD, and U+2028/U+2029 are escaped for JavaScript's sake. Most
+// strings (every key the decoder builds, ids, names) need no escape: one scan, one copy.
 func appendString(b []byte, s string) []byte {
+	i := plainRun(s)
 	b = append(b, '"')
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return appendEscaped(b, s, i)
+}
+
+// appendEscaped writes the rest of s after '"', s[:i] being plain.
+func appendEscaped(b []byte, s string, i int) []byte {
 	start := 0
-	for i := 0; i < len(s); {
-		i += plainRun(s[i:])
-		if i >= len(s) {
-			break
-		}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf { // one plainRun stopped at: escape it
 			b = append(b, s[start:i]...)
@@ -217,40 +224,60 @@ func appendString(b []byte, s string) []byte {
 			}
 			i++
 			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+		} else {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				start = i + size
+			case r == '\u2028' || r == '\u2029':
+				b = append(b, s[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+				start = i + size
+			}
 			i += size
-			start = i
-			continue
 		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
+		i += plainRun(s[i:])
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 
-// plainRun is how many leading bytes of s a JSON string holds as they are. It tests eight
-// bytes at a time for a control character, '"', '\\' or a non-ASCII byte, with the word tricks
-// of "Bit Twiddling Hacks" (haszero, hasless), and goes straight to the first byte that needs a
-// look; the last (or only) part word of a string of eight bytes or more is tested as the word
-// ending the string, overlapping bytes already passed. Most text needs no escaping at all.
+// plainRun is how many leading bytes of s a JSON string holds as they are. It tests 32 bytes
+// at a time (four words, one branch), then sixteen, for a control character, '"', '\\' or a
+// non-ASCII byte, with the word tricks of "Bit Twiddling Hacks" (haszero, hasless), and goes
+// straight to the first byte that needs a look; the last (or only) part word of a string of
+// eight bytes or more is tested as the word ending the string, overlapping bytes already
+// passed. Most text needs no escaping at all.
 func plainRun(s string) int {
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
+	// The rest of s is walked as t, so that the words are read at constant offsets into a string
+	// known to be long enough: no bounds check per word.
+	t := s
+	for len(t) >= 32 {
+		m0, m1 := stops8(load8(t, 0)), stops8(load8(t, 8))
+		m2, m3 := stops8(load8(t, 16)), stops8(load8(t, 24))
+		if m0|m1|m2|m3 != 0 {
+			break // the sixteen-byte steps below find it
+		}
+		t = t[32:]
+	}
+	for len(t) >= 16 {
+		m0, m1 := stops8(load8(t, 0)), stops8(load8(t, 8))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return len(s) - len(t) + bits.TrailingZeros64(m0)>>3
+			}
+			return len(s) - len(t) + 8 + bits.TrailingZeros64(m1)>>3
+		}
+		t = t[16:]
+	}
+	i := len(s) - len(t)
+	if i+8 <= len(s) {
 		if m := stops8(load8(s, i)); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
+		i += 8
 	}
 	if i == len(s) {
 		return i

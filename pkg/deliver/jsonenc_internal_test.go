@@ -223,7 +223,8 @@ func TestEncode_PayloadsOwnTheirBytes(t *testing.T) {
 }
 
 // plainRun against a byte-at-a-time reference: every byte value at every position of strings
-// up to 24 bytes long, after plain bytes and after other stops.
+// up to 72 bytes long (a 32-byte step, 16-byte steps, a word, a part word), after plain bytes
+// and after other stops.
 func TestPlainRun_MatchesByteLoop(t *testing.T) {
 	ref := func(s string) int {
 		i := 0
@@ -232,7 +233,7 @@ func TestPlainRun_MatchesByteLoop(t *testing.T) {
 		}
 		return i
 	}
-	for n := 1; n <= 24; n++ {
+	for n := 1; n <= 72; n++ {
 		for at := 0; at < n; at++ {
 			for c := 0; c < 256; c++ {
 				for _, fill := range []byte{'a', 0x01, '"', 0xe2} {

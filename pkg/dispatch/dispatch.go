@@ -87,7 +87,7 @@ func appendStrings(b []byte, ss []string) []byte {
 // anything else goes through encoding/json, so the escaping is always exactly its own.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainJSON[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
@@ -96,6 +96,15 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// plainJSON marks the bytes encoding/json writes as they are (HTML escaping on): printable
+// ASCII but '"', '\\', '<', '>' and '&'. One table load per byte of the answer's ids and names.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // ErrNoStore means a failure had to be kept but no failure store is configured.
 var ErrNoStore = errors.New("no failure store configured (set DVROUTER_TABLES)")

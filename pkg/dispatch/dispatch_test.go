@@ -146,6 +146,9 @@ func TestResult_AppendJSONMatchesEncodingJSON(t *testing.T) {
 		{ID: `quote " backslash \ <html> & tab	nl
  ctl` + "\x01 é \u2028 \xff", Matched: []string{"<r>", "ü"}, Delivered: []string{"a&b"}, Failed: []string{"\x7f"}},
 	}
+	for c := 0; c < 256; c++ { // every byte value, as an id and as a name
+		cases = append(cases, dispatch.Result{ID: "a" + string(rune(c)) + string([]byte{byte(c)}), Matched: []string{string([]byte{byte(c)})}})
+	}
 	for _, r := range cases {
 		want, err := json.Marshal(r)
 		if err != nil {

@@ -125,9 +125,11 @@ type Batch struct {
 	read    bool   // the service answered 202: it has read the body, which can be reused
 }
 
-// batchBuffer is the capacity a new batch's body starts with: 100 index rows, or about 40 rows
-// of the journal's, before it grows.
-const batchBuffer = 64 << 10
+// batchBuffer is the capacity a new batch's body starts with when the free list has none. It
+// is small because a writer may hold many partly filled batches at once (the journal one per
+// partition: a few per consumer and hour), most of which stay small; a full batch's grown
+// buffer is what the free list keeps.
+const batchBuffer = 8 << 10
 
 // NewBatch starts a transaction of entities of partition pk.
 func (w *BatchWriter) NewBatch(pk string) *Batch {

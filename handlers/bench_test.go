@@ -92,9 +92,12 @@ func serveBenchBodies(b *testing.B, h http.Handler, bodies [][]byte) {
 type cpuMeter struct {
 	az     *testenv.Azurite
 	settle func()
+	// store, when set, is a stand-in's process whose CPU is reported as <storeName>-cpu-ns/op.
+	store     interface{ CPUTime() (time.Duration, error) }
+	storeName string
 }
 
-type cpuMark struct{ self, az time.Duration }
+type cpuMark struct{ self, az, store time.Duration }
 
 func (m cpuMeter) mark(b *testing.B) cpuMark {
 	var ru syscall.Rusage
@@ -105,6 +108,12 @@ func (m cpuMeter) mark(b *testing.B) cpuMark {
 	if m.az != nil {
 		var err error
 		if mk.az, err = m.az.CPUTime(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if m.store != nil {
+		var err error
+		if mk.store, err = m.store.CPUTime(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -119,6 +128,9 @@ func (m cpuMeter) report(b *testing.B, start cpuMark) {
 	b.ReportMetric(float64(end.self-start.self)/float64(b.N), "cpu-ns/op")
 	if m.az != nil {
 		b.ReportMetric(float64(end.az-start.az)/float64(b.N), "azurite-cpu-ns/op")
+	}
+	if m.store != nil {
+		b.ReportMetric(float64(end.store-start.store)/float64(b.N), m.storeName+"-cpu-ns/op")
 	}
 }
 
@@ -214,21 +226,32 @@ func BenchmarkWebhookDirectJournal(b *testing.B) {
 }
 
 // BenchmarkWebhookDirectJournalStandin is BenchmarkWebhookDirectJournal with the journal writing
-// to testenv.TableBatchSink, a loopback stand-in for Table Storage that answers transactions as
-// the service does and keeps nothing, and no Azurite on the machine: what the journal costs
-// dvrouter itself (the stand-in runs in this process, so its own small work is counted too).
-// "on" must stay within 10% of "off":
+// to testenv.TableBatchSink, a stand-in for Table Storage in a process of its own that answers
+// transactions as the service does and keeps nothing, and no Azurite on the machine: what the
+// journal costs dvrouter itself (cpu-ns/op counts this process only; standin-cpu-ns/op is the
+// stand-in's, Table Storage's work in production). "off" and "on" alternate, journalRounds
+// times, so that a machine whose load drifts weighs on both alike; compare each round's pair
+// and their medians (-count repeats each sub-benchmark in place: it does not alternate). "on"
+// must stay within 10% of "off":
 //
-//	go test -p 1 -run '^$' -bench 'WebhookDirectJournalStandin' -benchmem -count 5 ./handlers
+//	go test -p 1 -run '^$' -bench 'WebhookDirectJournalStandin' -benchmem -benchtime 4000x ./handlers
 func BenchmarkWebhookDirectJournalStandin(b *testing.B) {
 	sink := testenv.StartTableBatchSink(b)
+	meter := cpuMeter{store: sink, storeName: "standin"}
 	bodies := distinctBodies(b, benchBody(b), 4096)
-	b.Run("off", func(b *testing.B) { serveBenchMetered(b, directHandler(b, nil, nil), bodies, cpuMeter{}) })
-	b.Run("on", func(b *testing.B) {
-		journalOn(b, sink.ConnectionString(), bodies, cpuMeter{})
-		b.Logf("stand-in: %d transactions, %d entities so far", sink.Batches(), sink.Operations())
-	})
+	for r := 1; r <= journalRounds; r++ {
+		b.Run(fmt.Sprintf("round%d", r), func(b *testing.B) {
+			b.Run("off", func(b *testing.B) { serveBenchMetered(b, directHandler(b, nil, nil), bodies, meter) })
+			b.Run("on", func(b *testing.B) { journalOn(b, sink.ConnectionString(), bodies, meter) })
+		})
+	}
+	if batches, ops, err := sink.Counts(); err == nil {
+		b.Logf("stand-in: %d transactions, %d entities", batches, ops)
+	}
 }
+
+// journalRounds is how many times BenchmarkWebhookDirectJournalStandin alternates its sides.
+const journalRounds = 5
 
 // journalOn serves bodies through the direct handler with a journal writing to the tables of
 // conn. Every event has ids of its own, as in production: the journal's index rows spread over
@@ -258,10 +281,12 @@ func journalOn(b *testing.B, conn string, bodies [][]byte, meter cpuMeter) {
 // BenchmarkWebhookDirectDeployed is BenchmarkWebhookDirect as deployed: the delivery journal
 // on and the consumer's breaker shared, both in Table Storage, as the Function App's settings
 // configure them, and every event with ids of its own (see distinctBodies). It is the direct path
-// whose CPU per request `make cost` holds against the bare forwarder's. The tables are in the
-// Azurite named by DVROUTER_BENCH_TABLES (a connection string: scripts/cost.sh starts one outside
-// the process it measures, so that the emulator's CPU, which is Azure's in production, is not
-// counted), else in one this process starts. Azurite is far slower than Table Storage: the
+// whose CPU per request `make cost` holds against the bare forwarder's. The tables are those
+// DVROUTER_BENCH_TABLES names (a connection string: scripts/cost.sh starts them outside the
+// process it measures, so that the store's CPU, which is Azure's in production, is not counted),
+// else an Azurite behind testenv.TableBatchSink that this process starts: the journal's
+// transactions go to the stand-in, the breaker's entities and the tables' creation on to
+// Azurite. Azurite is far slower than Table Storage: the
 // journal's calls get a minute rather than their 10 s, so that every entry is written, and the
 // run ends when the journal has written them all (its work is part of the cost).
 //
@@ -269,7 +294,7 @@ func journalOn(b *testing.B, conn string, bodies [][]byte, meter cpuMeter) {
 func BenchmarkWebhookDirectDeployed(b *testing.B) {
 	tablesConn := os.Getenv("DVROUTER_BENCH_TABLES")
 	if tablesConn == "" {
-		tablesConn = testenv.StartAzurite(b).ConnectionString()
+		tablesConn = testenv.StartTableBatchSinkTo(b, testenv.StartAzurite(b)).ConnectionString()
 	}
 	store, err := breaker.OpenStore(breaker.StoreConfig{ConnectionString: tablesConn, Table: "BenchBreakers"})
 	if err != nil {

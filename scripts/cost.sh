@@ -9,9 +9,17 @@
 # round's ratio and their median. docs/performance.md says why this, not ns/op, is compared.
 #
 # BenchmarkWebhookDirectDeployed is the direct path as deployed: the delivery journal on and the
-# breaker shared, both in Table Storage. The Azurite they write to is started here, outside the
-# measured processes (DVROUTER_BENCH_TABLES), so that the emulator's CPU, Azure's in production,
-# is not counted as dvrouter's; it is reported on its own line.
+# breaker shared, both in Table Storage. What they write to is started here, outside the
+# measured processes (DVROUTER_BENCH_TABLES), so that the store's CPU, Azure's in production, is
+# not counted as dvrouter's; it is reported on its own lines. By default that is Azurite behind
+# the Table stand-in (internal/testenv/cmd/tablesink): the journal's transactions are answered
+# by the stand-in, as the service answers them, and everything else (the breaker's entities,
+# the tables' creation) goes on to Azurite, which spends milliseconds of CPU on each journal
+# entry on the same cores and would otherwise slow the measured process down by its load alone.
+#
+#   TABLES=standin  the deployed variant writes through the stand-in (default)
+#   TABLES=azurite  it writes to Azurite directly, as before the stand-in
+#   TABLES=both     both, as two columns of the same rounds ("Deployed", "Deployed/azurite")
 #
 #   ROUNDS=5   rounds
 #   N=10000    requests per measured run
@@ -42,38 +50,68 @@ for _ in $(seq 300); do
 	sleep 0.1
 done
 grep -q "successfully started" "$OUT/azurite.log" || { echo "azurite did not start" >&2; exit 1; }
-export DVROUTER_BENCH_TABLES="DefaultEndpointsProtocol=http;AccountName=costbench;AccountKey=$key;TableEndpoint=http://127.0.0.1:$port/costbench;"
+azurite_conn="DefaultEndpointsProtocol=http;AccountName=costbench;AccountKey=$key;TableEndpoint=http://127.0.0.1:$port/costbench;"
+
+# The stand-in in front of it, its first line "listening http://127.0.0.1:<port>".
+go build -o "$OUT/tablesink" ./internal/testenv/cmd/tablesink
+"$OUT/tablesink" -listen 127.0.0.1:0 -upstream "http://127.0.0.1:$port" >"$OUT/tablesink.log" 2>&1 </dev/null &
+sink_pid=$!
+trap 'kill "$azurite_pid" "$sink_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+	grep -q "^listening " "$OUT/tablesink.log" && break
+	kill -0 "$sink_pid" 2>/dev/null || { cat "$OUT/tablesink.log" >&2; exit 1; }
+	sleep 0.1
+done
+sink_url=$(sed -n 's/^listening //p' "$OUT/tablesink.log")
+[ -n "$sink_url" ] || { echo "the table stand-in did not start" >&2; exit 1; }
+sink_conn="DefaultEndpointsProtocol=http;AccountName=costbench;AccountKey=$key;TableEndpoint=$sink_url/costbench;"
+TABLES=${TABLES:-standin}
+case "$TABLES" in standin | azurite | both) ;; *) echo "TABLES=$TABLES: want standin, azurite or both" >&2; exit 2 ;; esac
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 ROUNDS=${ROUNDS:-5} N=${N:-10000} N_DEPLOYED=${N_DEPLOYED:-2000} BIN="$PWD/$OUT/handlers.test" BASE=${BASE:+$(realpath "$BASE")} \
-	AZURITE_PID=$azurite_pid python3 - <<'PY' | tee "$OUT/cost.md"
+	AZURITE_PID=$azurite_pid SINK_PID=$sink_pid AZURITE_CONN="$azurite_conn" SINK_CONN="$sink_conn" TABLES="$TABLES" \
+	python3 - <<'PY' | tee "$OUT/cost.md"
 import os, re, statistics, subprocess
 
 rounds, binary = int(os.environ["ROUNDS"]), os.environ["BIN"]
 requests = {"WebhookDirectDeployed": int(os.environ["N_DEPLOYED"])}
 n_other = int(os.environ["N"])
 base = os.environ.get("BASE", "")
-azurite_pid = int(os.environ["AZURITE_PID"])
+stores = {"azurite": int(os.environ["AZURITE_PID"]), "stand-in": int(os.environ["SINK_PID"])}
+conns = {"standin": os.environ["SINK_CONN"], "azurite": os.environ["AZURITE_CONN"]}
+tables = os.environ["TABLES"]
 paths = ("inprocess", "loopback")
-# (column, test binary, benchmark); with BASE, an older build's direct sides run in the same
-# rounds, so a change is compared with what it changed under the same load.
-sides = [("WebhookDirect", binary, "WebhookDirect"), ("Deployed", binary, "WebhookDirectDeployed")]
+# (column, test binary, benchmark, the deployed variant's tables); with BASE, an older build's
+# direct sides run in the same rounds, so a change is compared with what it changed under the
+# same load.
+deployed = {"standin": [("Deployed", "standin")], "azurite": [("Deployed", "azurite")],
+            "both": [("Deployed", "standin"), ("Deployed/azurite", "azurite")]}[tables]
+sides = [("WebhookDirect", binary, "WebhookDirect", None)]
+sides += [(col, binary, "WebhookDirectDeployed", t) for col, t in deployed]
 if base:
-    sides += [("before: WebhookDirect", base, "WebhookDirect"), ("before: Deployed", base, "WebhookDirectDeployed")]
-sides.append(("BareForward", binary, "BareForward"))
+    sides += [("before: WebhookDirect", base, "WebhookDirect", None)]
+    sides += [("before: " + col, base, "WebhookDirectDeployed", t) for col, t in deployed]
+sides.append(("BareForward", binary, "BareForward", None))
 clock = os.sysconf("SC_CLK_TCK")
 
-def azurite_cpu():
-    """Azurite's user+system CPU seconds so far."""
-    with open(f"/proc/{azurite_pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / clock
+def store_cpu():
+    """Each store process's user+system CPU seconds so far."""
+    out = {}
+    for name, pid in stores.items():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / clock
+    return out
 
-def run(binary, bench, path, iters):
+def run(binary, bench, path, iters, conn):
     """CPU seconds (user+system) of one test-binary process, and its allocs/op."""
+    env = dict(os.environ)
+    if conn:
+        env["DVROUTER_BENCH_TABLES"] = conn
     p = subprocess.Popen([binary, "-test.run=^$", f"-test.bench=^Benchmark{bench}$/^{path}$",
                           "-test.benchmem", f"-test.benchtime={iters}x", "-test.count=1"],
-                         cwd="handlers", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         cwd="handlers", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
     if status != 0:
@@ -81,25 +119,30 @@ def run(binary, bench, path, iters):
     m = re.search(r"(\d+) allocs/op", out)
     return ru.ru_utime + ru.ru_stime, int(m.group(1)) if m else None
 
-cpu = {(path, col): [] for path in paths for col, _, _ in sides}
+cpu = {(path, col): [] for path in paths for col, _, _, _ in sides}
 allocs = {}
-azurite = {(path, col): [] for path in paths for col, _, bench in sides if bench == "WebhookDirectDeployed"}
+store_use = {(path, col, name): [] for path in paths for col, _, _, t in sides if t for name in stores}
 for r in range(rounds):
     for path in paths:
-        for col, binary, bench in sides:
+        for col, binary, bench, t in sides:
             n = requests.get(bench, n_other)
-            setup, _ = run(binary, bench, path, 1)
-            before = azurite_cpu()
-            total, a = run(binary, bench, path, n)
-            if (path, col) in azurite:
-                azurite[(path, col)].append((azurite_cpu() - before) / n * 1e6)
+            conn = conns[t] if t else None
+            setup, _ = run(binary, bench, path, 1, conn)
+            before = store_cpu()
+            total, a = run(binary, bench, path, n, conn)
+            if t:
+                after = store_cpu()
+                for name in stores:
+                    store_use[(path, col, name)].append((after[name] - before[name]) / n * 1e6)
             cpu[(path, col)].append((total - setup) / n * 1e6)
             allocs[(path, col)] = a
 
+sides = [(col, binary, bench) for col, binary, bench, _ in sides]
 direct = [col for col, _, _ in sides if col != "BareForward"]
 print(f"\n{n_other} requests per run ({requests['WebhookDirectDeployed']} deployed), {rounds} rounds, setup (a 1-request run) subtracted; µs of CPU per")
 print("request, and each direct side's ratio to BareForward in the same round. Deployed: the")
-print("journal on and the breaker shared, in an Azurite whose own CPU is not counted.\n")
+print("journal on and the breaker shared, in tables whose own CPU is not counted (TABLES=" + tables + "):")
+print("Deployed/azurite writes to Azurite; Deployed " + ("too" if tables == "azurite" else "through the stand-in, in front of Azurite") + ".\n")
 print("| path | round | " + " | ".join(col for col, _, _ in sides) + " | " + " | ".join(f"{col} ratio" for col in direct) + " |")
 print("|---|---|" + "---|" * (len(sides) + len(direct)))
 for path in paths:
@@ -120,6 +163,6 @@ for path in paths:
     print(f"| {path} | " + " | ".join(str(allocs[(path, col)]) for col, _, _ in sides) + " | " +
           " | ".join(f"{allocs[(path, col)] / bare:.2f}" for col in direct) + " |")
 print()
-for (path, col), v in azurite.items():
-    print(f"Azurite (not counted above), {col}, {path}: {statistics.median(v):.0f} µs CPU per request (median)")
+for (path, col, name), v in store_use.items():
+    print(f"{name} (not counted above), {col}, {path}: {statistics.median(v):.0f} µs CPU per request (median)")
 PY

@@ -235,21 +235,31 @@ func (a *Azurite) CPUTime() (time.Duration, error) {
 	if cmd == nil {
 		return 0, errors.New("azurite is not running")
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	t, err := processCPUTime(cmd.Process.Pid)
 	if err != nil {
-		return 0, fmt.Errorf("azurite cpu time: %w", err)
+		return 0, fmt.Errorf("azurite %w", err)
+	}
+	return t, nil
+}
+
+// processCPUTime is the user and system CPU time process pid has used so far (Linux: from
+// /proc).
+func processCPUTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
 	}
 	// Fields after the command name, which is in parentheses and may hold spaces: state is
 	// the first, utime and stime the 12th and 13th (proc(5)), in clock ticks of 1/100 s.
 	s := string(raw)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("azurite cpu time: short /proc stat %q", s)
+		return 0, fmt.Errorf("cpu time: short /proc stat %q", s)
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("azurite cpu time: %w", err)
+		return 0, fmt.Errorf("cpu time: %w", err)
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }

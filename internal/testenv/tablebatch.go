@@ -1,77 +1,216 @@
 package testenv
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
-// TableBatchSink is test infrastructure: a loopback stand-in for Table Storage that takes
-// entity group transactions and keeps nothing. It answers a table's creation, and a $batch
-// request the way the Table service does ("Performing entity group transactions" in the Table
-// service REST reference: 202 Accepted, a multipart/mixed batch response holding one changeset
-// response with one "HTTP/1.1 204 No Content" part per operation). It exists for benchmarks
-// that measure what writing to Table Storage costs the writer alone: Azurite shares the
-// machine and spends milliseconds of CPU on each request, which Azure's service, remote in
-// production, does not charge to dvrouter.
+// TableBatchSink is test infrastructure: a stand-in for Table Storage that takes entity group
+// transactions and keeps nothing, running in a process of its own. It answers a $batch request
+// the way the Table service does ("Performing entity group transactions" in the Table service
+// REST reference: 202 Accepted, a multipart/mixed batch response holding one changeset response
+// with one "HTTP/1.1 204 No Content" part per operation). Every other request goes to the
+// upstream it was started with (an Azurite: table creation, a shared breaker's entities), or,
+// without one, a table's creation is answered 204 and the rest 501.
+//
+// It exists for benchmarks that measure what writing to Table Storage costs the writer alone:
+// Azurite shares the machine and spends milliseconds of CPU on each request, and a stand-in in
+// the measured process would have its own reading counted; Azure's service, remote in
+// production, charges neither to dvrouter.
 //
 // A request it cannot read (no multipart boundary, no changeset, an operation that is not a
 // PUT of one entity) is answered 400, so a writer that breaks the format fails loudly.
 type TableBatchSink struct {
-	srv                 *httptest.Server
-	batches, operations atomic.Int64
+	url, account string
+	cmd          *exec.Cmd
+	stdin        io.Closer
+	exited       chan struct{}
 }
 
-// StartTableBatchSink starts the stand-in on a loopback port and stops it when the test ends.
-func StartTableBatchSink(t testing.TB) *TableBatchSink {
-	s := &TableBatchSink{}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+var sinkBuilt struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// BuildTableBatchSink builds the stand-in's program (internal/testenv/cmd/tablesink) once per
+// test binary run and returns its path.
+func BuildTableBatchSink() (string, error) {
+	sinkBuilt.once.Do(func() {
+		dir, err := os.MkdirTemp("", "dvrouter-tablesink")
+		if err != nil {
+			sinkBuilt.err = err
+			return
+		}
+		sinkBuilt.path = filepath.Join(dir, "tablesink")
+		cmd := exec.Command("go", "build", "-o", sinkBuilt.path, "./internal/testenv/cmd/tablesink")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			sinkBuilt.err = fmt.Errorf("build the table stand-in: %v: %s", err, out)
+		}
+	})
+	return sinkBuilt.path, sinkBuilt.err
+}
+
+// StartTableBatchSink starts the stand-in, without an upstream, and stops it when the test ends.
+func StartTableBatchSink(t testing.TB) *TableBatchSink { return StartTableBatchSinkTo(t, nil) }
+
+// StartTableBatchSinkTo starts the stand-in in front of upstream (nil: none) and stops it when
+// the test ends. Its connection string names upstream's account, so that requests it passes on
+// are signed for it.
+func StartTableBatchSinkTo(t testing.TB, upstream *Azurite) *TableBatchSink {
+	t.Helper()
+	bin, err := BuildTableBatchSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-listen", "127.0.0.1:0", "-exit-with-stdin"}
+	if upstream != nil {
+		args = append(args, "-upstream", fmt.Sprintf("http://127.0.0.1:%d", upstream.Port()))
+	}
+	s, err := startSink(bin, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
 	return s
+}
+
+func startSink(bin string, args []string) (*TableBatchSink, error) {
+	cmd := exec.Command(bin, args...)
+	// The stand-in exits when its stdin closes: when Stop closes it, or when this process
+	// dies without calling Stop.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr processOutput
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the table stand-in: %w", err)
+	}
+	s := &TableBatchSink{account: devAccountName, cmd: cmd, stdin: stdin, exited: make(chan struct{})}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	select {
+	case line, ok := <-lines:
+		if u, found := strings.CutPrefix(line, "listening "); ok && found {
+			s.url = u
+			return s, nil
+		}
+	case <-time.After(10 * time.Second):
+	}
+	s.Stop()
+	return nil, fmt.Errorf("the table stand-in did not start: %s", stderr.String())
+}
+
+// Stop ends the stand-in's process and waits for it.
+func (s *TableBatchSink) Stop() {
+	_ = s.stdin.Close()
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
 }
 
 // ConnectionString is a connection string for the stand-in, with the development account (the
 // stand-in checks that a request is signed, not the signature).
 func (s *TableBatchSink) ConnectionString() string {
-	return "DefaultEndpointsProtocol=http;AccountName=" + devAccountName +
+	return "DefaultEndpointsProtocol=http;AccountName=" + s.account +
 		";AccountKey=" + devAccountKey +
-		";TableEndpoint=" + s.srv.URL + "/" + devAccountName + ";"
+		";TableEndpoint=" + s.url + "/" + s.account + ";"
 }
 
-// Batches and Operations count the transactions taken and the entities they held.
-func (s *TableBatchSink) Batches() int64    { return s.batches.Load() }
-func (s *TableBatchSink) Operations() int64 { return s.operations.Load() }
+// CPUTime is the user and system CPU time the stand-in's process has used so far (Linux).
+func (s *TableBatchSink) CPUTime() (time.Duration, error) { return processCPUTime(s.cmd.Process.Pid) }
 
-func (s *TableBatchSink) serve(w http.ResponseWriter, r *http.Request) {
-	// SharedKey (dvrouter's batch writer) or SharedKeyLite (the SDK's table client).
-	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "SharedKey") || !strings.Contains(auth, " "+devAccountName+":") {
+// Counts are the transactions the stand-in took and the entities they held.
+func (s *TableBatchSink) Counts() (batches, operations int64, err error) {
+	resp, err := http.Get(s.url + sinkStatsPath)
+	if err != nil {
+		return 0, 0, fmt.Errorf("table stand-in counts: %w", err)
+	}
+	defer resp.Body.Close()
+	if _, err := fmt.Fscan(resp.Body, &batches, &operations); err != nil {
+		return 0, 0, fmt.Errorf("table stand-in counts: %w", err)
+	}
+	return batches, operations, nil
+}
+
+// sinkStatsPath answers "<batches> <operations>".
+const sinkStatsPath = "/_tablesink/counts"
+
+// TableBatchHandler is the stand-in's HTTP handler (internal/testenv/cmd/tablesink serves it),
+// passing what is not a transaction to upstream, when not nil.
+func TableBatchHandler(upstream *url.URL) http.Handler {
+	h := &sinkHandler{}
+	if upstream != nil {
+		h.upstream = httputil.NewSingleHostReverseProxy(upstream)
+	}
+	return h
+}
+
+type sinkHandler struct {
+	batches, operations atomic.Int64
+	upstream            http.Handler
+}
+
+func (s *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == sinkStatsPath {
+		fmt.Fprintf(w, "%d %d\n", s.batches.Load(), s.operations.Load())
+		return
+	}
+	// SharedKey (dvrouter's batch writer) or SharedKeyLite (the SDK's table client), of any
+	// account: the stand-in checks that a request is signed, not the signature.
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "SharedKey") || !strings.Contains(auth, ":") {
 		http.Error(w, "unsigned request", http.StatusForbidden)
 		return
 	}
 	switch {
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/$batch"):
+		s.batch(w, r)
+	case s.upstream != nil:
+		s.upstream.ServeHTTP(w, r)
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Tables"):
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent) // created (Prefer: return-no-content)
-	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/$batch"):
-		s.batch(w, r)
 	default:
-		http.Error(w, "the stand-in takes only table creation and $batch", http.StatusNotImplemented)
+		http.Error(w, "the stand-in without an upstream takes only table creation and $batch", http.StatusNotImplemented)
 	}
 }
 
 var sinkBodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (s *TableBatchSink) batch(w http.ResponseWriter, r *http.Request) {
-	// The stand-in runs in the process a benchmark measures: it reads into a reused buffer and
-	// answers from a prepared part, so that what it costs stays small next to the writer's.
+func (s *sinkHandler) batch(w http.ResponseWriter, r *http.Request) {
 	body := sinkBodies.Get().(*bytes.Buffer)
 	defer sinkBodies.Put(body)
 	body.Reset()

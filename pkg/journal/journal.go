@@ -36,16 +36,13 @@ package journal
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dvrouter/dvrouter/pkg/failures"
-	"github.com/dvrouter/dvrouter/pkg/tables"
 )
 
 // DefaultTable is the table used when Config.Table is empty.
@@ -157,129 +154,6 @@ type indexRow struct {
 	RowKey       string
 }
 
-// records are the entities of e: its row, then its index rows.
-func records(e Entry) ([]record, error) {
-	if e.EventID == "" || e.Consumer == "" {
-		return nil, errors.New("journal entry without an event id or consumer")
-	}
-	base := entity{
-		At: e.At.UTC().Format(time.RFC3339Nano), EventID: e.EventID, CorrelationID: e.CorrelationID,
-		Table: e.Table, RecordID: e.RecordID, Message: e.Message, Route: e.Route,
-		Consumer: e.Consumer, Outcome: string(e.Outcome), AttemptCount: e.AttemptCount, StatusCode: e.StatusCode,
-		DurationMs: float64(e.Duration) / float64(time.Millisecond), Error: truncate(e.Error),
-		FailureID: e.FailureID, Source: e.Source, Version: e.Version,
-	}
-	if len(e.Attempts) > 0 {
-		kept := e.Attempts[max(0, len(e.Attempts)-maxAttempts):]
-		as := make([]Attempt, len(kept))
-		for i, a := range kept {
-			a.Error = failures.CutError(a.Error)
-			as[i] = a
-		}
-		b, err := json.Marshal(as)
-		if err != nil {
-			return nil, fmt.Errorf("encode attempts: %w", err)
-		}
-		base.Attempts = string(b)
-	}
-	inv := tables.InvertedTime(e.At)
-	ev, cons := escape(e.EventID), escape(e.Consumer)
-	tail := inv + "|" + ev + "|" + cons
-	base.PartitionKey, base.RowKey = rowKeys(tail)
-	body := base.appendJSON(make([]byte, 0, 512+len(base.Attempts)+len(base.Error)))
-	out := make([]record, 1, 4)
-	out[0] = record{pk: base.PartitionKey, rk: base.RowKey, body: body}
-	add := func(pk, prefix string) {
-		rk := prefix + "|" + tail
-		out = append(out, record{pk: pk, rk: rk, body: indexBody(pk, rk)})
-	}
-	add(eventKeys(e.EventID))
-	if e.Table != "" && e.RecordID != "" {
-		add(recordKeys(e.Table, e.RecordID))
-	}
-	if e.CorrelationID != "" {
-		add(correlationKeys(e.CorrelationID))
-	}
-	return out, nil
-}
-
-// appendJSON appends x as encoding/json would encode it (the same properties, in the same
-// order, omitempty alike), without its reflection: every outcome is one row.
-func (x entity) appendJSON(b []byte) []byte {
-	str := func(name, v string, omitEmpty bool) {
-		if omitEmpty && v == "" {
-			return
-		}
-		b = append(b, ',', '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-		b = appendJSONString(b, v)
-	}
-	num := func(name string, v int) {
-		if v == 0 {
-			return
-		}
-		b = append(b, `,"`+name+`":`...)
-		b = strconv.AppendInt(b, int64(v), 10)
-	}
-	b = append(b, `{"PartitionKey":`...)
-	b = appendJSONString(b, x.PartitionKey)
-	str("RowKey", x.RowKey, false)
-	str("At", x.At, false)
-	str("EventID", x.EventID, false)
-	str("CorrelationID", x.CorrelationID, true)
-	str("Table", x.Table, true)
-	str("RecordID", x.RecordID, true)
-	str("Message", x.Message, true)
-	str("Route", x.Route, true)
-	str("Consumer", x.Consumer, false)
-	str("Outcome", x.Outcome, false)
-	str("Attempts", x.Attempts, true)
-	num("AttemptCount", x.AttemptCount)
-	num("StatusCode", x.StatusCode)
-	b = append(b, `,"DurationMs":`...)
-	if d := math.Abs(x.DurationMs); d == 0 || (d >= 1e-6 && d < 1e21) {
-		b = strconv.AppendFloat(b, x.DurationMs, 'f', -1, 64) // encoding/json's form in this range
-	} else {
-		f, err := json.Marshal(x.DurationMs)
-		if err != nil { // NaN or an infinity, which no duration gives
-			f = []byte("0")
-		}
-		b = append(b, f...)
-	}
-	str("Error", x.Error, true)
-	str("FailureID", x.FailureID, true)
-	str("Source", x.Source, true)
-	str("Version", x.Version, true)
-	return append(b, '}')
-}
-
-// indexBody is an index row as stored, its keys and nothing else:
-// {"PartitionKey":"...","RowKey":"..."}. Three of an outcome's four entities are index rows,
-// so they are written without encoding/json's reflection.
-func indexBody(pk, rk string) []byte {
-	b := make([]byte, 0, len(pk)+len(rk)+32)
-	b = append(b, `{"PartitionKey":`...)
-	b = appendJSONString(b, pk)
-	b = append(b, `,"RowKey":`...)
-	b = appendJSONString(b, rk)
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string. Keys are escaped (no control characters, no
-// backslash), so only a quote or non-ASCII text needs encoding/json's care.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
 // rowKeys are the keys of the row an index row's tail ("<inverted time>|<event>|<consumer>",
 // escaped) names. The hour comes from the inverted time, so a time InvertedTime clamped
 // lands where the index rows point.
@@ -342,7 +216,7 @@ func indexKeys(kind, prefix string) (string, string) {
 func shardOf(eventID string) int { return int(fnv32a(eventID) % consumerShards) }
 
 // fnv32a is hash/fnv's FNV-1a of s, without its allocation.
-func fnv32a(s string) uint32 {
+func fnv32a[S string | []byte](s S) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(s); i++ {
 		h ^= uint32(s[i])

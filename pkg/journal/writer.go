@@ -60,6 +60,7 @@ type Journal struct {
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	enc     encoder // the flusher's
 
 	added, dropped, written, lost atomic.Int64
 }
@@ -206,13 +207,18 @@ type tracked struct {
 	failed atomic.Bool
 }
 
-// batch is one transaction: up to maxBatch entities of one partition, and for each the entry
-// it belongs to (an entry has at most one entity in a partition).
+// batch is one transaction: up to maxBatch entities of one partition, written into its body
+// as they are placed, and for each the entry it belongs to (an entry has at most one entity in
+// a partition).
 type batch struct {
-	pk       string
-	entities []tables.Entity
-	owners   []*tracked
-	rows     map[string]struct{} // a transaction holds an entity once
+	pk     string
+	tx     *tables.Batch
+	owners []*tracked
+	// rows holds a hash of each entity's outcome (its time, event and consumer, which every one
+	// of its RowKeys ends in): a transaction holds an entity once, and two entities of one
+	// partition with the same RowKey are of the same outcome. Two outcomes of the same hash only
+	// send the batch early.
+	rows map[uint64]struct{}
 }
 
 func (j *Journal) start() {
@@ -282,35 +288,48 @@ func (j *Journal) run() {
 // place adds e's entities to the open batches of their partitions, handing a batch to the
 // workers when it is full.
 func (j *Journal) place(e Entry, open map[string]*batch) {
-	xs, err := records(e)
-	if err != nil {
+	c := &j.enc
+	if err := c.encode(&e); err != nil {
 		j.log.Warn().Err(err).Msg("journal entry not kept")
 		j.lost.Add(1)
 		return
 	}
 	t := &tracked{}
-	t.left.Store(int32(len(xs)))
-	for _, x := range xs {
-		b := open[x.pk]
+	t.left.Store(int32(c.n))
+	h := fnv64a(c.tail)
+	for i := range c.n {
+		x := &c.ents[i]
+		b := open[string(x.pk)]
 		if b != nil {
-			if _, dup := b.rows[x.rk]; dup {
+			if _, dup := b.rows[h]; dup {
 				j.work <- b
 				b = nil
 			}
 		}
 		if b == nil {
-			b = &batch{pk: x.pk, entities: make([]tables.Entity, 0, maxBatch), owners: make([]*tracked, 0, maxBatch),
-				rows: make(map[string]struct{}, maxBatch)}
-			open[x.pk] = b
+			pk := string(x.pk)
+			b = &batch{pk: pk, tx: j.batches.NewBatch(pk), owners: make([]*tracked, 0, maxBatch),
+				rows: make(map[uint64]struct{}, maxBatch)}
+			open[pk] = b
 		}
-		b.entities = append(b.entities, tables.Entity{PartitionKey: x.pk, RowKey: x.rk, JSON: x.body})
+		b.tx.Put(x.rk, x.body)
 		b.owners = append(b.owners, t)
-		b.rows[x.rk] = struct{}{}
-		if len(b.entities) == maxBatch {
+		b.rows[h] = struct{}{}
+		if b.tx.Len() == maxBatch {
 			j.work <- b
-			delete(open, x.pk)
+			delete(open, b.pk)
 		}
 	}
+}
+
+// fnv64a is hash/fnv's 64-bit FNV-1a of b.
+func fnv64a(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // store writes one batch and settles its entries: an entry is written when the last of its
@@ -321,14 +340,15 @@ func (j *Journal) store(b *batch) {
 	var err error
 	if j.down.Load() {
 		err = errSkipped
-	} else if err = j.submit(b); err != nil && unhealthy(err) {
+	} else if err = j.submit(b.tx); err != nil && unhealthy(err) {
 		if !j.down.Swap(true) {
 			j.log.Warn().Err(err).Str("until", "the next interval").Msg("journal entries not written")
 		}
 	}
 	if err != nil && !errors.Is(err, errSkipped) && !unhealthy(err) {
-		j.log.Warn().Err(err).Int("entities", len(b.entities)).Msg("journal entries not written")
+		j.log.Warn().Err(err).Int("entities", b.tx.Len()).Msg("journal entries not written")
 	}
+	b.tx.Release()
 	var written, lost int64
 	for _, t := range b.owners {
 		if err != nil {
@@ -357,17 +377,17 @@ func unhealthy(err error) bool {
 	return re.StatusCode >= 500 || re.ErrorCode == string(aztables.TableNotFound)
 }
 
-func (j *Journal) submit(b *batch) error {
+func (j *Journal) submit(tx *tables.Batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), j.cfg.CallTimeout)
 	defer cancel()
-	err := j.batches.InsertOrReplace(ctx, b.entities)
+	err := j.batches.Submit(ctx, tx)
 	if isCode(err, aztables.TableNotFound) {
 		// OpenLazy's table not created yet, or one deleted (or an in-memory emulator
 		// restarted): create it and write once more; a second failure is the batch's.
 		if cerr := j.CreateTable(ctx); cerr != nil {
 			return fmt.Errorf("%w (and %v)", err, cerr)
 		}
-		err = j.batches.InsertOrReplace(ctx, b.entities)
+		err = j.batches.Submit(ctx, tx)
 	}
 	return err
 }

@@ -38,6 +38,7 @@ type BatchWriter struct {
 	endpoint string // the table service URL, without a trailing slash or query
 	query    string // a SAS token's query, with its "?", or ""
 	table    string
+	free     chan []byte // batch bodies the service has read, for the next batches
 }
 
 // batchVersion is the Table service version the batches are written for.
@@ -79,6 +80,7 @@ func (a Account) BatchWriter(table string, opts *azcore.ClientOptions) (*BatchWr
 		endpoint: strings.TrimRight(u.String(), "/"),
 		query:    query,
 		table:    table,
+		free:     make(chan []byte, freeBatches),
 	}, nil
 }
 
@@ -109,7 +111,79 @@ func (e *BatchError) Error() string {
 
 func (e *BatchError) Unwrap() error { return e.resp }
 
-var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// Batch is one transaction being built: each entity's InsertOrReplace operation is written
+// into the request's body as it is added, so that its JSON is copied once, into a buffer
+// reused from batch to batch. A Batch holds entities of one partition (the service's rule for
+// a transaction) and is not safe for concurrent use.
+type Batch struct {
+	w       *BatchWriter
+	n       int
+	body    []byte
+	opHead  string // an operation's part up to its RowKey: the changeset boundary, the PUT, the partition
+	closing string // the changeset's and the batch's closing boundaries
+	kind    string // the request's Content-Type, which names the batch's boundary
+	read    bool   // the service answered 202: it has read the body, which can be reused
+}
+
+// batchBuffer is the capacity a new batch's body starts with when the free list has none. It
+// is small because a writer may hold many partly filled batches at once (the journal one per
+// partition: a few per consumer and hour), most of which stay small; a full batch's grown
+// buffer is what the free list keeps.
+const batchBuffer = 8 << 10
+
+// NewBatch starts a transaction of entities of partition pk.
+func (w *BatchWriter) NewBatch(pk string) *Batch {
+	var body []byte
+	select {
+	case body = <-w.free:
+	default:
+		body = make([]byte, 0, batchBuffer)
+	}
+	batchID, changesetID := "batch_"+uuid.Random(), "changeset_"+uuid.Random()
+	body = append(body, "--"+batchID+"\r\nContent-Type: multipart/mixed; boundary="+changesetID+"\r\n\r\n"...)
+	head := make([]byte, 0, 256+len(w.endpoint)+len(w.table)+3*len(pk))
+	head = append(head, "--"+changesetID+"\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPUT "...)
+	head = append(head, w.endpoint...)
+	head = append(head, '/')
+	head = append(head, w.table...)
+	head = append(head, "(PartitionKey='"...)
+	head = appendKeyInURL(head, pk)
+	head = append(head, "',RowKey='"...)
+	return &Batch{w: w, body: body, opHead: string(head),
+		closing: "--" + changesetID + "--\r\n--" + batchID + "--\r\n", kind: "multipart/mixed; boundary=" + batchID}
+}
+
+// Put adds the InsertOrReplace of one entity of the batch's partition: rk is its RowKey and
+// entity its JSON, keys included (typed properties with their "@odata.type" annotations).
+// Both are copied. A transaction takes at most 100.
+func (b *Batch) Put(rk, entity []byte) {
+	b.body = append(b.body, b.opHead...)
+	b.body = appendKeyInURL(b.body, rk)
+	b.body = append(b.body, "') HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json;odata=nometadata\r\n"+
+		"Prefer: return-no-content\r\nDataServiceVersion: 3.0\r\n\r\n"...)
+	b.body = append(b.body, entity...)
+	b.body = append(b.body, "\r\n"...)
+	b.n++
+}
+
+// Len is how many entities the batch holds.
+func (b *Batch) Len() int { return b.n }
+
+// Release gives the batch's buffer back for a next batch, when the service is known to have
+// read it (its last Submit was answered 202); the batch is not used after.
+func (b *Batch) Release() {
+	if b.read && cap(b.body) <= 4<<20 {
+		select {
+		case b.w.free <- b.body[:0]:
+		default:
+		}
+	}
+	b.body = nil
+}
+
+// freeBatches is how many batch buffers a writer keeps for reuse: about as many as are sent
+// at once, so that each new batch takes one.
+const freeBatches = 16
 
 // InsertOrReplace writes entities, all of one partition and at most 100, as one transaction:
 // all of them or none.
@@ -117,10 +191,24 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 	if len(entities) == 0 {
 		return nil
 	}
-	batchID, changesetID := "batch_"+uuid.Random(), "changeset_"+uuid.Random()
-	body := bodies.Get().(*bytes.Buffer)
-	body.Reset()
-	w.writeBody(body, batchID, changesetID, entities)
+	b := w.NewBatch(entities[0].PartitionKey)
+	defer b.Release()
+	for _, e := range entities {
+		b.Put([]byte(e.RowKey), e.JSON)
+	}
+	return w.Submit(ctx, b)
+}
+
+// Submit writes b as one transaction: all of its entities or none. A batch that failed can be
+// submitted again.
+func (w *BatchWriter) Submit(ctx context.Context, b *Batch) error {
+	if b.n == 0 {
+		return nil
+	}
+	size := len(b.body)
+	b.body = append(b.body, b.closing...)
+	defer func() { b.body = b.body[:size] }() // open for another Submit
+	b.read = false
 
 	req, err := runtime.NewRequest(ctx, http.MethodPost, w.endpoint+"/$batch"+w.query)
 	if err != nil {
@@ -131,7 +219,7 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 	h.Set("DataServiceVersion", "3.0")
 	h.Set("MaxDataServiceVersion", "3.0;NetFx")
 	h.Set("Accept", "application/json;odata=nometadata")
-	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(body.Bytes())), "multipart/mixed; boundary="+batchID); err != nil {
+	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(b.body)), b.kind); err != nil {
 		return fmt.Errorf("table %s: batch request: %w", w.table, err)
 	}
 	// The answer is read here, only as far as readResponse needs, not downloaded whole by the
@@ -142,11 +230,9 @@ func (w *BatchWriter) InsertOrReplace(ctx context.Context, entities []Entity) er
 		return fmt.Errorf("table %s: batch: %w", w.table, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusAccepted && body.Cap() <= 4<<20 {
-		// Only after a 202: the service read the whole body to answer it. A server that
-		// answers early (a 403) may leave the transport still sending it.
-		bodies.Put(body)
-	}
+	// Only after a 202 is the body known to be read whole: a server that answers early (a 403)
+	// may leave the transport still sending it.
+	b.read = resp.StatusCode == http.StatusAccepted
 	head := heads.Get().(*[answerHead]byte)
 	defer heads.Put(head)
 	n, err := io.ReadFull(resp.Body, head[:])
@@ -166,56 +252,41 @@ const answerHead = 8 << 10
 
 var heads = sync.Pool{New: func() any { return new([answerHead]byte) }}
 
-// writeBody writes the multipart/mixed body of one changeset of InsertOrReplace operations, as
-// "Performing entity group transactions" of the Table service's REST reference shows it.
-func (w *BatchWriter) writeBody(b *bytes.Buffer, batchID, changesetID string, entities []Entity) {
-	b.WriteString("--" + batchID + "\r\nContent-Type: multipart/mixed; boundary=" + changesetID + "\r\n\r\n")
-	for _, e := range entities {
-		b.WriteString("--" + changesetID + "\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPUT ")
-		b.WriteString(w.endpoint)
-		b.WriteByte('/')
-		b.WriteString(w.table)
-		b.WriteString("(PartitionKey='")
-		appendKeyInURL(b, e.PartitionKey)
-		b.WriteString("',RowKey='")
-		appendKeyInURL(b, e.RowKey)
-		b.WriteString("') HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json;odata=nometadata\r\n" +
-			"Prefer: return-no-content\r\nDataServiceVersion: 3.0\r\n\r\n")
-		b.Write(e.JSON)
-		b.WriteString("\r\n")
-	}
-	b.WriteString("--" + changesetID + "--\r\n--" + batchID + "--\r\n")
-}
-
-// appendKeyInURL writes a key for an entity's address: a quote doubled (OData's string
+// appendKeyInURL appends a key for an entity's address: a quote doubled (OData's string
 // literal), then percent-encoded as a path segment, as the SDK does (url.PathEscape's rules,
 // without its allocation: every journal key has a "|" to encode).
-func appendKeyInURL(b *bytes.Buffer, k string) {
+func appendKeyInURL[K string | []byte](b []byte, k K) []byte {
 	const hex = "0123456789ABCDEF"
+	run := 0 // k[run:i] is kept as it is, not yet appended
 	for i := 0; i < len(k); i++ {
-		switch c := k[i]; {
-		case c == '\'':
-			b.WriteString("%27%27")
-		case pathSegmentKeeps(c):
-			b.WriteByte(c)
-		default:
-			b.Write([]byte{'%', hex[c>>4], hex[c&0xf]})
+		c := k[i]
+		if pathSegmentKeeps[c] {
+			continue
 		}
+		b = append(b, k[run:i]...)
+		if c == '\'' {
+			b = append(b, "%27%27"...)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&0xf])
+		}
+		run = i + 1
 	}
+	return append(b, k[run:]...)
 }
 
-// pathSegmentKeeps says url.PathEscape leaves c as it is.
-func pathSegmentKeeps(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// pathSegmentKeeps says url.PathEscape leaves a byte as it is.
+var pathSegmentKeeps = func() (keep [256]bool) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			keep[c] = true
+		}
 	}
-	switch c {
-	case '-', '_', '.', '~', '$', '&', '+', ':', '=', '@':
-		return true
+	for _, c := range "-_.~$&+:=@" {
+		keep[c] = true
 	}
-	return false
-}
+	return keep
+}()
 
 // readResponse finds the first operation's status in the start of the batch's answer, body: the service answers
 // 202 with one 204 per operation, or, when the changeset failed, with the one error that

@@ -1,7 +1,6 @@
 package tables
 
 import (
-	"bytes"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,10 +13,12 @@ func TestAppendKeyInURL_IsPathEscapeOfTheODataLiteral(t *testing.T) {
 		all.WriteByte(byte(c))
 	}
 	for _, k := range []string{"", "plain", "c|erp|2024072510|3", "ev-'1'|a b%7C", "ünï/co?de#", all.String()} {
-		var b bytes.Buffer
-		appendKeyInURL(&b, k)
-		if want := url.PathEscape(strings.ReplaceAll(k, "'", "''")); b.String() != want {
-			t.Errorf("key %q: %q, want %q", k, b.String(), want)
+		want := url.PathEscape(strings.ReplaceAll(k, "'", "''"))
+		if got := appendKeyInURL(nil, k); string(got) != want {
+			t.Errorf("key %q: %q, want %q", k, got, want)
+		}
+		if got := appendKeyInURL([]byte("x"), []byte(k)); string(got) != "x"+want {
+			t.Errorf("key %q as bytes: %q, want %q", k, got, "x"+want)
 		}
 	}
 }

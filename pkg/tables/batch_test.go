@@ -305,7 +305,11 @@ func TestBatchWriter_TableBatchSinkTakesWhatTheServiceTakes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if sink.Batches() != 2 || sink.Operations() != 200 {
-		t.Fatalf("the stand-in took %d batches of %d entities, want 2 of 200", sink.Batches(), sink.Operations())
+	batches, ops, err := sink.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batches != 2 || ops != 200 {
+		t.Fatalf("the stand-in took %d batches of %d entities, want 2 of 200", batches, ops)
 	}
 }

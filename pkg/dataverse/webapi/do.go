@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"time"
@@ -112,13 +113,17 @@ func (e *Environment) send(ctx context.Context, req *http.Request) (*http.Respon
 	// The transport is called directly: the Web API does not redirect, and http.Client would
 	// copy every header for its redirect rules on each request. Its Timeout still holds, when
 	// the context does not end sooner.
-	cancel := context.CancelFunc(func() {})
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if trace, ok := ctx.Value(writeTraceKey{}).(*httptrace.ClientTrace); ok {
+		rctx = httptrace.WithClientTrace(rctx, trace)
+	}
 	if t := e.client.opts.HTTPClient.Timeout; t > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t {
-			var tctx context.Context
-			tctx, cancel = context.WithTimeout(ctx, t)
-			r = r.WithContext(tctx)
+			rctx, cancel = context.WithTimeout(rctx, t)
 		}
+	}
+	if rctx != ctx {
+		r = r.WithContext(rctx)
 	}
 	resp, err := e.transport().RoundTrip(r)
 	if err != nil {
@@ -307,4 +312,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// writeTraceKey holds the httptrace.ClientTrace that withWriteTrace gives send.
+type writeTraceKey struct{}
+
+// withWriteTrace has send report each attempt's request written (httptrace's WroteRequest)
+// to wrote. The trace is put on the request's own context only, after the token: a credential
+// that fetches its token over HTTP with the caller's context (azidentity does) would otherwise
+// be counted as one of the request's writes.
+func withWriteTrace(ctx context.Context, wrote func(httptrace.WroteRequestInfo)) context.Context {
+	return context.WithValue(ctx, writeTraceKey{}, &httptrace.ClientTrace{WroteRequest: wrote})
 }

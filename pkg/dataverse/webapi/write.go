@@ -269,7 +269,7 @@ func (e *Environment) Batch(ctx context.Context, writes []Write) error {
 	if err != nil {
 		return err
 	}
-	req, err := e.NewRequest(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: body.wrote}), http.MethodPost, "$batch", nil)
+	req, err := e.NewRequest(withWriteTrace(ctx, body.wrote), http.MethodPost, "$batch", nil)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package webapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/dvrouter/dvrouter/internal/testenv"
 	"github.com/dvrouter/dvrouter/pkg/dataverse/webapi"
@@ -188,6 +192,54 @@ func TestBatch_BodyKeptUntilTheTransportHasWrittenIt(t *testing.T) {
 	if lagging.bodies != 8 || len(lagging.problems) > 0 {
 		t.Errorf("%d bodies written, want 8; %d torn: %v", lagging.bodies, len(lagging.problems), lagging.problems)
 	}
+}
+
+// A credential may fetch its token over HTTP with the context it is given (azidentity does,
+// when a token is near its expiry); that write must not count as one of the batch's, or its
+// body could go back to the pool while an earlier attempt's write is still reading it.
+func TestBatch_TokenRequestIsNotCountedAsTheBatchsWrite(t *testing.T) {
+	const n = 10
+	lagging := &laggingTransport{n: n}
+	cred := &tracedToken{}
+	c, err := webapi.New(map[string]string{orgID: "http://127.0.0.1:1"}, webapi.Options{Credential: cred, HTTPClient: &http.Client{Transport: lagging}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := c.Environment(orgID, "", "")
+	writes := make([]webapi.Write, n)
+	for i := range writes {
+		writes[i] = upsert(fmt.Sprintf("c%d@example.com", i), `{"description": "x"}`, webapi.CreateOrUpdate)
+	}
+	if err := env.Batch(t.Context(), writes); err != nil {
+		t.Fatal(err)
+	}
+	lagging.wg.Wait()
+	cred.mu.Lock()
+	defer cred.mu.Unlock()
+	if cred.calls == 0 || cred.traced > 0 {
+		t.Errorf("%d token requests, %d of them with the batch's write trace on their context; want none", cred.calls, cred.traced)
+	}
+	if lagging.bodies != 1 || len(lagging.problems) > 0 {
+		t.Errorf("%d bodies written, want 1; torn: %v", lagging.bodies, lagging.problems)
+	}
+}
+
+// tracedToken is a token that is always about to expire, so every request fetches a new one;
+// it counts the fetches whose context carries an httptrace WroteRequest, which a real token
+// request over HTTP with that context would fire.
+type tracedToken struct {
+	mu            sync.Mutex
+	calls, traced int
+}
+
+func (c *tracedToken) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.WroteRequest != nil {
+		c.traced++
+	}
+	return azcore.AccessToken{Token: "short", ExpiresOn: time.Now().Add(time.Minute)}, nil
 }
 
 // laggingTransport answers a $batch of n upserts with every write carried out at once, and reads

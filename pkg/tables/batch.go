@@ -123,6 +123,7 @@ type Batch struct {
 	closing string // the changeset's and the batch's closing boundaries
 	kind    string // the request's Content-Type, which names the batch's boundary
 	read    bool   // the service answered 202: it has read the body, which can be reused
+	spoiled bool   // a Submit was refused or went unanswered: its write may still be reading the body
 }
 
 // batchBuffer is the capacity a new batch's body starts with when the free list has none. It
@@ -170,9 +171,11 @@ func (b *Batch) Put(rk, entity []byte) {
 func (b *Batch) Len() int { return b.n }
 
 // Release gives the batch's buffer back for a next batch, when the service is known to have
-// read it (its last Submit was answered 202); the batch is not used after.
+// read it (its last Submit was answered 202, and no earlier one was refused or went
+// unanswered: a refusal may come while its body is still being sent); the batch is not used
+// after.
 func (b *Batch) Release() {
-	if b.read && cap(b.body) <= 4<<20 {
+	if b.read && !b.spoiled && cap(b.body) <= 4<<20 {
 		select {
 		case b.w.free <- b.body[:0]:
 		default:
@@ -208,7 +211,8 @@ func (w *BatchWriter) Submit(ctx context.Context, b *Batch) error {
 	size := len(b.body)
 	b.body = append(b.body, b.closing...)
 	defer func() { b.body = b.body[:size] }() // open for another Submit
-	b.read = false
+	spoiled := b.spoiled
+	b.read, b.spoiled = false, true // until a 202 says otherwise
 
 	req, err := runtime.NewRequest(ctx, http.MethodPost, w.endpoint+"/$batch"+w.query)
 	if err != nil {
@@ -233,6 +237,9 @@ func (w *BatchWriter) Submit(ctx context.Context, b *Batch) error {
 	// Only after a 202 is the body known to be read whole: a server that answers early (a 403)
 	// may leave the transport still sending it.
 	b.read = resp.StatusCode == http.StatusAccepted
+	if b.read {
+		b.spoiled = spoiled
+	}
 	head := heads.Get().(*[answerHead]byte)
 	defer heads.Put(head)
 	n, err := io.ReadFull(resp.Body, head[:])

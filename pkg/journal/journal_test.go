@@ -3,7 +3,9 @@ package journal
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -291,5 +293,32 @@ func TestWriter_Load10000(t *testing.T) {
 	got, err := j.Lookup(ctx, Query{Consumer: "b", Since: base, Until: base.Add(time.Hour), Limit: MaxLimit})
 	if err != nil || len(got) != MaxLimit || got[0].EventID != "ev-09999" {
 		t.Errorf("consumer b: %d entries, first %+v, %v", len(got), got[0], err)
+	}
+}
+
+// An Add racing Close either is dropped or is written: none is counted added and then left in
+// the buffer after the flusher's last take (Flush would wait for it until its context ended).
+func TestClose_AddsRacingItAreWrittenOrDropped(t *testing.T) {
+	sink := testenv.StartTableBatchSink(t)
+	for round := range 20 {
+		j := openJournal(t, sink.ConnectionString(), Config{})
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					j.Add(entry(round*10000+g*1000+i, "sink", Delivered))
+				}
+			}()
+		}
+		runtime.Gosched()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		j.Close(ctx)
+		cancel()
+		wg.Wait()
+		if s := j.Stats(); s.Added != s.Written+s.Lost || s.Added+s.Dropped != 800 {
+			t.Fatalf("round %d: stats %+v: every entry added must be written or lost, and 800 given", round, s)
+		}
 	}
 }

@@ -63,6 +63,7 @@ type Journal struct {
 	enc     encoder // the flusher's
 
 	added, dropped, written, lost atomic.Int64
+	adding                        atomic.Int64 // Adds past their closing check: the flusher's last take waits for them
 }
 
 // Stats counts what the journal did with the entries it was given.
@@ -144,18 +145,19 @@ func (j *Journal) Add(e Entry) {
 	if j == nil {
 		return
 	}
+	j.adding.Add(1) // before the closing check, so that Close's last take waits for this Add
 	select {
 	case <-j.closing:
 		j.dropped.Add(1)
-		return
 	default:
+		select {
+		case j.ch <- e:
+			j.added.Add(1)
+		default:
+			j.dropped.Add(1)
+		}
 	}
-	select {
-	case j.ch <- e:
-		j.added.Add(1)
-	default:
-		j.dropped.Add(1)
-	}
+	j.adding.Add(-1)
 }
 
 // Stats is what the journal counted so far.
@@ -279,6 +281,11 @@ func (j *Journal) run() {
 		case <-j.kick:
 			sendAll()
 		case <-j.closing:
+			// An Add that passed its closing check before the close may still be putting its
+			// entry in: wait for it, or that entry would be counted added and never written.
+			for j.adding.Load() > 0 {
+				time.Sleep(50 * time.Microsecond)
+			}
 			sendAll()
 			return
 		}

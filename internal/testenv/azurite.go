@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -240,6 +241,16 @@ func (a *Azurite) CPUTime() (time.Duration, error) {
 		return 0, fmt.Errorf("azurite %w", err)
 	}
 	return t, nil
+}
+
+// SelfCPUTime is the user and system CPU time this process has used so far, every goroutine's:
+// what a benchmark counts as its own work, next to a store's CPUTime.
+func SelfCPUTime() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // processCPUTime is the user and system CPU time process pid has used so far (Linux: from

@@ -9,31 +9,41 @@ import (
 	"testing"
 )
 
-var built struct {
+// program is a binary built from the repository once per test binary run.
+type program struct {
 	once sync.Once
 	path string
 	err  error
 }
 
+// build runs `go build` of pkg (a path from the repository root) into a temporary directory,
+// the first time only, and returns the binary's path.
+func (p *program) build(name, pkg string) (string, error) {
+	p.once.Do(func() {
+		dir, err := os.MkdirTemp("", "dvrouter-"+name)
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", p.path, pkg)
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			p.err = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	return p.path, p.err
+}
+
+var dvrouterProgram program
+
 // BuildDvrouter builds the dvrouter binary from the repository root once per test binary run,
 // for the tests that run the program as users and the Functions host do.
 func BuildDvrouter(tb testing.TB) string {
 	tb.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "dvrouter-bin")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "dvrouter")
-		cmd := exec.Command("go", "build", "-o", built.path, ".")
-		cmd.Dir = RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if built.err != nil {
-		tb.Fatalf("build dvrouter: %v", built.err)
+	path, err := dvrouterProgram.build("dvrouter", ".")
+	if err != nil {
+		tb.Fatalf("build dvrouter: %v", err)
 	}
-	return built.path
+	return path
 }

@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,29 +40,16 @@ type TableBatchSink struct {
 	exited       chan struct{}
 }
 
-var sinkBuilt struct {
-	once sync.Once
-	path string
-	err  error
-}
+var sinkProgram program
 
 // BuildTableBatchSink builds the stand-in's program (internal/testenv/cmd/tablesink) once per
 // test binary run and returns its path.
 func BuildTableBatchSink() (string, error) {
-	sinkBuilt.once.Do(func() {
-		dir, err := os.MkdirTemp("", "dvrouter-tablesink")
-		if err != nil {
-			sinkBuilt.err = err
-			return
-		}
-		sinkBuilt.path = filepath.Join(dir, "tablesink")
-		cmd := exec.Command("go", "build", "-o", sinkBuilt.path, "./internal/testenv/cmd/tablesink")
-		cmd.Dir = RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sinkBuilt.err = fmt.Errorf("build the table stand-in: %v: %s", err, out)
-		}
-	})
-	return sinkBuilt.path, sinkBuilt.err
+	path, err := sinkProgram.build("tablesink", "./internal/testenv/cmd/tablesink")
+	if err != nil {
+		return "", fmt.Errorf("build the table stand-in: %w", err)
+	}
+	return path, nil
 }
 
 // StartTableBatchSink starts the stand-in, without an upstream, and stops it when the test ends.

@@ -32,7 +32,20 @@ cd "$(dirname "$0")/.."
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 OUT=.run/cost
 mkdir -p "$OUT"
+TABLES=${TABLES:-standin}
+case "$TABLES" in standin | azurite | both) ;; *) echo "TABLES=$TABLES: want standin, azurite or both" >&2; exit 2 ;; esac
 go test -c -o "$OUT/handlers.test" ./handlers
+
+# wait_for LOG PATTERN PID TRIES: until LOG has a line matching PATTERN, checking every 0.1 s
+# that PID still runs (its log is shown when it stopped); fails when TRIES checks found none.
+wait_for() {
+	for _ in $(seq "$4"); do
+		grep -q "$2" "$1" && return 0
+		kill -0 "$3" 2>/dev/null || { cat "$1" >&2; return 1; }
+		sleep 0.1
+	done
+	grep -q "$2" "$1"
+}
 
 # Azurite for the deployed variant, in memory, with an account of this run's own (a random key:
 # it opens nothing but this emulator).
@@ -44,12 +57,7 @@ AZURITE_ACCOUNTS="costbench:$key" "$AZURITE" --disableTelemetry --silent --inMem
 	--tableHost 127.0.0.1 --tablePort "$port" --skipApiVersionCheck --loose >"$OUT/azurite.log" 2>&1 &
 azurite_pid=$!
 trap 'kill "$azurite_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 300); do
-	grep -q "successfully started" "$OUT/azurite.log" && break
-	kill -0 "$azurite_pid" 2>/dev/null || { cat "$OUT/azurite.log" >&2; exit 1; }
-	sleep 0.1
-done
-grep -q "successfully started" "$OUT/azurite.log" || { echo "azurite did not start" >&2; exit 1; }
+wait_for "$OUT/azurite.log" "successfully started" "$azurite_pid" 300 || { echo "azurite did not start" >&2; exit 1; }
 azurite_conn="DefaultEndpointsProtocol=http;AccountName=costbench;AccountKey=$key;TableEndpoint=http://127.0.0.1:$port/costbench;"
 
 # The stand-in in front of it, its first line "listening http://127.0.0.1:<port>".
@@ -57,16 +65,10 @@ go build -o "$OUT/tablesink" ./internal/testenv/cmd/tablesink
 "$OUT/tablesink" -listen 127.0.0.1:0 -upstream "http://127.0.0.1:$port" >"$OUT/tablesink.log" 2>&1 </dev/null &
 sink_pid=$!
 trap 'kill "$azurite_pid" "$sink_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-	grep -q "^listening " "$OUT/tablesink.log" && break
-	kill -0 "$sink_pid" 2>/dev/null || { cat "$OUT/tablesink.log" >&2; exit 1; }
-	sleep 0.1
-done
+wait_for "$OUT/tablesink.log" "^listening " "$sink_pid" 100 || { echo "the table stand-in did not start" >&2; exit 1; }
 sink_url=$(sed -n 's/^listening //p' "$OUT/tablesink.log")
 [ -n "$sink_url" ] || { echo "the table stand-in did not start" >&2; exit 1; }
 sink_conn="DefaultEndpointsProtocol=http;AccountName=costbench;AccountKey=$key;TableEndpoint=$sink_url/costbench;"
-TABLES=${TABLES:-standin}
-case "$TABLES" in standin | azurite | both) ;; *) echo "TABLES=$TABLES: want standin, azurite or both" >&2; exit 2 ;; esac
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 ROUNDS=${ROUNDS:-5} N=${N:-10000} N_DEPLOYED=${N_DEPLOYED:-2000} BIN="$PWD/$OUT/handlers.test" BASE=${BASE:+$(realpath "$BASE")} \

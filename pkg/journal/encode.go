@@ -76,10 +76,8 @@ func (c *encoder) encode(e *Entry) error {
 
 // index adds the index row of kind for the value in c.prefix.
 func (c *encoder) index(kind byte) {
-	const hex = "0123456789abcdef"
 	x := &c.ents[c.n]
-	n := fnv32a(c.prefix) % indexBuckets
-	x.pk = append(x.pk[:0], kind, hex[n>>4&0xf], hex[n&0xf])
+	x.pk = appendIndexPartition(x.pk[:0], kind, c.prefix)
 	x.rk = append(x.rk[:0], c.prefix...)
 	x.rk = append(x.rk, '|')
 	x.rk = append(x.rk, c.tail...)

@@ -36,7 +36,6 @@ package journal
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -207,9 +206,15 @@ func correlationKeys(id string) (pk, prefix string) {
 }
 
 func indexKeys(kind, prefix string) (string, string) {
+	return string(appendIndexPartition(make([]byte, 0, 3), kind[0], prefix)), prefix
+}
+
+// appendIndexPartition appends the partition of index kind ('e', 'r' or 'x') that holds the
+// rows of an escaped value: the kind and the value's bucket in two hex digits.
+func appendIndexPartition[S string | []byte](b []byte, kind byte, prefix S) []byte {
 	const hex = "0123456789abcdef"
 	n := fnv32a(prefix) % indexBuckets
-	return kind + string([]byte{hex[n>>4&0xf], hex[n&0xf]}), prefix
+	return append(b, kind, hex[n>>4&0xf], hex[n&0xf])
 }
 
 // shardOf is the consumer partition shard of an escaped event id.
@@ -238,15 +243,7 @@ func escape(s string) string {
 	if clean {
 		return s
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; needsEscape(c) {
-			fmt.Fprintf(&b, "%%%02X", c)
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
+	return string(appendEscaped(make([]byte, 0, len(s)+8), s))
 }
 
 func needsEscape(c byte) bool {

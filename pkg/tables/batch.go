@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 
+	"github.com/dvrouter/dvrouter/pkg/odata"
 	"github.com/dvrouter/dvrouter/pkg/uuid"
 )
 
@@ -267,7 +268,7 @@ func appendKeyInURL[K string | []byte](b []byte, k K) []byte {
 	run := 0 // k[run:i] is kept as it is, not yet appended
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if pathSegmentKeeps[c] {
+		if odata.PathSafe[c] {
 			continue
 		}
 		b = append(b, k[run:i]...)
@@ -280,20 +281,6 @@ func appendKeyInURL[K string | []byte](b []byte, k K) []byte {
 	}
 	return append(b, k[run:]...)
 }
-
-// pathSegmentKeeps says url.PathEscape leaves a byte as it is.
-var pathSegmentKeeps = func() (keep [256]bool) {
-	for c := range 256 {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-			keep[c] = true
-		}
-	}
-	for _, c := range "-_.~$&+:=@" {
-		keep[c] = true
-	}
-	return keep
-}()
 
 // readResponse finds the first operation's status in the start of the batch's answer, body: the service answers
 // 202 with one 204 per operation, or, when the changeset failed, with the one error that

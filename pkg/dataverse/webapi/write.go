@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/dvrouter/dvrouter/pkg/odata"
 )
 
 // MaxBatch is the most requests Dataverse takes in one $batch.
@@ -85,7 +87,7 @@ func (k Key) appendSegment(b []byte) ([]byte, error) {
 func appendEscaped(b []byte, s string, quoteDoubled bool) []byte {
 	for {
 		i := 0
-		for i < len(s) && pathSafe[s[i]] {
+		for i < len(s) && odata.PathSafe[s[i]] {
 			i++
 		}
 		b = append(b, s[:i]...)
@@ -104,17 +106,6 @@ func appendEscaped(b []byte, s string, quoteDoubled bool) []byte {
 		s = s[i+1:]
 	}
 }
-
-// pathSafe holds the bytes url.PathEscape leaves as they are in a path segment.
-var pathSafe = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-	}
-	for _, c := range "-_.~$&+:=@" {
-		t[c] = true
-	}
-	return t
-}()
 
 // Literal writes v as an OData literal: text in single quotes (a quote doubled), numbers and
 // booleans as they are. A key cannot be null.
